@@ -1,0 +1,84 @@
+"""Validated settings for eviction and sampling. Errors are ValueErrors with a user-facing message."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+MECHANISMS = {
+    "hard": "compact the cache: evicted tokens are removed (saves memory and compute)",
+    "mask": "zeros in attention_mask: exact eviction, cache untouched (saves nothing)",
+    "zero": "the model card's K/V zeroing: NOT a true eviction (a zero key still takes softmax mass)",
+}
+MAX_NEW_TOKENS_CAP = 4096
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class EvictionConfig:
+    """How the pruned run manages its cache.
+
+    The cache never holds more than `budget + prune_interval - 1` tokens after a decode step:
+    when the next step would pass that, the cache is cut so that, with the new token, it holds
+    exactly `budget`. `prune_interval=1` prunes every step, as the model card does.
+    The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept.
+    """
+    policy: str = "knorm"
+    evict: str = "hard"
+    budget: int = 128
+    recent_window: int = 32
+    sink_tokens: int = 4
+    prune_interval: int = 16
+
+    def __post_init__(self):
+        from .policies import get_policy  # late import: policies import nothing from here
+        get_policy(self.policy)
+        if self.evict not in MECHANISMS:
+            raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
+        _check_int("budget", self.budget, 2)
+        _check_int("recent_window", self.recent_window, 0)
+        _check_int("sink_tokens", self.sink_tokens, 0)
+        _check_int("prune_interval", self.prune_interval, 1)
+        if self.sink_tokens + self.recent_window >= self.budget:
+            raise ValueError(f"budget ({self.budget}) must exceed sink tokens + recent window "
+                             f"({self.sink_tokens} + {self.recent_window}), or the policy has nothing to choose")
+
+    @property
+    def prunes(self) -> bool:
+        return self.policy != "none"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """temperature 0 means greedy. One uniform draw per step from `seed`, so runs that see the
+    same logits pick the same tokens."""
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("temperature", "top_p"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+                raise ValueError(f"{name} must be a number, got {v!r}")
+        if not 0.0 <= self.temperature <= 10.0:
+            raise ValueError(f"temperature must be between 0 and 10, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        _check_int("top_k", self.top_k, 0)
+        _check_int("seed", self.seed, 0)
+
+
+def check_max_new_tokens(n) -> int:
+    _check_int("max_new_tokens", n, 1)
+    if n > MAX_NEW_TOKENS_CAP:
+        raise ValueError(f"max_new_tokens is capped at {MAX_NEW_TOKENS_CAP}, got {n}")
+    return n

@@ -1,0 +1,126 @@
+"""The decode loop: prefill, then one token per step, pruning the cache by the configured schedule.
+
+It knows nothing of text and nothing of particular policies or mechanisms: it yields one
+`StepRecord` per generated token. Record 0 is the prefill (its time is the time to first token).
+
+Schedule: after a decode step the cache holds at most `budget + prune_interval - 1` live tokens.
+When the next step would pass that, the live tokens are cut to `budget - 1`, so that with the new
+token the step attends to exactly `budget`. The prompt is prefilled whole, never pruned mid-prefill.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
+from .mechanisms import get_mechanism
+from .policies import ScoreContext, get_policy
+from .sampling import Sampler, log_softmax
+from .selection import select_keep
+from .store import TokenStore
+
+
+@dataclass
+class PruneEvent:
+    evicted: int                  # tokens evicted per layer
+    time_s: float
+    kv_before: int                # live tokens per layer before and after
+    kv_after: int
+    evicted_positions: np.ndarray  # [layers, evicted] absolute positions
+
+
+@dataclass
+class StepRecord:
+    index: int          # 0 = the token that prefill produced
+    token: int
+    time_s: float       # wall time of this step, pruning included
+    kv_len: int         # slots in the KV state after the step (physical)
+    kv_live: int        # tokens the step attended to (= kv_len unless mask/zero)
+    prune: PruneEvent | None = None
+    logprob: float | None = None  # log p(token), when asked for
+    top1: int | None = None       # the model's argmax at this step, when asked for
+
+
+class PromptTooLong(ValueError):
+    pass
+
+
+def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
+             sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200,
+             force: Sequence[int] | None = None, logprobs: bool = False,
+             calibration=None) -> Iterator[StepRecord]:
+    """Run one generation on `session` (its cache is reset first).
+
+    force: feed these tokens instead of sampling (teacher forcing); records then carry the forced
+    token, its log-probability and the model's own argmax. Stops at EOS, or after max_new_tokens.
+    """
+    info = session.model.info
+    prompt = np.asarray(prompt_ids, np.int64)
+    if prompt.size == 0:
+        raise ValueError("the prompt is empty")
+    limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
+    if prompt.size + limit > info.max_context:
+        raise PromptTooLong(f"prompt ({prompt.size} tokens) + {limit} new tokens exceed the model's "
+                            f"context of {info.max_context}")
+    policy, mech = get_policy(eviction.policy), get_mechanism(eviction.evict)
+    recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
+    if policy.prunes and recency is not None and recency.any() and eviction.budget - 1 < max(info.sliding_windows):
+        warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
+                      f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
+    ctx = ScoreContext(0, np.random.default_rng(sampling.seed), info.config, calibration)
+    sampler = Sampler(sampling)
+    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys,
+                       capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval))
+    ones = np.ones(prompt.size + limit + 1, np.int64)
+    ceiling = eviction.budget + eviction.prune_interval - 1
+    eos = set(info.eos_token_ids)
+
+    session.reset()
+    t0 = time.perf_counter()
+    logits, keys = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size])
+    store.append(np.arange(prompt.size), keys)
+    token = int(force[0]) if force is not None else sampler.pick(logits)
+    record = StepRecord(0, token, 0.0, store.n, store.live_count())
+    _fill_logprob(record, logits, logprobs or force is not None)
+    record.time_s = time.perf_counter() - t0
+    yield record
+
+    for index in range(1, limit):
+        if force is None and token in eos:
+            return
+        t0 = time.perf_counter()
+        event = None
+        if policy.prunes and store.live_count() + 1 > ceiling:
+            event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
+        position = prompt.size + index - 1
+        logits, keys = session.forward(np.array([token]), np.array([position]), mech.attention_mask(store, ones))
+        store.append(np.array([position]), keys)
+        token = int(force[index]) if force is not None else sampler.pick(logits)
+        record = StepRecord(index, token, 0.0, store.n, store.live_count(), event)
+        _fill_logprob(record, logits, logprobs or force is not None)
+        record.time_s = time.perf_counter() - t0
+        yield record
+
+
+def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool):
+    if wanted:
+        record.logprob = float(log_softmax(logits)[record.token])
+        record.top1 = int(np.argmax(logits))
+
+
+def _prune(session, store, policy, mech, eviction, ctx, recency, query_position) -> PruneEvent:
+    t0 = time.perf_counter()
+    before = store.live_count()
+    ctx.query_position = query_position
+    scores = policy.score(store.keys, store.positions, ctx)
+    keep = select_keep(scores, store.positions, store.alive, eviction.budget - 1,
+                       eviction.sink_tokens, eviction.recent_window, mech.shared, recency)
+    evicted = store.alive & ~keep
+    n_evicted = int(evicted.sum(axis=1)[0])
+    evicted_positions = store.positions[evicted].reshape(evicted.shape[0], n_evicted)
+    mech.apply(session, store, keep)
+    return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live_count(), evicted_positions)

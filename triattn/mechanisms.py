@@ -1,0 +1,60 @@
+"""How an eviction decision reaches the model: compaction, masking, or the model card's zeroing.
+
+- hard: new, shorter KV states holding only the kept slots; attention_mask is all ones. Per-layer
+  choices are allowed; sliding-window layers keep their newest tokens so their window stays exact.
+- mask: the cache is untouched; evicted slots get a 0 in attention_mask. Exact, saves nothing, and
+  one mask serves all layers, so every layer evicts the same tokens.
+- zero: the model card's "soft prune": K and V of evicted slots are set to 0 and the mask stays all
+  ones. Not an eviction: a zero key scores 0, not -inf, and still takes exp(0) of the softmax mass.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import MECHANISMS
+
+
+class Hard:
+    shared, recency_for_sliding = False, True
+
+    def apply(self, session, store, keep):
+        keys, values = session.read_kv()
+        idx = store.compact(keep)
+        session.write_kv([k[:, i] for k, i in zip(keys, idx)], [v[:, i] for v, i in zip(values, idx)])
+
+    def attention_mask(self, store, ones):
+        return ones[:store.n + 1]
+
+
+class Mask:
+    shared, recency_for_sliding = True, False
+
+    def apply(self, session, store, keep):
+        store.mark(keep)
+
+    def attention_mask(self, store, ones):
+        return np.concatenate([store.alive[0].astype(np.int64), ones[:1]])
+
+
+class Zero:
+    shared, recency_for_sliding = False, False
+
+    def apply(self, session, store, keep):
+        evicted = store.alive & ~keep
+        keys, values = session.read_kv()
+        for layer, dead in enumerate(evicted):
+            keys[layer][:, dead] = 0.0
+            values[layer][:, dead] = 0.0
+        session.write_kv(keys, values)
+        store.mark(keep)
+
+    def attention_mask(self, store, ones):
+        return ones[:store.n + 1]
+
+
+_MECHANISMS = {"hard": Hard(), "mask": Mask(), "zero": Zero()}
+assert set(_MECHANISMS) == set(MECHANISMS)
+
+
+def get_mechanism(name: str):
+    return _MECHANISMS[name]

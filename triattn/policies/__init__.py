@@ -1,0 +1,5 @@
+"""Eviction policies, one module each, registered by name. See base.py for the interface."""
+from .base import Policy, ScoreContext, get_policy, list_policies, register  # noqa: F401
+
+_load_all = True
+from . import knorm, knorm_seed, none, random_control, streaming  # noqa: E402,F401

@@ -1,0 +1,50 @@
+"""The policy interface and registry. A policy is one pure `score()`: higher means keep."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_REGISTRY: dict = {}
+
+
+@dataclass
+class ScoreContext:
+    """What a policy may look at besides keys and positions."""
+    query_position: int                       # absolute position of the token about to be decoded
+    rng: np.random.Generator
+    model_config: dict = field(default_factory=dict)   # the model's config.json (RoPE parameters...)
+    calibration: object = None                # per-model statistics, for policies that need them
+
+
+class Policy:
+    name = ""
+    description = ""
+    prunes = True          # False only for the baseline
+    needs_keys = True      # keep post-RoPE keys of cached tokens on the host
+
+    def prepare(self, model_dir: str) -> object:
+        """Load what the policy needs for a model (e.g. calibration); None if nothing."""
+        return None
+
+    def score(self, keys: np.ndarray, positions: np.ndarray, ctx: ScoreContext) -> np.ndarray:
+        """keys [layers, kv_heads, L, head_dim] post-RoPE; positions [layers, L] -> scores [layers, L]."""
+        raise NotImplementedError
+
+
+def register(cls):
+    _REGISTRY[cls.name] = cls()
+    return cls
+
+
+def get_policy(name: str) -> Policy:
+    from . import _load_all  # noqa: F401  (fills the registry)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def list_policies() -> dict:
+    """name -> one-line description, baseline first."""
+    from . import _load_all  # noqa: F401
+    return {n: p.description for n, p in sorted(_REGISTRY.items(), key=lambda kv: (kv[1].prunes, kv[0]))}

@@ -1,0 +1,57 @@
+"""Which cached tokens to keep, given per-layer policy scores. Written once; policies only score.
+
+Rules, in order: dead slots are never kept; the first `sink_tokens` positions and the newest
+`recent_window` live slots are always kept; the rest are ranked by score (ties go to the newer
+token) and the top `keep` per layer survive. Every layer keeps the same number of tokens, since
+one attention_mask serves all layers.
+
+Example, one layer, keep=4, sink_tokens=1, recent_window=1 (S = sink, R = recent):
+
+    positions  0    1    2    3    4    5
+    scores     0.1  0.9  0.2  0.8  0.3  0.0
+    forced     S                        R
+    kept       x    x         x         x      -> positions 0, 1, 3, 5
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def protected(positions: np.ndarray, alive: np.ndarray, sink_tokens: int, recent_window: int) -> np.ndarray:
+    """Live slots that must be kept: sinks by absolute position, recent by live-slot rank from the end."""
+    sinks = positions < sink_tokens
+    rank_from_end = np.cumsum(alive[:, ::-1], axis=1)[:, ::-1]  # 1 for the newest live slot
+    recent = rank_from_end <= recent_window
+    return alive & (sinks | recent)
+
+
+def shared_scores(scores: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """One score per token for all layers: the mean over layers of per-layer standardised scores."""
+    s = np.where(alive, scores, np.nan).astype(np.float64)
+    mu = np.nanmean(s, axis=1, keepdims=True)
+    sd = np.nanstd(s, axis=1, keepdims=True)
+    z = np.nan_to_num((s - mu) / np.where(sd > 0, sd, 1.0))
+    return np.broadcast_to(z.mean(axis=0, keepdims=True), scores.shape)
+
+
+def select_keep(scores: np.ndarray, positions: np.ndarray, alive: np.ndarray, keep: int,
+                sink_tokens: int = 0, recent_window: int = 0, shared: bool = False,
+                recency_layers: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [layers, L]: the slots to keep, `min(keep, live)` per layer.
+
+    scores, positions, alive: [layers, L]. `shared` picks the same tokens in every layer (needed
+    by masking). `recency_layers` [layers] marks layers that keep their newest tokens whatever the
+    scores say (sliding-window layers under compaction stay exact only that way).
+    """
+    s = shared_scores(scores, alive) if shared else scores.astype(np.float64)
+    if recency_layers is not None and recency_layers.any():
+        s = np.where(recency_layers[:, None], positions.astype(np.float64), s)
+    s = np.where(alive, s, -np.inf)
+    s = np.where(protected(positions, alive, sink_tokens, recent_window), np.inf, s)
+    order = np.lexsort((positions, s), axis=-1)  # ascending by score, then by position
+    n_live = alive.sum(axis=1)
+    kept = np.zeros_like(alive)
+    for layer in range(s.shape[0]):
+        k = min(keep, int(n_live[layer]))
+        kept[layer, order[layer, s.shape[1] - k:]] = True
+    return kept & alive

@@ -1,0 +1,72 @@
+"""Host-side bookkeeping for the cached tokens of one run: positions, liveness and keys per layer.
+
+Slot i of layer l mirrors slot i of that layer's KV state. Keys come from the extra graph outputs
+(one step at a time), never from reading the state. Buffers grow by doubling, so appending a step
+allocates nothing in the steady state.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class TokenStore:
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, capacity: int = 256):
+        self.n = 0
+        self.keep_keys = keep_keys
+        self._pos = np.zeros((n_layers, capacity), np.int64)
+        self._alive = np.zeros((n_layers, capacity), bool)
+        self._keys = np.zeros((n_layers, kv_heads, capacity, head_dim), np.float32) if keep_keys else None
+
+    def _grow(self, need: int):
+        cap = self._pos.shape[1]
+        if need <= cap:
+            return
+        new = max(need, 2 * cap)
+        self._pos = np.concatenate([self._pos, np.zeros((self._pos.shape[0], new - cap), np.int64)], 1)
+        self._alive = np.concatenate([self._alive, np.zeros((self._alive.shape[0], new - cap), bool)], 1)
+        if self._keys is not None:
+            pad = np.zeros(self._keys.shape[:2] + (new - cap, self._keys.shape[3]), np.float32)
+            self._keys = np.concatenate([self._keys, pad], 2)
+
+    def append(self, positions: np.ndarray, keys: np.ndarray | None):
+        """positions [T]; keys [layers, kv_heads, T, head_dim] post-RoPE."""
+        t = len(positions)
+        self._grow(self.n + t)
+        self._pos[:, self.n:self.n + t] = positions
+        self._alive[:, self.n:self.n + t] = True
+        if self._keys is not None:
+            self._keys[:, :, self.n:self.n + t] = keys
+        self.n += t
+
+    @property
+    def positions(self) -> np.ndarray:
+        return self._pos[:, :self.n]
+
+    @property
+    def alive(self) -> np.ndarray:
+        return self._alive[:, :self.n]
+
+    @property
+    def keys(self) -> np.ndarray | None:
+        return None if self._keys is None else self._keys[:, :, :self.n]
+
+    def live_count(self) -> int:
+        return int(self.alive.sum(axis=1).max()) if self.n else 0
+
+    def compact(self, keep: np.ndarray):
+        """Drop slots: `keep` [layers, n] with the same count per layer, order preserved."""
+        counts = keep.sum(axis=1)
+        assert (counts == counts[0]).all(), "every layer must keep the same number of tokens"
+        k = int(counts[0])
+        idx = np.nonzero(keep)[1].reshape(keep.shape[0], k)
+        self._pos[:, :k] = np.take_along_axis(self.positions, idx, 1)
+        self._alive[:, :k] = True
+        self._alive[:, k:] = False
+        if self._keys is not None:
+            self._keys[:, :, :k] = np.take_along_axis(self.keys, idx[:, None, :, None], 2)
+        self.n = k
+        return idx
+
+    def mark(self, keep: np.ndarray):
+        """Evict without moving slots (mask and zero mechanisms)."""
+        self._alive[:, :self.n] &= keep

@@ -1,0 +1,127 @@
+"""Build small random-weight LLMs and export them to OpenVINO IR, fully offline.
+
+Two presets per architecture: `tiny` (a few M parameters, for tests) and `bench` (~300M
+parameters, for performance work). The tokenizer is a byte-level BPE trained on the shipped
+plain-text sample, so the whole build is deterministic for a seed and needs no model hub.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
+
+PRESETS = {
+    ("llama", "tiny"): dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                            num_attention_heads=4, num_key_value_heads=2, head_dim=16),
+    ("llama", "bench"): dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=20,
+                             num_attention_heads=16, num_key_value_heads=4, head_dim=64),
+    # gpt-oss: sliding-window layers alternate with full layers; learned sinks; MoE.
+    ("gpt-oss", "tiny"): dict(hidden_size=64, intermediate_size=64, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                              num_local_experts=4, num_experts_per_tok=2, sliding_window=16),
+    ("gpt-oss", "bench"): dict(hidden_size=768, intermediate_size=768, num_hidden_layers=12,
+                               num_attention_heads=12, num_key_value_heads=4, head_dim=64,
+                               num_local_experts=8, num_experts_per_tok=2, sliding_window=128),
+}
+VOCAB = {"tiny": 512, "bench": 4096}
+
+
+def train_tokenizer(vocab_size: int, out_dir: Path):
+    """Byte-level BPE on the shipped sample; saved as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train([str(SAMPLE_TEXT)], trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
+                                   pad_token="<|pad|>")
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def build_config(arch: str, preset: str, vocab_size: int, tok):
+    common = dict(vocab_size=vocab_size, max_position_embeddings=4096 if preset == "tiny" else 8192,
+                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                  pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+    params = {**PRESETS[(arch, preset)], **common}
+    if arch == "llama":
+        from transformers import LlamaConfig
+        return LlamaConfig(rope_theta=10000.0, **params)
+    from transformers import GptOssConfig
+    n = params["num_hidden_layers"]
+    return GptOssConfig(layer_types=["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)],
+                        rope_scaling={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                                      "truncate": False, "original_max_position_embeddings": 4096},
+                        rope_theta=150000.0, **params)
+
+
+def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "tiny", seed: int = 0) -> Path:
+    """Create `out_dir` holding an OpenVINO stateful LLM export plus its tokenizer."""
+    if (arch, preset) not in PRESETS:
+        raise ValueError(f"unknown arch/preset {arch}/{preset}; choose arch from llama, gpt-oss "
+                         f"and preset from tiny, bench")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out_dir = Path(out_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "hf"
+        tok = train_tokenizer(VOCAB[preset], src)
+        cfg = build_config(arch, preset, len(tok), tok)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+        if arch == "gpt-oss":  # sinks start at zero; give them values so they matter in tests
+            with torch.no_grad():
+                for layer in model.model.layers:
+                    layer.self_attn.sinks.normal_(0.0, 1.0)
+        model.eval()
+        model.save_pretrained(src)
+        export_to_openvino(src, out_dir, weight_format="fp32" if preset == "tiny" else "fp16")
+    return out_dir
+
+
+def export_to_openvino(src: Path, out_dir: Path, weight_format: str = "fp16") -> None:
+    """optimum-intel export of a transformers checkpoint directory (stateful, with past)."""
+    from optimum.exporters.openvino import main_export
+
+    tmp_out = Path(str(out_dir) + ".partial")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    kwargs = {}
+    if weight_format in ("int8", "int4"):
+        from optimum.intel import OVWeightQuantizationConfig
+        kwargs["ov_config"] = _ov_config(OVWeightQuantizationConfig(bits=int(weight_format[3:])))
+    main_export(str(src), output=tmp_out, task="text-generation-with-past", stateful=True,
+                convert_tokenizer=True, **kwargs)
+    if weight_format in ("fp16", "fp32"):
+        _set_weight_precision(tmp_out, weight_format)
+    for f in src.glob("*token*"):
+        shutil.copy(f, tmp_out / f.name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp_out.rename(out_dir)
+
+
+def _ov_config(quant):
+    from optimum.intel.openvino.configuration import OVConfig
+    return OVConfig(quantization_config=quant)
+
+
+def _set_weight_precision(out: Path, weight_format: str) -> None:
+    """Re-save the IR with fp16 compressed weights (or keep fp32) so model size is predictable."""
+    import openvino as ov
+    xml = out / "openvino_model.xml"
+    core = ov.Core()
+    model = core.read_model(xml)
+    tmp = out / "resave.xml"
+    ov.save_model(model, tmp, compress_to_fp16=(weight_format == "fp16"))
+    del model
+    for ext in (".xml", ".bin"):
+        os.replace(tmp.with_suffix(ext), xml.with_suffix(ext))
