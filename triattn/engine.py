@@ -43,6 +43,7 @@ class StepRecord:
     prune: PruneEvent | None = None
     logprob: float | None = None  # log p(token), when asked for
     top1: int | None = None       # the model's argmax at this step, when asked for
+    logits: np.ndarray | None = None  # the step's logits, when asked for
 
 
 class PromptTooLong(ValueError):
@@ -52,11 +53,12 @@ class PromptTooLong(ValueError):
 def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
              sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200,
              force: Sequence[int] | None = None, logprobs: bool = False,
-             calibration=None) -> Iterator[StepRecord]:
+             keep_logits: bool = False, calibration=None) -> Iterator[StepRecord]:
     """Run one generation on `session` (its cache is reset first).
 
     force: feed these tokens instead of sampling (teacher forcing); records then carry the forced
     token, its log-probability and the model's own argmax. Stops at EOS, or after max_new_tokens.
+    logprobs / keep_logits: attach log p(token) and argmax / the raw logits to each record.
     """
     info = session.model.info
     prompt = np.asarray(prompt_ids, np.int64)
@@ -71,7 +73,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     if policy.prunes and recency is not None and recency.any() and eviction.budget - 1 < max(info.sliding_windows):
         warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
                       f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
-    ctx = ScoreContext(0, np.random.default_rng(sampling.seed), info.config, calibration)
+    ctx = ScoreContext(0, sampling.seed, info.config, calibration)
     sampler = Sampler(sampling)
     store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval))
@@ -85,7 +87,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     store.append(np.arange(prompt.size), keys)
     token = int(force[0]) if force is not None else sampler.pick(logits)
     record = StepRecord(0, token, 0.0, store.n, store.live_count())
-    _fill_logprob(record, logits, logprobs or force is not None)
+    _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
     yield record
 
@@ -101,12 +103,14 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         store.append(np.array([position]), keys)
         token = int(force[index]) if force is not None else sampler.pick(logits)
         record = StepRecord(index, token, 0.0, store.n, store.live_count(), event)
-        _fill_logprob(record, logits, logprobs or force is not None)
+        _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
         yield record
 
 
-def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool):
+def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool, keep: bool):
+    if keep:
+        record.logits = logits
     if wanted:
         record.logprob = float(log_softmax(logits)[record.token])
         record.top1 = int(np.argmax(logits))

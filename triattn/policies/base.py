@@ -12,7 +12,7 @@ _REGISTRY: dict = {}
 class ScoreContext:
     """What a policy may look at besides keys and positions."""
     query_position: int                       # absolute position of the token about to be decoded
-    rng: np.random.Generator
+    seed: int = 0                             # the run's seed, for policies with randomness
     model_config: dict = field(default_factory=dict)   # the model's config.json (RoPE parameters...)
     calibration: object = None                # per-model statistics, for policies that need them
 

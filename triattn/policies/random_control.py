@@ -1,4 +1,5 @@
-"""A control: uniform random scores from the run's seeded generator, the same for every layer."""
+"""A control: each absolute position gets one uniform random score per run (from the run's seed),
+the same in every layer and at every prune event, however the cache is laid out."""
 import numpy as np
 
 from .base import Policy, register
@@ -11,4 +12,5 @@ class RandomScores(Policy):
     needs_keys = False
 
     def score(self, keys, positions, ctx):
-        return np.broadcast_to(ctx.rng.random(positions.shape[1]), positions.shape)
+        table = np.random.default_rng(ctx.seed).random(int(positions.max()) + 1)
+        return table[positions]

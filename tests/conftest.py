@@ -1,0 +1,36 @@
+"""Tiny random-weight models, built once and reused (cached under .cache/test-models)."""
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = Path(os.environ.get("TRIATTN_TEST_MODELS", ROOT / ".cache" / "test-models"))
+
+
+def _tiny(arch: str) -> Path:
+    from triattn.tiny import make_tiny_model
+    out = MODELS / f"{arch}-tiny"
+    if not (out / "openvino_model.xml").is_file():
+        make_tiny_model(out, arch, "tiny", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def gptoss_dir():
+    return _tiny("gpt-oss")
+
+
+@pytest.fixture(scope="session")
+def llama_dir():
+    return _tiny("llama")
+
+
+@pytest.fixture(scope="session", params=["gpt-oss", "llama"])
+def model_dir(request):
+    return _tiny(request.param)
+
+
+@pytest.fixture(scope="session")
+def prompt():
+    return list(range(3, 27))  # 24 tokens

@@ -1,0 +1,59 @@
+"""`python -m triattn infer` end to end through a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "triattn", *args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def test_infer_json_has_the_documented_fields(gptoss_dir):
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "def f(x):", "--max-new-tokens", "40",
+            "--budget", "20", "--recent-window", "4", "--sink-tokens", "2", "--prune-interval", "3",
+            "--policy", "knorm-seed", "--evict", "mask", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert len(out["token_ids"]) == out["metrics"]["new_tokens"] and isinstance(out["text"], str)
+    assert out["eviction"] == {"policy": "knorm-seed", "evict": "mask", "budget": 20, "recent_window": 4,
+                               "sink_tokens": 2, "prune_interval": 3}
+    for key in ("ttft_s", "tpot_ms", "throughput_tok_s", "latency_s", "new_tokens", "prune_events", "prune_time_s",
+                "kv_tokens_max", "kv_tokens_final", "kv_bytes_max", "rss_delta_mb"):
+        assert key in out["metrics"]
+    if out["metrics"]["new_tokens"] + out["prompt_tokens"] > 22:
+        assert out["metrics"]["prune_events"] > 0
+
+
+def test_infer_streams_text_then_summary(gptoss_dir):
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "class Stack:", "--max-new-tokens", "12")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and "TPOT" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-dir", "/nonexistent/model"], "model directory not found"),
+    (["--budget", "abc"], "expected a whole number"),
+    (["--budget", "-4"], "expected a number >= 0"),
+    (["--policy", "h2o"], "invalid choice"),
+    (["--budget", "8", "--recent-window", "8"], "must exceed sink tokens"),
+    (["--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
+    (["--max-new-tokens", "100000"], "capped"),
+])
+def test_bad_arguments_exit_2_with_one_line(gptoss_dir, args, message):
+    base = ["infer", "--prompt", "x", "--model-dir", str(gptoss_dir)]
+    r = cli(*base, *args)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_not_an_llm_export(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    r = cli("infer", "--model-dir", str(tmp_path), "--prompt", "x")
+    assert r.returncode == 2 and "not an OpenVINO LLM export" in r.stderr

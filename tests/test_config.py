@@ -1,0 +1,39 @@
+"""Invalid settings raise one clear ValueError."""
+import pytest
+
+from triattn.config import EvictionConfig, SamplingConfig, check_max_new_tokens
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(policy="nope"), "unknown policy"),
+    (dict(evict="delete"), "unknown eviction mechanism"),
+    (dict(budget=0), "budget must be at least 2"),
+    (dict(budget=12.5), "budget must be a whole number"),
+    (dict(budget="64"), "budget must be a whole number"),
+    (dict(recent_window=-1), "recent_window must be at least 0"),
+    (dict(prune_interval=0), "prune_interval must be at least 1"),
+    (dict(budget=36, recent_window=32, sink_tokens=4), "must exceed sink tokens"),
+])
+def test_eviction_rejects(kw, message):
+    with pytest.raises(ValueError, match=message):
+        EvictionConfig(**kw)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(temperature=-1), "temperature"), (dict(temperature=float("nan")), "temperature"),
+    (dict(top_p=0), "top_p"), (dict(top_k=-2), "top_k"), (dict(seed=-1), "seed"),
+])
+def test_sampling_rejects(kw, message):
+    with pytest.raises(ValueError, match=message):
+        SamplingConfig(**kw)
+
+
+def test_max_new_tokens_is_capped():
+    assert check_max_new_tokens(10) == 10
+    for bad in (0, -5, 10**6, 2.5):
+        with pytest.raises(ValueError, match="max_new_tokens"):
+            check_max_new_tokens(bad)
+
+
+def test_defaults_are_valid_and_baseline_does_not_prune():
+    assert EvictionConfig().prunes and not EvictionConfig(policy="none").prunes

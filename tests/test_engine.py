@@ -1,0 +1,131 @@
+"""The decode loop on tiny exported models: exactness, true eviction, bounds, sampling."""
+import numpy as np
+import pytest
+
+from triattn.config import MECHANISMS, EvictionConfig, SamplingConfig
+from triattn.engine import PromptTooLong, generate
+from triattn.model import load_model
+from triattn.policies import list_policies
+
+PRUNING = [p for p in list_policies() if p != "none"]
+BASE = EvictionConfig(policy="none")
+
+
+def tokens(session, prompt, cfg, n=40, **kw):
+    return [r.token for r in generate(session, prompt, cfg, max_new_tokens=n, **kw)]
+
+
+@pytest.mark.parametrize("evict", list(MECHANISMS))
+@pytest.mark.parametrize("policy", PRUNING)
+def test_budget_above_sequence_reproduces_baseline(model_dir, prompt, policy, evict):
+    s = load_model(model_dir).new_session()
+    base = tokens(s, prompt, BASE)
+    cfg = EvictionConfig(policy=policy, evict=evict, budget=len(prompt) + 41, recent_window=4, sink_tokens=2,
+                         prune_interval=1)
+    assert tokens(s, prompt, cfg) == base
+
+
+def _forced_logits(session, prompt, cfg, forced):
+    recs = list(generate(session, prompt, cfg, force=forced, keep_logits=True))
+    return np.stack([r.logits for r in recs]), recs
+
+
+@pytest.mark.parametrize("policy", ["streaming", "random"])
+def test_mask_and_hard_agree_and_zero_does_not(model_dir, prompt, policy):
+    """Same kept tokens (layer-independent policies, recent window >= the sliding window of 16):
+    compaction and masking give the same logits; the model card's zeroing does not."""
+    s = load_model(model_dir, precision="f32").new_session()
+    forced = tokens(s, prompt, BASE, n=40)
+    cfg = dict(policy=policy, budget=24, recent_window=16, sink_tokens=2, prune_interval=3)
+    hard, hard_recs = _forced_logits(s, prompt, EvictionConfig(evict="hard", **cfg), forced)
+    mask, mask_recs = _forced_logits(s, prompt, EvictionConfig(evict="mask", **cfg), forced)
+    zero, _ = _forced_logits(s, prompt, EvictionConfig(evict="zero", **cfg), forced)
+    full, _ = _forced_logits(s, prompt, BASE, forced)
+    events = [(h.prune, m.prune) for h, m in zip(hard_recs, mask_recs) if h.prune is not None]
+    assert len(events) >= 5
+    for h, m in events:  # full-attention layers evicted the same positions
+        assert h.evicted_positions[-1].tolist() == m.evicted_positions[-1].tolist()
+    np.testing.assert_allclose(hard, mask, atol=1e-4)
+    assert np.abs(hard - full).max() > 1e-3, "eviction had no effect; the test would prove nothing"
+    assert np.abs(zero - mask).max() > 1e-3
+
+
+@pytest.mark.parametrize("evict", list(MECHANISMS))
+def test_cache_bounded_and_sinks_and_recent_kept(model_dir, prompt, evict):
+    cfg = EvictionConfig(policy="knorm", evict=evict, budget=30, recent_window=5, sink_tokens=3, prune_interval=4)
+    s = load_model(model_dir).new_session()
+    recs = list(generate(s, prompt, cfg, max_new_tokens=60, force=list(range(5, 65))))
+    ceiling = cfg.budget + cfg.prune_interval - 1
+    assert max(r.kv_live for r in recs) == ceiling
+    events = [r for r in recs if r.prune is not None]
+    assert len(events) >= 5
+    for r in events:
+        newest_cached = len(prompt) + r.index - 2  # the token fed at this step is not cached yet
+        assert r.prune.kv_after == cfg.budget - 1 and r.kv_live == cfg.budget
+        assert r.prune.evicted_positions.min() >= cfg.sink_tokens
+        assert r.prune.evicted_positions.max() <= newest_cached - cfg.recent_window
+    if evict == "hard":
+        assert max(r.kv_len for r in recs) == ceiling and s.cache_len() == recs[-1].kv_len <= ceiling
+    else:  # the state keeps every slot
+        assert s.cache_len() == len(prompt) + len(recs) - 1
+
+
+def test_layers_choose_differently_under_compaction(gptoss_dir, prompt):
+    cfg = EvictionConfig(policy="knorm", evict="hard", budget=20, recent_window=2, sink_tokens=1, prune_interval=2)
+    recs = list(generate(load_model(gptoss_dir).new_session(), prompt, cfg, max_new_tokens=20,
+                         force=list(range(5, 25))))
+    ev = next(r.prune for r in recs if r.prune is not None).evicted_positions
+    assert len({tuple(row) for row in ev[1::2]}) > 1 or not np.array_equal(ev[0], ev[1])
+
+
+def test_key_outputs_equal_cache_contents(model_dir, prompt):
+    for precision, tol in (("f32", 1e-6), ("default", 2e-2)):
+        s = load_model(model_dir, precision=precision).new_session()
+        s.reset()
+        _, k0 = s.forward(prompt, np.arange(len(prompt)), np.ones(len(prompt)))
+        _, k1 = s.forward([7], [len(prompt)], np.ones(len(prompt) + 1))
+        cached = np.stack(s.read_kv()[0])
+        np.testing.assert_allclose(cached, np.concatenate([k0, k1], axis=2), atol=tol, rtol=tol)
+
+
+def test_sliding_layers_keep_their_newest_tokens_contiguously(gptoss_dir, prompt):
+    """Under compaction a sliding-window layer (even layers here) evicts only its oldest tokens,
+    whatever the policy says and even with a recent window (4) below the window (16), so the slots
+    the layer's window covers hold exactly the tokens the full cache would show it."""
+    cfg = EvictionConfig(policy="knorm-seed", evict="hard", budget=20, recent_window=4, sink_tokens=0,
+                         prune_interval=2)
+    recs = list(generate(load_model(gptoss_dir).new_session(), prompt, cfg, force=list(range(5, 35))))
+    for r in recs:
+        if r.prune is not None:
+            sliding = r.prune.evicted_positions[0::2]
+            oldest = np.arange(sliding.shape[1]) + sliding.min()
+            assert (np.sort(sliding, axis=1) == oldest).all()
+
+
+def test_warns_when_budget_below_sliding_window(gptoss_dir, prompt):
+    cfg = EvictionConfig(policy="knorm", evict="hard", budget=10, recent_window=2, sink_tokens=0)
+    with pytest.warns(UserWarning, match="sliding window"):
+        list(generate(load_model(gptoss_dir).new_session(), prompt, cfg, max_new_tokens=3))
+
+
+def test_sampling_is_seeded_and_shared_between_runs(model_dir, prompt):
+    s = load_model(model_dir).new_session()
+    hot = SamplingConfig(temperature=1.5, top_p=0.95, top_k=50, seed=11)
+    a = tokens(s, prompt, BASE, sampling=hot)
+    assert a == tokens(s, prompt, BASE, sampling=hot)
+    assert a != tokens(s, prompt, BASE, sampling=SamplingConfig(temperature=1.5, top_p=0.95, top_k=50, seed=12))
+    big = EvictionConfig(policy="knorm", budget=200, recent_window=4)
+    assert tokens(s, prompt, big, sampling=hot) == a
+    assert a != tokens(s, prompt, BASE)  # sampling really happened
+
+
+def test_stops_at_eos_and_rejects_bad_prompts(gptoss_dir, prompt):
+    m = load_model(gptoss_dir)
+    eos = m.info.eos_token_ids[0]
+    s = m.new_session()
+    recs = list(generate(s, prompt, BASE, max_new_tokens=50, force=None, logprobs=True))
+    assert len(recs) == 50 or recs[-1].token == eos
+    with pytest.raises(ValueError, match="empty"):
+        list(generate(s, [], BASE))
+    with pytest.raises(PromptTooLong, match="context"):
+        list(generate(s, [5] * m.info.max_context, BASE, max_new_tokens=10))

@@ -1,0 +1,43 @@
+"""`python -m triattn <command>`: each command is a module with `add_parser(sub)` and `run(args)`.
+
+Every error a user can cause prints one line to stderr and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import warnings
+
+COMMANDS = ["infer", "make_tiny_model"]
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    parser = Parser(prog="python -m triattn", description="KV-cache token pruning on OpenVINO LLMs: A/B runs, "
+                    "benchmarks and tools.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    modules = {}
+    for name in COMMANDS:
+        mod = importlib.import_module(f".{name}", __name__)
+        modules[mod.add_parser(sub)] = mod
+    args = parser.parse_args(argv)
+    from ..model import ModelError
+    try:
+        return modules[args.command].run(args) or 0
+    except (ValueError, ModelError, FileNotFoundError, PermissionError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,76 @@
+"""Arguments shared by the commands, with the model card's names and defaults."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import MECHANISMS, EvictionConfig, SamplingConfig, check_max_new_tokens
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
+def add_model_args(p):
+    p.add_argument("--model-dir", default=None,
+                   help="OpenVINO model directory (default: the bundled demo model)")
+    p.add_argument("--device", default="CPU", help="CPU, GPU, NPU or AUTO; an absent device falls back to CPU")
+    p.add_argument("--precision", default="default", choices=["default", "f32"],
+                   help="default: the device's own (bf16/f16 on CPU); f32: exact reference")
+
+
+def add_eviction_args(p, multi: bool = False):
+    from ..policies import list_policies
+    d = EvictionConfig()
+    nargs = {"nargs": "+"} if multi else {}
+    p.add_argument("--policy", default=[d.policy] if multi else d.policy, choices=list(list_policies()), **nargs,
+                   help="eviction policy: " + "; ".join(f"{k}: {v}" for k, v in list_policies().items()))
+    p.add_argument("--evict", default=[d.evict] if multi else d.evict, choices=list(MECHANISMS), **nargs,
+                   help="mechanism: " + "; ".join(f"{k}: {v}" for k, v in MECHANISMS.items()))
+    p.add_argument("--budget", type=positive_int, default=d.budget, help="max KV tokens kept (default 128)")
+    p.add_argument("--recent-window", type=positive_int, default=d.recent_window,
+                   help="most recent tokens always kept (default 32)")
+    p.add_argument("--sink-tokens", type=positive_int, default=d.sink_tokens,
+                   help="first tokens always kept (default 4)")
+    p.add_argument("--prune-interval", type=positive_int, default=d.prune_interval,
+                   help=f"let the cache grow this many tokens past the budget before cutting back; "
+                        f"1 prunes every step like the model card (default {d.prune_interval})")
+
+
+def add_sampling_args(p):
+    p.add_argument("--max-new-tokens", type=positive_int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=positive_int, default=0)
+    p.add_argument("--seed", type=positive_int, default=0, help="sampling seed; both runs draw the same numbers")
+    p.add_argument("--no-chat-template", action="store_true", help="feed the prompt as plain text")
+
+
+def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
+    return EvictionConfig(policy=policy or args.policy, evict=evict or args.evict, budget=args.budget,
+                          recent_window=args.recent_window, sink_tokens=args.sink_tokens,
+                          prune_interval=args.prune_interval)
+
+
+def sampling_from(args) -> SamplingConfig:
+    check_max_new_tokens(args.max_new_tokens)
+    return SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+
+
+def open_model(args):
+    """(model, tokenizer) for --model-dir/--device/--precision, with notices on stderr."""
+    from ..model import load_model
+    from ..runs import default_model_dir
+    from ..text import load_tokenizer
+    note = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    model_dir = args.model_dir or default_model_dir(note)
+    model = load_model(model_dir, args.device, args.precision)
+    if model.notice:
+        note(model.notice)
+    return model, load_tokenizer(model_dir)

@@ -1,0 +1,58 @@
+"""Per-run figures from the engine's step records, in the model card's terms.
+
+TTFT is the prefill step; TPOT is over the decode steps that follow; throughput is new tokens over
+total latency (as the card computed it). KV bytes are logical: live slots x bytes per token in the
+cache precision. RSS delta is the process's resident memory after the run minus before.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+
+import psutil
+
+
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
+@dataclass
+class RunMetrics:
+    ttft_s: float
+    tpot_ms: float          # median over decode steps
+    tpot_mean_ms: float
+    throughput_tok_s: float
+    latency_s: float
+    new_tokens: int
+    prune_events: int
+    prune_time_s: float
+    kv_tokens_max: int      # physical slots in the cache
+    kv_tokens_final: int
+    kv_bytes_max: int
+    rss_delta_mb: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_mb: float) -> RunMetrics:
+    if not records:
+        raise ValueError("no tokens were generated")
+    decode = [r.time_s for r in records[1:]]
+    latency = sum(r.time_s for r in records)
+    prunes = [r.prune for r in records if r.prune is not None]
+    kv_max = max(r.kv_len for r in records)
+    return RunMetrics(
+        ttft_s=records[0].time_s,
+        tpot_ms=1000 * statistics.median(decode) if decode else 0.0,
+        tpot_mean_ms=1000 * statistics.fmean(decode) if decode else 0.0,
+        throughput_tok_s=len(records) / latency if latency > 0 else 0.0,
+        latency_s=latency,
+        new_tokens=len(records),
+        prune_events=len(prunes),
+        prune_time_s=sum(p.time_s for p in prunes),
+        kv_tokens_max=kv_max,
+        kv_tokens_final=records[-1].kv_len,
+        kv_bytes_max=kv_max * kv_bytes_per_token,
+        rss_delta_mb=rss_after_mb - rss_before_mb,
+    )

@@ -1,0 +1,72 @@
+"""One generation run with text and metrics attached, and the default model a user gets.
+
+This is what the CLI and the app call: it joins the engine (token ids), the stream decoder (text)
+and the metrics (figures) without adding any model logic of its own.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .config import EvictionConfig, SamplingConfig
+from .engine import StepRecord, generate
+from .metrics import RunMetrics, rss_mb, summarize
+from .text import StreamDecoder
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEMO_MODEL = ASSETS / "demo-model"
+CACHE = Path(os.environ.get("TRIATTN_CACHE", Path.home() / ".cache" / "triattn"))
+
+
+@dataclass
+class RunResult:
+    eviction: EvictionConfig
+    prompt_ids: list
+    token_ids: list = field(default_factory=list)
+    text: str = ""
+    records: list = field(default_factory=list)
+    metrics: RunMetrics | None = None
+
+
+def stream_run(model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
+               max_new_tokens: int, session=None, **kw) -> Iterator[tuple[StepRecord, str, RunResult]]:
+    """Yield (record, new text, the run so far) per token; `result.metrics` is set at the end."""
+    session = session or model.new_session()
+    result = RunResult(eviction, list(prompt_ids))
+    decoder = StreamDecoder(tokenizer)
+    before = rss_mb()
+    for record in generate(session, prompt_ids, eviction, sampling, max_new_tokens, **kw):
+        piece = decoder.push(record.token)
+        result.records.append(record)
+        result.token_ids.append(record.token)
+        result.text += piece
+        yield record, piece, result
+    tail = decoder.flush()
+    result.text += tail
+    result.metrics = summarize(result.records, model.kv_bytes_per_token, before, rss_mb())
+    if tail:
+        yield result.records[-1], tail, result
+
+
+def run(model, tokenizer, prompt_ids, eviction, sampling=SamplingConfig(), max_new_tokens=200,
+        on_text: Callable[[str], None] | None = None, **kw) -> RunResult:
+    result = None
+    for _, piece, result in stream_run(model, tokenizer, prompt_ids, eviction, sampling, max_new_tokens, **kw):
+        if on_text and piece:
+            on_text(piece)
+    return result
+
+
+def default_model_dir(notify: Callable[[str], None] = print) -> Path:
+    """The bundled demo model, or (until one ships) a random-weight tiny model built once into the cache."""
+    if (DEMO_MODEL / "openvino_model.xml").is_file():
+        return DEMO_MODEL
+    target = CACHE / "tiny-gpt-oss"
+    if not (target / "openvino_model.xml").is_file():
+        notify(f"building a tiny random-weight gpt-oss model in {target} (once; about 15 s)")
+        from .tiny import make_tiny_model
+        make_tiny_model(target, "gpt-oss", "tiny", seed=0)
+    notify("note: the default model has RANDOM weights; its text is noise. Load a real model with --model-dir.")
+    return target

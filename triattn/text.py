@@ -1,0 +1,63 @@
+"""Text on either side of the decode loop: tokenizer loading, chat templates, and incremental
+detokenization that never emits half of a multi-byte character."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .model import ModelError
+
+
+def load_tokenizer(model_dir: str | Path):
+    """The export's tokenizer through transformers (never trust_remote_code)."""
+    from transformers import AutoTokenizer
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    except Exception as e:  # transformers raises many kinds here; the user needs one line
+        raise ModelError(f"cannot load the tokenizer from {model_dir}: {str(e).splitlines()[0]}") from None
+
+
+def encode_prompt(tokenizer, text: str, chat: bool = True) -> list[int]:
+    """Token ids for `text`, wrapped in the chat template when the tokenizer has one and `chat`."""
+    if not text or not text.strip():
+        raise ValueError("the prompt is empty")
+    if chat and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            tokenize=True)
+        return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+class StreamDecoder:
+    """Turns token ids into text pieces as they arrive.
+
+    Decodes a short window of recent ids and emits only what is new once it no longer ends in
+    U+FFFD (an unfinished multi-byte character), so byte-level BPE output streams cleanly.
+    """
+
+    def __init__(self, tokenizer, skip_special_tokens: bool = True):
+        self.tok = tokenizer
+        self.skip = skip_special_tokens
+        self.ids: list[int] = []
+        self.prefix = 0   # start of the window that is decoded for context
+        self.read = 0     # ids up to here have been emitted
+
+    def _decode(self, ids):
+        return self.tok.decode(ids, skip_special_tokens=self.skip, clean_up_tokenization_spaces=False)
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(int(token_id))
+        before = self._decode(self.ids[self.prefix:self.read])
+        after = self._decode(self.ids[self.prefix:])
+        if after.endswith("\ufffd") or len(after) <= len(before):
+            return ""
+        self.prefix, self.read = self.read, len(self.ids)
+        return after[len(before):]
+
+    def flush(self) -> str:
+        """Whatever is left at the end (even if it ends mid-character)."""
+        before = self._decode(self.ids[self.prefix:self.read])
+        after = self._decode(self.ids[self.prefix:])
+        self.prefix = self.read = len(self.ids)
+        return after[len(before):]
