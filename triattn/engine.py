@@ -75,7 +75,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
                       f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration)
     sampler = Sampler(sampling)
-    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys,
+    mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from
+    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval))
     ones = np.ones(prompt.size + limit + 1, np.int64)
     ceiling = eviction.budget + eviction.prune_interval - 1
@@ -83,8 +84,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
 
     session.reset()
     t0 = time.perf_counter()
-    logits, keys = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size])
-    store.append(np.arange(prompt.size), keys)
+    logits, keys, values = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size], mirror)
+    store.append(np.arange(prompt.size), keys, values)
     token = int(force[0]) if force is not None else sampler.pick(logits)
     record = StepRecord(0, token, 0.0, store.n, store.live_count())
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
@@ -99,8 +100,9 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         if policy.prunes and store.live_count() + 1 > ceiling:
             event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
         position = prompt.size + index - 1
-        logits, keys = session.forward(np.array([token]), np.array([position]), mech.attention_mask(store, ones))
-        store.append(np.array([position]), keys)
+        logits, keys, values = session.forward(np.array([token]), np.array([position]),
+                                               mech.attention_mask(store, ones), mirror)
+        store.append(np.array([position]), keys, values)
         token = int(force[index]) if force is not None else sampler.pick(logits)
         record = StepRecord(index, token, 0.0, store.n, store.live_count(), event)
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)

@@ -2,6 +2,7 @@
 
 - hard: new, shorter KV states holding only the kept slots; attention_mask is all ones. Per-layer
   choices are allowed; sliding-window layers keep their newest tokens so their window stays exact.
+  The states are written from the run's host mirror of K and V: the cache is never read.
 - mask: the cache is untouched; evicted slots get a 0 in attention_mask. Exact, saves nothing, and
   one mask serves all layers, so every layer evicts the same tokens.
 - zero: the model card's "soft prune": K and V of evicted slots are set to 0 and the mask stays all
@@ -15,19 +16,18 @@ from .config import MECHANISMS
 
 
 class Hard:
-    shared, recency_for_sliding = False, True
+    shared, recency_for_sliding, writes_cache = False, True, True
 
     def apply(self, session, store, keep):
-        keys, values = session.read_kv()
-        idx = store.compact(keep)
-        session.write_kv([k[:, i] for k, i in zip(keys, idx)], [v[:, i] for v, i in zip(values, idx)])
+        store.compact(keep)
+        session.write_kv(store.keys, store.values)
 
     def attention_mask(self, store, ones):
         return ones[:store.n + 1]
 
 
 class Mask:
-    shared, recency_for_sliding = True, False
+    shared, recency_for_sliding, writes_cache = True, False, False
 
     def apply(self, session, store, keep):
         store.mark(keep)
@@ -37,16 +37,12 @@ class Mask:
 
 
 class Zero:
-    shared, recency_for_sliding = False, False
+    shared, recency_for_sliding, writes_cache = False, False, True
 
     def apply(self, session, store, keep):
-        evicted = store.alive & ~keep
-        keys, values = session.read_kv()
-        for layer, dead in enumerate(evicted):
-            keys[layer][:, dead] = 0.0
-            values[layer][:, dead] = 0.0
-        session.write_kv(keys, values)
+        store.zero(store.alive & ~keep)
         store.mark(keep)
+        session.write_kv(store.keys, store.values)
 
     def attention_mask(self, store, ones):
         return ones[:store.n + 1]

@@ -1,8 +1,10 @@
 """The one module that talks to OpenVINO: load, instrument, compile and run a stateful LLM export.
 
-Instrumentation: for every layer, the NEW token's post-RoPE keys (the second input of the Concat
-that feeds the key state's Assign, `[B, kv_heads, T, head_dim]`) become an extra graph output, so
-policies score tokens from keys kept on the host and the cache is read only at prune events.
+Instrumentation: for every layer, the NEW tokens' post-RoPE keys and their values (the last input
+of the Concat that feeds each state's Assign, `[B, kv_heads, T, head_dim]`) become extra graph
+outputs. Policies score tokens from keys kept on the host, and compaction writes the cache from
+host copies: the cache is never read while decoding (reading an f16 state costs far more than
+writing one).
 With `queries=True`, the attention op's query input (post-RoPE) is exposed too, for calibration.
 The logits output is cut to the last position so a long prefill does not return `T x vocab` floats.
 Everything returned is NumPy.
@@ -126,24 +128,26 @@ def _consumers_until(node, type_name: str, depth: int = 6):
 
 
 def instrument(model, n_layers: int, queries: bool = False):
-    """Add `triattn.key.{i}` (and `triattn.query.{i}`) outputs; cut logits to the last position."""
+    """Add `triattn.key.{i}`, `triattn.value.{i}` (and `triattn.query.{i}`) outputs; cut logits to
+    the last position."""
     import openvino.opset13 as ops
 
-    concats = {}
+    concats, value_concats = {}, {}
     for sink in model.get_sinks():
-        m = _KEY_STATE.fullmatch(sink.get_variable_id())
-        if m:
-            concat = _walk_to(sink.input_value(0), "Concat")
-            if concat is None:
-                raise ModelError("unsupported graph: a key state is not written by a Concat")
-            concats[int(m.group(1))] = concat
-    if sorted(concats) != list(range(n_layers)):
+        for pattern, found in ((_KEY_STATE, concats), (_VALUE_STATE, value_concats)):
+            m = pattern.fullmatch(sink.get_variable_id())
+            if m:
+                concat = _walk_to(sink.input_value(0), "Concat")
+                if concat is None:
+                    raise ModelError("unsupported graph: a KV state is not written by a Concat")
+                found[int(m.group(1))] = concat
+    if sorted(concats) != list(range(n_layers)) or sorted(value_concats) != list(range(n_layers)):
         raise ModelError(f"expected key states for {n_layers} layers, found {len(concats)}; "
                          f"is this a stateful export (text-generation-with-past)?")
     extra = []
     for i in range(n_layers):
-        key = concats[i].input_value(concats[i].get_input_size() - 1)
-        extra.append((f"triattn.key.{i}", key))
+        for name, c in (("key", concats[i]), ("value", value_concats[i])):
+            extra.append((f"triattn.{name}.{i}", c.input_value(c.get_input_size() - 1)))
         if queries:
             sdpa = _consumers_until(concats[i], "ScaledDotProductAttention")
             if sdpa is None:
@@ -192,20 +196,26 @@ class LoadedModel:
             self.compiled = core.compile_model(model, self.device, cfg)
         except RuntimeError as e:
             raise ModelError(f"cannot compile the model for {self.device}: {str(e).splitlines()[0]}") from None
-        self.kv_precision = str(self.compiled.get_property("KV_CACHE_PRECISION")) if self.device == "CPU" else "f16"
+        self.kv_precision = self._kv_precision()
         self.queries = queries
         self._warm_up()
+
+    def _kv_precision(self):
+        import openvino as ov
+        try:
+            return self.compiled.get_property("KV_CACHE_PRECISION")
+        except RuntimeError:  # devices without the property keep f16 caches
+            return ov.Type.f16
 
     @property
     def kv_bytes_per_token(self) -> int:
         i = self.info
-        width = {"f32": 4, "u8": 1, "i8": 1, "u4": 0.5}.get(self.kv_precision, 2)
-        return int(2 * i.n_layers * i.kv_heads * i.head_dim * width)
+        return int(2 * i.n_layers * i.kv_heads * i.head_dim * self.kv_precision.bitwidth / 8)
 
     def _warm_up(self):
         s = self.new_session()
-        s.forward(np.array([1, 1]), np.arange(2), np.ones(2, np.int64))
-        s.forward(np.array([1]), np.array([2]), np.ones(3, np.int64))
+        s.forward(np.array([1, 1]), np.arange(2), np.ones(2, np.int64), values=True)
+        s.forward(np.array([1]), np.array([2]), np.ones(3, np.int64), values=True)
 
     def new_session(self) -> "Session":
         return Session(self)
@@ -228,6 +238,7 @@ class Session:
         self.request = model.compiled.create_infer_request()
         n = model.info.n_layers
         self._key_names = [f"triattn.key.{i}" for i in range(n)]
+        self._value_names = [f"triattn.value.{i}" for i in range(n)]
         self._query_names = [f"triattn.query.{i}" for i in range(n)] if model.queries else []
         self._states = None
         self._beam = np.zeros(1, np.int32)
@@ -235,8 +246,9 @@ class Session:
     def reset(self):
         self.request.reset_state()
 
-    def forward(self, input_ids, position_ids, attention_mask):
-        """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim])."""
+    def forward(self, input_ids, position_ids, attention_mask, values: bool = False):
+        """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim],
+        new values likewise or None)."""
         inputs = {"input_ids": np.asarray(input_ids, np.int64).reshape(1, -1),
                   "position_ids": np.asarray(position_ids, np.int64).reshape(1, -1),
                   "attention_mask": np.asarray(attention_mask, np.int64).reshape(1, -1)}
@@ -246,7 +258,8 @@ class Session:
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()
         keys = np.stack([r.get_tensor(n).data[0] for n in self._key_names])
-        return logits, keys
+        vals = np.stack([r.get_tensor(n).data[0] for n in self._value_names]) if values else None
+        return logits, keys, vals
 
     def queries(self) -> np.ndarray:
         """Post-RoPE queries of the last forward: [layers, q_heads, T, head_dim]."""
@@ -269,7 +282,7 @@ class Session:
                 [st[("v", i)].state.data[0].copy() for i in range(n)])
 
     def write_kv(self, keys, values):
-        """Replace the cache; each layer's arrays must share one length L."""
+        """Replace the cache with keys/values [layers, kv_heads, L, head_dim] (or per-layer lists)."""
         import openvino as ov
         st = self._state_map()
         for i, (k, v) in enumerate(zip(keys, values)):

@@ -1,8 +1,10 @@
-"""Host-side bookkeeping for the cached tokens of one run: positions, liveness and keys per layer.
+"""Host-side bookkeeping for the cached tokens of one run: positions, liveness, and (when needed)
+a mirror of the keys and values per layer.
 
-Slot i of layer l mirrors slot i of that layer's KV state. Keys come from the extra graph outputs
-(one step at a time), never from reading the state. Buffers grow by doubling, so appending a step
-allocates nothing in the steady state.
+Slot i of layer l mirrors slot i of that layer's KV state. Keys and values come from the extra
+graph outputs, one step at a time, never from reading the state; a mechanism that rewrites the
+cache writes it from this mirror. Buffers grow by doubling, so appending a step allocates nothing
+in the steady state.
 """
 from __future__ import annotations
 
@@ -10,12 +12,14 @@ import numpy as np
 
 
 class TokenStore:
-    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, capacity: int = 256):
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, keep_values: bool = False,
+                 capacity: int = 256):
         self.n = 0
-        self.keep_keys = keep_keys
         self._pos = np.zeros((n_layers, capacity), np.int64)
         self._alive = np.zeros((n_layers, capacity), bool)
-        self._keys = np.zeros((n_layers, kv_heads, capacity, head_dim), np.float32) if keep_keys else None
+        shape = (n_layers, kv_heads, capacity, head_dim)
+        self._keys = np.zeros(shape, np.float32) if keep_keys or keep_values else None
+        self._values = np.zeros(shape, np.float32) if keep_values else None
 
     def _grow(self, need: int):
         cap = self._pos.shape[1]
@@ -27,15 +31,19 @@ class TokenStore:
         if self._keys is not None:
             pad = np.zeros(self._keys.shape[:2] + (new - cap, self._keys.shape[3]), np.float32)
             self._keys = np.concatenate([self._keys, pad], 2)
+            if self._values is not None:
+                self._values = np.concatenate([self._values, pad], 2)
 
-    def append(self, positions: np.ndarray, keys: np.ndarray | None):
-        """positions [T]; keys [layers, kv_heads, T, head_dim] post-RoPE."""
+    def append(self, positions: np.ndarray, keys: np.ndarray | None, values: np.ndarray | None = None):
+        """positions [T]; keys and values [layers, kv_heads, T, head_dim] (keys post-RoPE)."""
         t = len(positions)
         self._grow(self.n + t)
         self._pos[:, self.n:self.n + t] = positions
         self._alive[:, self.n:self.n + t] = True
         if self._keys is not None:
             self._keys[:, :, self.n:self.n + t] = keys
+        if self._values is not None:
+            self._values[:, :, self.n:self.n + t] = values
         self.n += t
 
     @property
@@ -49,6 +57,10 @@ class TokenStore:
     @property
     def keys(self) -> np.ndarray | None:
         return None if self._keys is None else self._keys[:, :, :self.n]
+
+    @property
+    def values(self) -> np.ndarray | None:
+        return None if self._values is None else self._values[:, :, :self.n]
 
     def live_count(self) -> int:
         return int(self.alive.sum(axis=1).max()) if self.n else 0
@@ -64,9 +76,17 @@ class TokenStore:
         self._alive[:, k:] = False
         if self._keys is not None:
             self._keys[:, :, :k] = np.take_along_axis(self.keys, idx[:, None, :, None], 2)
+        if self._values is not None:
+            self._values[:, :, :k] = np.take_along_axis(self.values, idx[:, None, :, None], 2)
         self.n = k
         return idx
 
     def mark(self, keep: np.ndarray):
         """Evict without moving slots (mask and zero mechanisms)."""
         self._alive[:, :self.n] &= keep
+
+    def zero(self, slots: np.ndarray):
+        """Set the mirrored K and V of `slots` [layers, n] to zero (the model card's soft prune)."""
+        where = np.broadcast_to(slots[:, None, :], self.keys.shape[:3])
+        self.keys[where] = 0.0
+        self.values[where] = 0.0

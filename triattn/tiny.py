@@ -17,13 +17,13 @@ SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
 PRESETS = {
     ("llama", "tiny"): dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                             num_attention_heads=4, num_key_value_heads=2, head_dim=16),
-    ("llama", "bench"): dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=20,
+    ("llama", "bench"): dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=24,
                              num_attention_heads=16, num_key_value_heads=4, head_dim=64),
     # gpt-oss: sliding-window layers alternate with full layers; learned sinks; MoE.
     ("gpt-oss", "tiny"): dict(hidden_size=64, intermediate_size=64, num_hidden_layers=4,
                               num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                               num_local_experts=4, num_experts_per_tok=2, sliding_window=16),
-    ("gpt-oss", "bench"): dict(hidden_size=768, intermediate_size=768, num_hidden_layers=12,
+    ("gpt-oss", "bench"): dict(hidden_size=768, intermediate_size=768, num_hidden_layers=20,
                                num_attention_heads=12, num_key_value_heads=4, head_dim=64,
                                num_local_experts=8, num_experts_per_tok=2, sliding_window=128),
 }
@@ -78,7 +78,7 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
         tok = train_tokenizer(VOCAB[preset], src)
         cfg = build_config(arch, preset, len(tok), tok)
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
         if arch == "gpt-oss":  # sinks start at zero; give them values so they matter in tests
             with torch.no_grad():
                 for layer in model.model.layers:
