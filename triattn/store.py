@@ -79,7 +79,16 @@ class TokenStore:
         if self._values is not None:
             self._values[:, :, :k] = np.take_along_axis(self.values, idx[:, None, :, None], 2)
         self.n = k
+        if self._pos.shape[1] > 4 * max(k, 64):  # after a long prompt: give the memory back
+            self._shrink(2 * max(k, 64))
         return idx
+
+    def _shrink(self, cap: int):
+        self._pos, self._alive = self._pos[:, :cap].copy(), self._alive[:, :cap].copy()
+        if self._keys is not None:
+            self._keys = self._keys[:, :, :cap].copy()
+        if self._values is not None:
+            self._values = self._values[:, :, :cap].copy()
 
     def mark(self, keep: np.ndarray):
         """Evict without moving slots (mask and zero mechanisms)."""
