@@ -35,7 +35,7 @@ def _forced_logits(session, prompt, cfg, forced):
 def test_mask_and_hard_agree_and_zero_does_not(model_dir, policy, prompt_len):
     """Same kept tokens (layer-independent policies, recent window >= the sliding window of 16):
     compaction and masking give the same logits; the model card's zeroing does not. The 60-token
-    prompt is cut by more than half at once, which moves the cache into a fresh request."""
+    prompt is cut by more than half at once, right after prefill."""
     prompt = [3 + i % 50 for i in range(prompt_len)]
     s = load_model(model_dir, precision="f32").new_session()
     forced = tokens(s, prompt, BASE, n=40)

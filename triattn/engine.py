@@ -128,6 +128,5 @@ def _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
     evicted = store.alive & ~keep
     n_evicted = int(evicted.sum(axis=1)[0])
     evicted_positions = store.positions[evicted].reshape(evicted.shape[0], n_evicted)
-    # A large cut (e.g. right after a long prompt) moves the cache to a fresh request to free memory.
-    mech.apply(session, store, keep, renew=before >= 2 * int(keep.sum(axis=1).max()))
+    mech.apply(session, store, keep)
     return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live_count(), evicted_positions)

@@ -18,9 +18,9 @@ from .config import MECHANISMS
 class Hard:
     shared, recency_for_sliding, writes_cache = False, True, True
 
-    def apply(self, session, store, keep, renew=False):
+    def apply(self, session, store, keep):
         store.compact(keep)
-        (session.renew if renew else session.write_kv)(store.keys, store.values)
+        session.write_kv(store.keys, store.values)
 
     def attention_mask(self, store, ones):
         return ones[:store.n + 1]
@@ -29,7 +29,7 @@ class Hard:
 class Mask:
     shared, recency_for_sliding, writes_cache = True, False, False
 
-    def apply(self, session, store, keep, renew=False):
+    def apply(self, session, store, keep):
         store.mark(keep)
 
     def attention_mask(self, store, ones):
@@ -39,7 +39,7 @@ class Mask:
 class Zero:
     shared, recency_for_sliding, writes_cache = False, False, True
 
-    def apply(self, session, store, keep, renew=False):
+    def apply(self, session, store, keep):
         store.zero(store.alive & ~keep)
         store.mark(keep)
         session.write_kv(store.keys, store.values)

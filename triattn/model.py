@@ -11,7 +11,6 @@ Everything returned is NumPy.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import re
 import threading
@@ -167,13 +166,6 @@ def instrument(model, n_layers: int, queries: bool = False):
     return model
 
 
-def _malloc_trim():
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
 _cache: dict = {}
 _cache_lock = threading.Lock()
@@ -296,19 +288,6 @@ class Session:
         for i, (k, v) in enumerate(zip(keys, values)):
             st[("k", i)].state = ov.Tensor(np.ascontiguousarray(k[None]))
             st[("v", i)].state = ov.Tensor(np.ascontiguousarray(v[None]))
-
-    def renew(self, keys, values):
-        """Move the cache into a fresh infer request and let the plugin free the old one's memory.
-
-        After a large cut the plugin otherwise keeps buffers sized for the longest cache it has
-        seen. Releasing memory is only safe with the old request gone: the new one is created after.
-        """
-        self.request = None
-        self._states = None
-        self.model.compiled.release_memory()
-        _malloc_trim()
-        self.request = self.model.compiled.create_infer_request()
-        self.write_kv(keys, values)
 
     def cache_len(self) -> int:
         st = self._state_map()
