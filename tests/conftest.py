@@ -1,4 +1,5 @@
-"""Tiny random-weight models, built once and reused (cached under .cache/test-models)."""
+"""Tiny random-weight models, built once and reused (cached under .cache/test-models), each with its
+transformers checkpoint in `pytorch/` so tests can compare against the PyTorch model."""
 import os
 from pathlib import Path
 
@@ -11,8 +12,8 @@ MODELS = Path(os.environ.get("TRIATTN_TEST_MODELS", ROOT / ".cache" / "test-mode
 def _tiny(arch: str) -> Path:
     from triattn.tiny import make_tiny_model
     out = MODELS / f"{arch}-tiny"
-    if not (out / "openvino_model.xml").is_file():
-        make_tiny_model(out, arch, "tiny", seed=0)
+    if not (out / "openvino_model.xml").is_file() or not (out / "pytorch" / "config.json").is_file():
+        make_tiny_model(out, arch, "tiny", seed=0, keep_source=True)
     return out
 
 

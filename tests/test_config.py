@@ -1,6 +1,9 @@
-"""Invalid settings raise one clear ValueError."""
+"""Settings: invalid ones raise one clear ValueError; a preset fills only what is not given."""
+import argparse
+
 import pytest
 
+from triattn.cli.common import add_eviction_args, eviction_from
 from triattn.config import EvictionConfig, SamplingConfig, check_max_new_tokens
 
 
@@ -37,3 +40,13 @@ def test_max_new_tokens_is_capped():
 
 def test_defaults_are_valid_and_baseline_does_not_prune():
     assert EvictionConfig().prunes and not EvictionConfig(policy="none").prunes
+
+
+def test_paper_preset_with_explicit_options_winning():
+    p = argparse.ArgumentParser()
+    add_eviction_args(p)
+    cfg = eviction_from(p.parse_args(["--preset", "triattention-paper"]))
+    assert (cfg.policy, cfg.budget, cfg.prune_interval, cfg.recent_window) == ("triattention", 2048, 128, 128)
+    cfg = eviction_from(p.parse_args(["--preset", "triattention-paper", "--budget", "300", "--sink-tokens", "0"]))
+    assert (cfg.policy, cfg.budget, cfg.sink_tokens, cfg.recent_window) == ("triattention", 300, 0, 128)
+    assert eviction_from(p.parse_args([])) == eviction_from(p.parse_args(["--budget", "128"]))

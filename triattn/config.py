@@ -9,6 +9,11 @@ MECHANISMS = {
     "zero": "the model card's K/V zeroing: NOT a true eviction (a zero key still takes softmax mass)",
 }
 MAX_NEW_TOKENS_CAP = 4096
+# Named settings, one option away. TriAttention's paper schedule: prune every 128 tokens, always keep
+# the 128 most recent; budget 2048 is the paper's GPT-OSS-20B setting (override with --budget).
+PRESETS = {
+    "triattention-paper": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=128),
+}
 
 
 def _check_int(name: str, value, minimum: int) -> None:

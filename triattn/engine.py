@@ -73,6 +73,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     if policy.prunes and recency is not None and recency.any() and eviction.budget - 1 < max(info.sliding_windows):
         warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
                       f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
+    if calibration is None and policy.prunes:
+        calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration)
     sampler = Sampler(sampling)
     mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from

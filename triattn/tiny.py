@@ -63,8 +63,12 @@ def build_config(arch: str, preset: str, vocab_size: int, tok):
                         rope_theta=150000.0, **params)
 
 
-def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "tiny", seed: int = 0) -> Path:
-    """Create `out_dir` holding an OpenVINO stateful LLM export plus its tokenizer."""
+def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "tiny", seed: int = 0,
+                    keep_source: bool = False) -> Path:
+    """Create `out_dir` holding an OpenVINO stateful LLM export plus its tokenizer.
+
+    keep_source: also keep the transformers checkpoint (same weights) in `out_dir/pytorch`.
+    """
     if (arch, preset) not in PRESETS:
         raise ValueError(f"unknown arch/preset {arch}/{preset}; choose arch from llama, gpt-oss "
                          f"and preset from tiny, bench")
@@ -86,6 +90,8 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
         model.eval()
         model.save_pretrained(src)
         export_to_openvino(src, out_dir, weight_format="fp32" if preset == "tiny" else "fp16")
+        if keep_source:
+            shutil.copytree(src, out_dir / "pytorch")
     return out_dir
 
 

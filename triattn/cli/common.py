@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..config import MECHANISMS, EvictionConfig, SamplingConfig, check_max_new_tokens
+from ..config import MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
 
 def positive_int(text: str) -> int:
@@ -26,19 +26,24 @@ def add_model_args(p):
 
 
 def add_eviction_args(p, multi: bool = False):
+    """Eviction options. Single values default to None so that a --preset fills what is not given."""
     from ..policies import list_policies
     d = EvictionConfig()
     nargs = {"nargs": "+"} if multi else {}
-    p.add_argument("--policy", default=[d.policy] if multi else d.policy, choices=list(list_policies()), **nargs,
-                   help="eviction policy: " + "; ".join(f"{k}: {v}" for k, v in list_policies().items()))
-    p.add_argument("--evict", default=[d.evict] if multi else d.evict, choices=list(MECHANISMS), **nargs,
-                   help="mechanism: " + "; ".join(f"{k}: {v}" for k, v in MECHANISMS.items()))
-    p.add_argument("--budget", type=positive_int, default=d.budget, help="max KV tokens kept (default 128)")
-    p.add_argument("--recent-window", type=positive_int, default=d.recent_window,
-                   help="most recent tokens always kept (default 32)")
-    p.add_argument("--sink-tokens", type=positive_int, default=d.sink_tokens,
-                   help="first tokens always kept (default 4)")
-    p.add_argument("--prune-interval", type=positive_int, default=d.prune_interval,
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="named settings; options given explicitly win: " +
+                        "; ".join(f"{k}: {', '.join(f'{n}={v}' for n, v in kw.items())}" for k, kw in PRESETS.items()))
+    p.add_argument("--policy", default=[d.policy] if multi else None, choices=list(list_policies()), **nargs,
+                   help=f"eviction policy (default {d.policy}): " +
+                        "; ".join(f"{k}: {v}" for k, v in list_policies().items()))
+    p.add_argument("--evict", default=[d.evict] if multi else None, choices=list(MECHANISMS), **nargs,
+                   help=f"mechanism (default {d.evict}): " + "; ".join(f"{k}: {v}" for k, v in MECHANISMS.items()))
+    p.add_argument("--budget", type=positive_int, default=None, help=f"max KV tokens kept (default {d.budget})")
+    p.add_argument("--recent-window", type=positive_int, default=None,
+                   help=f"most recent tokens always kept (default {d.recent_window})")
+    p.add_argument("--sink-tokens", type=positive_int, default=None,
+                   help=f"first tokens always kept (default {d.sink_tokens})")
+    p.add_argument("--prune-interval", type=positive_int, default=None,
                    help=f"let the cache grow this many tokens past the budget before cutting back; "
                         f"1 prunes every step like the model card (default {d.prune_interval})")
 
@@ -53,9 +58,14 @@ def add_sampling_args(p):
 
 
 def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
-    return EvictionConfig(policy=policy or args.policy, evict=evict or args.evict, budget=args.budget,
-                          recent_window=args.recent_window, sink_tokens=args.sink_tokens,
-                          prune_interval=args.prune_interval)
+    """EvictionConfig defaults, then the --preset, then the options given explicitly."""
+    fields = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
+    for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval"):
+        value = getattr(args, name, None)
+        if value is not None and not isinstance(value, list):
+            fields[name] = value
+    fields.update({k: v for k, v in (("policy", policy), ("evict", evict)) if v})
+    return EvictionConfig(**fields)
 
 
 def sampling_from(args) -> SamplingConfig:
