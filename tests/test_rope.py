@@ -79,9 +79,9 @@ def test_unrotated_model_keys_and_queries_equal_pytorch_projections(model_dir):
     ids = np.arange(3, 60)
     s = m.new_session()
     s.reset()
-    _, k0 = s.forward(ids[:40], np.arange(40), np.ones(40))
+    _, k0, _ = s.forward(ids[:40], np.arange(40), np.ones(40))
     q0 = s.queries()
-    _, k1 = s.forward(ids[40:], np.arange(40, len(ids)), np.ones(len(ids)))  # a second chunk, later positions
+    _, k1, _ = s.forward(ids[40:], np.arange(40, len(ids)), np.ones(len(ids)))  # a second chunk, later positions
     keys, queries = np.concatenate([k0, k1], axis=2), np.concatenate([q0, s.queries()], axis=2)
     pt = AutoModelForCausalLM.from_pretrained(model_dir / "pytorch", dtype=torch.float32).eval()
     seen = {}
