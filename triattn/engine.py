@@ -78,7 +78,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     ctx = ScoreContext(0, sampling.seed, info.config, calibration)
     sampler = Sampler(sampling)
     mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from
-    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys, mirror,
+    want_keys = policy.prunes and policy.needs_keys
+    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, want_keys, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval))
     ones = np.ones(prompt.size + limit + 1, np.int64)
     ceiling = eviction.budget + eviction.prune_interval - 1
@@ -86,10 +87,10 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
 
     session.reset()
     t0 = time.perf_counter()
-    logits, keys, values = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size], mirror)
+    logits, keys, values = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size], mirror, want_keys)
     store.append(np.arange(prompt.size), keys, values)
     token = int(force[0]) if force is not None else sampler.pick(logits)
-    record = StepRecord(0, token, 0.0, store.n, store.live_count())
+    record = StepRecord(0, token, 0.0, store.n, store.live)
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
     yield record
@@ -99,14 +100,14 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
             return
         t0 = time.perf_counter()
         event = None
-        if policy.prunes and store.live_count() + 1 > ceiling:
+        if policy.prunes and store.live + 1 > ceiling:
             event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
         position = prompt.size + index - 1
         logits, keys, values = session.forward(np.array([token]), np.array([position]),
-                                               mech.attention_mask(store, ones), mirror)
+                                               mech.attention_mask(store, ones), mirror, want_keys)
         store.append(np.array([position]), keys, values)
         token = int(force[index]) if force is not None else sampler.pick(logits)
-        record = StepRecord(index, token, 0.0, store.n, store.live_count(), event)
+        record = StepRecord(index, token, 0.0, store.n, store.live, event)
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
         yield record
@@ -122,7 +123,7 @@ def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool, keep: bo
 
 def _prune(session, store, policy, mech, eviction, ctx, recency, query_position) -> PruneEvent:
     t0 = time.perf_counter()
-    before = store.live_count()
+    before = store.live
     ctx.query_position = query_position
     scores = policy.score(store.keys, store.positions, ctx)
     keep = select_keep(scores, store.positions, store.alive, eviction.budget - 1,
@@ -131,4 +132,4 @@ def _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
     n_evicted = int(evicted.sum(axis=1)[0])
     evicted_positions = store.positions[evicted].reshape(evicted.shape[0], n_evicted)
     mech.apply(session, store, keep)
-    return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live_count(), evicted_positions)
+    return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live, evicted_positions)

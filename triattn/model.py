@@ -246,9 +246,9 @@ class Session:
     def reset(self):
         self.request.reset_state()
 
-    def forward(self, input_ids, position_ids, attention_mask, values: bool = False):
-        """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim],
-        new values likewise or None)."""
+    def forward(self, input_ids, position_ids, attention_mask, values: bool = False, keys: bool = True):
+        """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or
+        None, new values likewise or None); a baseline asks for neither."""
         inputs = {"input_ids": np.asarray(input_ids, np.int64).reshape(1, -1),
                   "position_ids": np.asarray(position_ids, np.int64).reshape(1, -1),
                   "attention_mask": np.asarray(attention_mask, np.int64).reshape(1, -1)}
@@ -257,9 +257,9 @@ class Session:
         self.request.infer(inputs, share_inputs=True)
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()
-        keys = np.stack([r.get_tensor(n).data[0] for n in self._key_names])
-        vals = np.stack([r.get_tensor(n).data[0] for n in self._value_names]) if values else None
-        return logits, keys, vals
+        k = np.stack([r.get_tensor(n).data[0] for n in self._key_names]) if keys or values else None
+        v = np.stack([r.get_tensor(n).data[0] for n in self._value_names]) if values else None
+        return logits, k, v
 
     def queries(self) -> np.ndarray:
         """Post-RoPE queries of the last forward: [layers, q_heads, T, head_dim]."""

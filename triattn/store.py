@@ -15,6 +15,7 @@ class TokenStore:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, keep_values: bool = False,
                  capacity: int = 256):
         self.n = 0
+        self.live = 0  # live slots per layer (every layer holds the same number)
         self._pos = np.zeros((n_layers, capacity), np.int64)
         self._alive = np.zeros((n_layers, capacity), bool)
         shape = (n_layers, kv_heads, capacity, head_dim)
@@ -45,6 +46,7 @@ class TokenStore:
         if self._values is not None:
             self._values[:, :, self.n:self.n + t] = values
         self.n += t
+        self.live += t
 
     @property
     def positions(self) -> np.ndarray:
@@ -62,8 +64,6 @@ class TokenStore:
     def values(self) -> np.ndarray | None:
         return None if self._values is None else self._values[:, :, :self.n]
 
-    def live_count(self) -> int:
-        return int(self.alive.sum(axis=1).max()) if self.n else 0
 
     def compact(self, keep: np.ndarray):
         """Drop slots: `keep` [layers, n] with the same count per layer, order preserved."""
@@ -78,7 +78,7 @@ class TokenStore:
             self._keys[:, :, :k] = np.take_along_axis(self.keys, idx[:, None, :, None], 2)
         if self._values is not None:
             self._values[:, :, :k] = np.take_along_axis(self.values, idx[:, None, :, None], 2)
-        self.n = k
+        self.n = self.live = k
         if self._pos.shape[1] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
         return idx
@@ -93,6 +93,7 @@ class TokenStore:
     def mark(self, keep: np.ndarray):
         """Evict without moving slots (mask and zero mechanisms)."""
         self._alive[:, :self.n] &= keep
+        self.live = int(self.alive.sum(axis=1).max())
 
     def zero(self, slots: np.ndarray):
         """Set the mirrored K and V of `slots` [layers, n] to zero (the model card's soft prune)."""
