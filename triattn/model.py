@@ -192,7 +192,9 @@ class LoadedModel:
             self.compiled = core.compile_model(model, self.device, cfg)
         except RuntimeError as e:
             raise ModelError(f"cannot compile the model for {self.device}: {str(e).splitlines()[0]}") from None
-        self.kv_precision = str(self.compiled.get_property("KV_CACHE_PRECISION")) if self.device == "CPU" else "f16"
+        # the property is an ov.Type; its short name ("f16", "u8", "f32") sizes the cache
+        kv = self.compiled.get_property("KV_CACHE_PRECISION") if self.device == "CPU" else "f16"
+        self.kv_precision = kv.get_type_name() if hasattr(kv, "get_type_name") else str(kv)
         self.queries = queries
         self._warm_up()
 
