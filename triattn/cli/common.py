@@ -74,3 +74,18 @@ def open_model(args):
     if model.notice:
         note(model.notice)
     return model, load_tokenizer(model_dir)
+
+
+def check_output_file(path) -> None:
+    """Fail before any run if the result could not be written."""
+    import os
+    from pathlib import Path
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write the output file {p} (is its folder there and writable?)")
+
+
+def progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)
