@@ -90,7 +90,7 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
 
 
 def run_sweep(model, tokenizer, texts, modes, sampling, max_new_tokens: int, runs: int, out_dir: Path,
-              chat: bool = True, bar=None) -> dict:
+              chat: bool = True, bar=None, title: str | None = None) -> dict:
     """Run the grid and write sweep.csv, sweep.json, quality.png and tpot.png into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = bench.prompt_plan(bench.text_prompts(tokenizer, texts, chat), modes)
@@ -98,8 +98,8 @@ def run_sweep(model, tokenizer, texts, modes, sampling, max_new_tokens: int, run
     summary = report.summarize(result["runs"], result["quality"], [m.name for m in modes], len(plan.prompts))
     rows = sweep_rows(summary, modes)
     write_csv(rows, out_dir / "sweep.csv")
-    title = (f"{Path(model.info.model_dir).name} on {model.device}: {len(texts)} prompts, "
-             f"{max_new_tokens} new tokens, {runs} run(s)")
+    title = title or (f"{Path(model.info.model_dir).name} on {model.device}: {len(texts)} prompts, "
+                      f"{max_new_tokens} new tokens, {runs} run(s)")
     files = [out_dir / "sweep.csv", out_dir / "sweep.json", *plot(rows, out_dir, title)]
     doc = {"settings": {"runs": runs, "max_new_tokens": max_new_tokens, "sampling": sampling.__dict__,
                         "chat_template": chat}, "machine": result["machine"], "rows": rows,

@@ -29,6 +29,7 @@ def add_parser(sub):
     p.add_argument("--runs", type=positive_int, default=1, help="timed runs per prompt and configuration (default 1)")
     p.add_argument("--prompts", default=None, help="one prompt a line (default: assets/prompts/card.txt)")
     p.add_argument("--output", default="out/sweep", help="output folder (default out/sweep)")
+    p.add_argument("--title", default=None, help="plot title (default: model folder, device, prompts, tokens)")
     return "sweep"
 
 
@@ -46,7 +47,7 @@ def run(args):
         raise ValueError(f"output {out} exists and is not a folder")
     model, tok = open_model(args)
     res = run_sweep(model, tok, texts, modes, sampling, args.max_new_tokens, args.runs, out,
-                    chat=not args.no_chat_template, bar=progress_bar)
+                    chat=not args.no_chat_template, bar=progress_bar, title=args.title)
     print(rows_table(res["rows"]))
     for f in res["files"]:
         print(f"wrote {f}", file=sys.stderr)
