@@ -7,7 +7,8 @@ def add_parser(sub):
                        description="If the hub repository holds an OpenVINO IR (openvino_model.xml) it is "
                                    "downloaded; otherwise the transformers checkpoint is converted with "
                                    "optimum-intel (stateful, text-generation-with-past).")
-    p.add_argument("--model-id", required=True, help="hub id, e.g. OpenVINO/gpt-oss-20b-int4-ov")
+    p.add_argument("--model-id", default="OpenVINO/gpt-oss-20b-int4-ov",
+                   help="hub id (default: the model card's base model, OpenVINO/gpt-oss-20b-int4-ov)")
     p.add_argument("--output-dir", required=True, help="where the export goes (new or empty folder)")
     p.add_argument("--weight-format", choices=["int4", "int8", "fp16"], default="int4",
                    help="weights of a converted checkpoint (default int4; a downloaded IR is kept as is)")
