@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from ..config import MECHANISMS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
@@ -78,8 +80,6 @@ def open_model(args):
 
 def check_output_file(path) -> None:
     """Fail before any run if the result could not be written."""
-    import os
-    from pathlib import Path
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if p.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
