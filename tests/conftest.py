@@ -35,3 +35,22 @@ def model_dir(request):
 @pytest.fixture(scope="session")
 def prompt():
     return list(range(3, 27))  # 24 tokens
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Run `python -m triattn ...` in a subprocess; returns the CompletedProcess."""
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+    def run(*args, timeout=180, env_extra=None):
+        return subprocess.run([sys.executable, "-m", "triattn", *map(str, args)], capture_output=True, text=True,
+                              timeout=timeout, env={**env, **(env_extra or {})}, cwd=ROOT)
+    return run
+
+
+def one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.strip().splitlines() if ln]
+    assert len(lines) == 1, stderr
+    return lines[0]

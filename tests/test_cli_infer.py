@@ -57,3 +57,33 @@ def test_not_an_llm_export(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     r = cli("infer", "--model-dir", str(tmp_path), "--prompt", "x")
     assert r.returncode == 2 and "not an OpenVINO LLM export" in r.stderr
+
+
+def test_infer_compare_json_has_baseline_and_quality(gptoss_dir):
+    common = ["infer", "--model-dir", str(gptoss_dir), "--prompt", "def f(x):", "--max-new-tokens", "30",
+              "--budget", "16", "--recent-window", "4", "--sink-tokens", "2", "--prune-interval", "2", "--json"]
+    r = cli(*common, "--compare", "--policy", "streaming")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    plain = json.loads(cli(*common, "--policy", "none").stdout)
+    assert out["baseline"]["token_ids"] == plain["token_ids"] and out["baseline"]["text"] == plain["text"]
+    pruned = json.loads(cli(*common, "--policy", "streaming").stdout)
+    assert out["token_ids"] == pruned["token_ids"]
+    q = out["quality"]
+    base, mine = out["baseline"]["token_ids"], out["token_ids"]
+    same = sum(a == b for a, b in zip(base, mine))
+    assert q["agreement"] == same / max(len(base), len(mine))
+    assert {"first_divergence", "delta_nll", "ppl_ratio", "forced_top1_agreement"} <= set(q)
+
+
+def test_infer_compare_prints_both_texts_and_a_change_row(gptoss_dir):
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "class Stack:", "--max-new-tokens", "20",
+            "--budget", "16", "--recent-window", "4", "--sink-tokens", "2", "--compare")
+    assert r.returncode == 0, r.stderr
+    assert "=== baseline (full cache) ===" in r.stdout and "=== knorm/hard, budget 16 ===" in r.stdout
+    assert "| Change" in r.stdout and "quality: agreement" in r.stdout
+
+
+def test_infer_compare_needs_a_pruning_policy(gptoss_dir):
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--policy", "none", "--compare")
+    assert r.returncode == 2 and "--compare needs a pruning --policy" in r.stderr

@@ -7,9 +7,10 @@ plain-text sample, so the whole build is deterministic for a seed and needs no m
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
+
+from .export import export_to_openvino
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
@@ -93,41 +94,3 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
         if keep_source:
             shutil.copytree(src, out_dir / "pytorch")
     return out_dir
-
-
-def export_to_openvino(src: Path, out_dir: Path, weight_format: str = "fp16") -> None:
-    """optimum-intel export of a transformers checkpoint directory (stateful, with past)."""
-    from optimum.exporters.openvino import main_export
-
-    tmp_out = Path(str(out_dir) + ".partial")
-    shutil.rmtree(tmp_out, ignore_errors=True)
-    kwargs = {}
-    if weight_format in ("int8", "int4"):
-        from optimum.intel import OVWeightQuantizationConfig
-        kwargs["ov_config"] = _ov_config(OVWeightQuantizationConfig(bits=int(weight_format[3:])))
-    main_export(str(src), output=tmp_out, task="text-generation-with-past", stateful=True,
-                convert_tokenizer=True, **kwargs)
-    if weight_format in ("fp16", "fp32"):
-        _set_weight_precision(tmp_out, weight_format)
-    for f in src.glob("*token*"):
-        shutil.copy(f, tmp_out / f.name)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp_out.rename(out_dir)
-
-
-def _ov_config(quant):
-    from optimum.intel.openvino.configuration import OVConfig
-    return OVConfig(quantization_config=quant)
-
-
-def _set_weight_precision(out: Path, weight_format: str) -> None:
-    """Re-save the IR with fp16 compressed weights (or keep fp32) so model size is predictable."""
-    import openvino as ov
-    xml = out / "openvino_model.xml"
-    core = ov.Core()
-    model = core.read_model(xml)
-    tmp = out / "resave.xml"
-    ov.save_model(model, tmp, compress_to_fp16=(weight_format == "fp16"))
-    del model
-    for ext in (".xml", ".bin"):
-        os.replace(tmp.with_suffix(ext), xml.with_suffix(ext))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from ..config import MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
@@ -68,6 +70,15 @@ def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
     return EvictionConfig(**fields)
 
 
+def fill_eviction_defaults(args) -> None:
+    """Set the single-valued eviction options left unset from the --preset, else the defaults."""
+    d = EvictionConfig().as_dict()
+    preset = PRESETS[args.preset] if getattr(args, "preset", None) else {}
+    for name in ("budget", "recent_window", "sink_tokens", "prune_interval"):
+        if getattr(args, name, None) is None:
+            setattr(args, name, preset.get(name, d[name]))
+
+
 def sampling_from(args) -> SamplingConfig:
     check_max_new_tokens(args.max_new_tokens)
     return SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
@@ -84,3 +95,16 @@ def open_model(args):
     if model.notice:
         note(model.notice)
     return model, load_tokenizer(model_dir)
+
+
+def check_output_file(path) -> None:
+    """Fail before any run if the result could not be written."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if p.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write the output file {p} (is its folder there and writable?)")
+
+
+def progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="run", file=sys.stderr, dynamic_ncols=True)

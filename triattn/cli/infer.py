@@ -1,4 +1,5 @@
-"""infer: one prompt, streamed to the terminal, then a metrics summary (or one JSON object)."""
+"""infer: one prompt, streamed to the terminal, then a metrics summary (or one JSON object).
+With --compare, the full-cache baseline runs first and both are shown side by side, with quality."""
 import json
 import sys
 
@@ -13,23 +14,52 @@ def add_parser(sub):
     p.add_argument("--prompt", required=True, help="the prompt text")
     add_eviction_args(p)
     add_sampling_args(p)
+    p.add_argument("--compare", action="store_true",
+                   help="run the baseline (full cache) first; print both texts, a metrics table with a Change "
+                        "row, and how much pruning changed the output")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     return "infer"
 
 
 def run(args):
+    from ..bench import FULL
+    from ..policies import get_policy
     from ..runs import run as run_once
     from ..text import encode_prompt
     eviction, sampling = eviction_from(args), sampling_from(args)
+    if args.compare and not eviction.prunes:
+        raise ValueError("--compare needs a pruning --policy (the baseline already is policy none)")
     model, tok = open_model(args)
     prompt_ids = encode_prompt(tok, args.prompt, chat=not args.no_chat_template)
+    calibration = get_policy(eviction.policy).prepare(model.info.model_dir)
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-    result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream)
+    base = None
+    if args.compare:
+        if not args.json:
+            print("=== baseline (full cache) ===")
+        base = run_once(model, tok, prompt_ids, FULL, sampling, args.max_new_tokens, on_text=stream)
+        if not args.json:
+            print(f"\n\n=== {eviction.policy}/{eviction.evict}, budget {eviction.budget} ===")
+    result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream,
+                      calibration=calibration)
     m = result.metrics
+    quality = None
+    if base is not None:
+        from ..quality import compare
+        quality = compare(model.new_session(), prompt_ids, base.token_ids, result.token_ids, eviction, calibration)
     if args.json:
         out = {"text": result.text, "token_ids": result.token_ids, "prompt_tokens": len(prompt_ids),
                "eviction": eviction.as_dict(), "device": model.device, "metrics": m.as_dict()}
+        if base is not None:
+            out["baseline"] = {"text": base.text, "token_ids": base.token_ids, "metrics": base.metrics.as_dict()}
+            out["quality"] = quality.as_dict()
         print(json.dumps(out))
+        return 0
+    if base is not None:
+        from ..report import compare_table, quality_line
+        print("\n")
+        print(compare_table(base, result, f"{eviction.policy}/{eviction.evict}", model.kv_bytes_per_token))
+        print(quality_line(quality.as_dict()))
         return 0
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
           f"{m.throughput_tok_s:.1f} tok/s | KV max {m.kv_tokens_max} tokens ({m.kv_bytes_max / 2**20:.2f} MiB) | "

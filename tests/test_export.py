@@ -1,0 +1,90 @@
+"""export: offline failures are fast and one line; ids are checked before any network use; the
+optimum-intel conversion applies the requested weight format."""
+import socket
+import time
+
+import pytest
+from conftest import one_line
+
+from triattn.export import check_model_id, export_to_openvino, quantization_config
+
+
+@pytest.fixture
+def silent_hub():
+    """A hub endpoint that accepts connections and never answers (a hanging network)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.setblocking(False)
+    yield s
+    s.close()
+
+
+def test_unreachable_hub_fails_fast_with_one_line(cli, silent_hub, tmp_path):
+    t0 = time.monotonic()
+    r = cli("export", "--model-id", "OpenVINO/gpt-oss-20b-int4-ov", "--output-dir", tmp_path / "m",
+            env_extra={"HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}", "TRIATTN_HUB_TIMEOUT": "2"})
+    assert r.returncode == 2 and "cannot reach the model hub" in one_line(r.stderr)
+    assert time.monotonic() - t0 < 20
+    assert not (tmp_path / "m").exists()
+
+
+def test_offline_mode_fails_with_one_line(cli, tmp_path):
+    r = cli("export", "--model-id", "OpenVINO/gpt-oss-20b-int4-ov", "--output-dir", tmp_path / "m",
+            env_extra={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 2 and "HF_HUB_OFFLINE" in one_line(r.stderr)
+
+
+@pytest.mark.parametrize("model_id", ["a/b/c", "../x", "", "foo--bar", "x/.y", "org/name.", "a b/c"])
+def test_malformed_ids_exit_2_without_network(cli, silent_hub, tmp_path, model_id):
+    r = cli("export", "--model-id", model_id, "--output-dir", tmp_path / "m",
+            env_extra={"HF_ENDPOINT": f"http://127.0.0.1:{silent_hub.getsockname()[1]}"})
+    assert r.returncode == 2 and "not a model id" in one_line(r.stderr)
+    with pytest.raises(BlockingIOError):  # nobody connected
+        silent_hub.accept()
+
+
+def test_refuses_an_output_dir_that_is_not_an_export(cli, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    r = cli("export", "--model-id", "OpenVINO/x", "--output-dir", tmp_path, env_extra={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 2 and "is not an OpenVINO export" in one_line(r.stderr)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_good_ids_pass():
+    assert check_model_id("OpenVINO/gpt-oss-20b-int4-ov") == "OpenVINO/gpt-oss-20b-int4-ov"
+    assert check_model_id("gpt2") == "gpt2"
+
+
+def test_quantization_config_per_format():
+    assert quantization_config("fp16", "x/y") is None
+    assert quantization_config("int8", "x/y") == {"bits": 8, "sym": False}
+    assert quantization_config("int4", "x/y")["bits"] == 4
+    # optimum's own recipe for gpt-oss: int4 experts, int8 attention and router
+    assert set(quantization_config("int4", "openai/gpt-oss-20b")) == {"quantization_config1", "quantization_config2"}
+
+
+def test_int4_conversion_of_a_local_checkpoint(tmp_path):
+    import openvino as ov
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from triattn.config import EvictionConfig
+    from triattn.engine import generate
+    from triattn.model import load_model
+    from triattn.tiny import build_config, train_tokenizer
+
+    src = tmp_path / "hf"
+    tok = train_tokenizer(512, src)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(build_config("llama", "tiny", len(tok), tok)).save_pretrained(src)
+    export_to_openvino(src, tmp_path / "ov", "int4")
+    ir = ov.Core().read_model(tmp_path / "ov" / "openvino_model.xml")
+    types = {op.get_element_type().get_type_name() for op in ir.get_ops() if op.get_type_name() == "Constant"}
+    assert "u4" in types, types
+    tokens = [r.token for r in generate(load_model(tmp_path / "ov").new_session(), [3, 4, 5],
+                                        EvictionConfig(policy="none"), max_new_tokens=5)]
+    assert len(tokens) >= 1 and all(0 <= t < len(tok) for t in tokens)
+    assert not (tmp_path / "ov.partial").exists()
+    assert sorted(p.name for p in (tmp_path / "ov").glob("openvino_*.xml")) == [
+        "openvino_detokenizer.xml", "openvino_model.xml", "openvino_tokenizer.xml"]

@@ -1,0 +1,81 @@
+"""Aggregation, Change rows and the run schedule on hand-made numbers."""
+import pytest
+
+from triattn import bench, report
+from triattn.config import EvictionConfig
+
+
+def raw(mode, prompt, latency, tpot, throughput, rss, prune_events=0, prune_s=0.0, decode_s=1.0, kv=20):
+    return {"mode": mode, "prompt": prompt, "decode_time_s": decode_s, "kv_decode_max": kv,
+            "metrics": {"latency_s": latency, "tpot_ms": tpot, "ttft_s": 0.01, "throughput_tok_s": throughput,
+                        "rss_delta_mb": rss, "new_tokens": 10, "kv_tokens_max": kv, "prune_events": prune_events,
+                        "prune_time_s": prune_s}}
+
+
+def quality(mode, prompt, agreement, first, compared=12, dnll=0.1):
+    return {"mode": mode, "prompt": prompt, "agreement": agreement, "first_divergence": first,
+            "compared_tokens": compared, "delta_nll": dnll, "ppl_ratio": 1.1, "forced_top1_agreement": 0.9}
+
+
+def test_means_medians_and_change_row():
+    """baseline: latency 1, 3 -> mean 2; TPOT 10, 30, 20 -> median 20; throughput 100; memory +2 MB.
+    pruned: latency 4 -> +100%; TPOT 30, 32, 90 -> median 32 -> +60%; throughput 50 -> -50%; memory
+    +10 MB -> +8 MB; KV 10 vs 40 -> -75%; prune share = (0.1 + 0.3 + 0.2) / (1 + 1 + 1) = 20%."""
+    runs = [raw("baseline", 0, 1.0, 10.0, 100.0, 2.0, kv=40), raw("baseline", 1, 3.0, 30.0, 100.0, 2.0),
+            raw("baseline", 0, 2.0, 20.0, 100.0, 2.0),
+            raw("p", 0, 4.0, 30.0, 50.0, 10.0, 2, 0.1, kv=10), raw("p", 1, 4.0, 32.0, 50.0, 10.0, 4, 0.3, kv=10),
+            raw("p", 0, 4.0, 90.0, 50.0, 10.0, 3, 0.2, kv=10)]
+    qs = [quality("p", 0, 0.5, 4), quality("p", 1, 1.0, None, compared=12)]
+    s = report.summarize(runs, qs, ["baseline", "p"], 2)
+    b, p = s["modes"]["baseline"], s["modes"]["p"]
+    assert (b["latency_s"], b["tpot_ms"], b["rss_delta_mb"]) == (2.0, 20.0, 2.0)
+    assert (p["latency_s"], p["tpot_ms"], p["prune_events"]) == (4.0, 32.0, 3.0)
+    assert p["prune_time_ms"] == pytest.approx(200.0) and p["prune_share"] == pytest.approx(0.2)
+    c = s["change"]["p"]
+    assert c["latency_pct"] == pytest.approx(100.0) and c["tpot_pct"] == pytest.approx(60.0)
+    assert c["throughput_pct"] == pytest.approx(-50.0) and c["rss_delta_mb_diff"] == pytest.approx(8.0)
+    assert c["kv_tokens_max_pct"] == pytest.approx(-75.0)
+    # quality: agreement mean 0.75; first divergence 4 and (identical) 12 -> 8
+    assert p["quality"]["agreement"] == pytest.approx(0.75) and p["quality"]["first_divergence_mean"] == 8.0
+    assert p["quality"]["identical"] == 1
+    # per-prompt cells: prompt 0 of p has TPOT 30 and 90 -> median 60, latency 4
+    cell = next(x for x in s["cells"] if x["prompt"] == 0 and x["mode"] == "p")
+    assert cell["tpot_ms"] == 60.0 and cell["quality"]["agreement"] == 0.5
+    text = report.mode_table(s)
+    change_row = next(ln for ln in text.splitlines() if ln.startswith("| Change (p)"))
+    assert [x.strip() for x in change_row.split("|")[2:7]] == ["+100.0%", "+60.0%", "-50.0%", "+8.0 MB", "-75.0%"]
+
+
+def test_context_rows_ratios_and_bound():
+    """Lengths 64 and 128 (prompts 0, 1) and the baseline at context = budget (prompt 2, TPOT 4):
+    at 64 baseline 8, pruned 6 -> ratio 0.75, limit 1.5; bound (32 + 2) x 100 bytes."""
+    runs = [raw("baseline", 0, 1, 8.0, 1, 0), raw("p", 0, 1, 6.0, 1, 0, kv=33),
+            raw("baseline", 1, 1, 12.0, 1, 0), raw("p", 1, 1, 6.0, 1, 0, kv=33), raw("baseline", 2, 1, 4.0, 1, 0)]
+    s = report.summarize(runs, [], ["baseline", "p"], 3)
+    modes = [{"name": "baseline", "budget": 32, "prune_interval": 2}, {"name": "p", "budget": 32, "prune_interval": 2}]
+    rows = report.context_rows(s, [64, 128], modes, 2, kv_bytes_per_token=100)
+    assert [(r["context"], r["ratio"], r["limit_ratio"]) for r in rows] == [(64, 0.75, 1.5), (128, 0.5, 1.5)]
+    assert rows[0]["kv_decode_bytes"] == 3300 and rows[0]["kv_bound_bytes"] == 3400
+
+
+def test_schedule_runs_outermost_then_prompts_then_modes():
+    modes = bench.make_modes(["knorm", "streaming"], ["hard"], [16], 4, 2, 2)
+    assert [m.name for m in modes] == ["baseline", "knorm/hard", "streaming/hard"]
+    plan = bench.prompt_plan([bench.Prompt("a", [1]), bench.Prompt("b", [2])], modes)
+    order = [(r, c.prompt, c.mode) for r, c in bench.schedule(plan, 2)]
+    assert order == [(r, p, m) for r in range(2) for p in range(2) for m in range(3)]
+    assert plan.pairs == [(bench.Cell(p, 0), bench.Cell(p, m)) for p in range(2) for m in (1, 2)]
+
+
+def test_modes_over_budgets_and_validation():
+    modes = bench.make_modes(["knorm"], ["hard", "mask"], [16, 32], 4, 2, 2)
+    assert [m.name for m in modes] == ["baseline", "knorm/hard@16", "knorm/mask@16", "knorm/hard@32", "knorm/mask@32"]
+    assert modes[0].eviction == EvictionConfig(policy="none", budget=32, recent_window=4, sink_tokens=2,
+                                               prune_interval=2)
+    with pytest.raises(ValueError, match="budget 6 must exceed"):
+        bench.make_modes(["knorm"], ["hard"], [32, 6], 4, 2, 2)
+
+
+def test_table_alignment():
+    t = report.table(["A", "Num"], [["x", "1.5"], ["long", "10.25"]])
+    assert t.splitlines() == ["| A    |   Num |", "|------|------:|", "| x    |   1.5 |", "| long | 10.25 |"]

@@ -1,0 +1,231 @@
+"""The benchmark run plan: one baseline and several pruned modes, timed in interleaved runs after
+untimed warm-ups, and their quality measured once per prompt and mode, outside the timing.
+
+Prompts are either text (through the chat template) or exact token counts cut from the shipped
+text sample (long-context runs). This module produces raw figures only; `report.py` aggregates
+them and draws the tables.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import EvictionConfig
+from .policies import get_policy
+from .quality import compare, teacher_forced
+from .runs import ASSETS, run
+
+CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
+SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
+WARMUP_TOKENS = 16
+FULL = EvictionConfig(policy="none")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    eviction: EvictionConfig
+
+
+@dataclass
+class Prompt:
+    label: str
+    ids: list
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (prompt, mode) pair that is timed `runs` times."""
+    prompt: int
+    mode: int
+
+
+@dataclass
+class Plan:
+    prompts: list
+    modes: list
+    cells: list                 # timed, in the order each run index visits them
+    pairs: list                 # (baseline cell, pruned cell): the quality comparisons
+
+
+def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_interval) -> list[Mode]:
+    """The baseline, then every policy x mechanism x budget; names carry the budget when several."""
+    pruned = [p for p in dict.fromkeys(policies) if p != "none"]
+    if not pruned:
+        raise ValueError("give at least one pruning policy (the baseline always runs)")
+    budgets = list(dict.fromkeys(budgets))
+    for b in budgets:
+        if b <= sink_tokens + recent_window:
+            raise ValueError(f"budget {b} must exceed sink tokens + recent window ({sink_tokens} + {recent_window})")
+    kw = dict(recent_window=recent_window, sink_tokens=sink_tokens, prune_interval=prune_interval)
+    modes = [Mode("baseline", EvictionConfig(policy="none", budget=max(budgets), **kw))]
+    for b, p, e in itertools.product(budgets, pruned, dict.fromkeys(evicts)):
+        name = f"{p}/{e}" + (f"@{b}" if len(budgets) > 1 else "")
+        modes.append(Mode(name, EvictionConfig(policy=p, evict=e, budget=b, **kw)))
+    return modes
+
+
+def read_prompts(path) -> list[str]:
+    """One prompt a line; blank lines are skipped."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"prompts file not found: {p}")
+    prompts = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not prompts:
+        raise ValueError(f"{p} holds no prompts (one prompt a line)")
+    return prompts
+
+
+def short_label(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
+def text_prompts(tokenizer, texts, chat: bool = True) -> list[Prompt]:
+    from .text import encode_prompt
+    return [Prompt(short_label(t), encode_prompt(tokenizer, t, chat), t) for t in texts]
+
+
+def context_prompts(tokenizer, lengths, max_new_tokens: int, max_context: int) -> list[Prompt]:
+    """Prompts of exactly `lengths` tokens: the first N tokens of the shipped sample, no template."""
+    ids = tokenizer.encode(SAMPLE_TEXT.read_text(encoding="utf-8"), add_special_tokens=False)
+    for n in lengths:
+        if n < 1 or n > len(ids):
+            raise ValueError(f"context length {n} is outside 1..{len(ids)} (tokens in the shipped sample)")
+        if n + max_new_tokens > max_context:
+            raise ValueError(f"context length {n} + {max_new_tokens} new tokens exceed the model's context "
+                             f"of {max_context}")
+    return [Prompt(f"{n} tokens", ids[:n]) for n in lengths]
+
+
+def prompt_plan(prompts, modes) -> Plan:
+    cells = [Cell(p, m) for p in range(len(prompts)) for m in range(len(modes))]
+    pairs = [(Cell(p, 0), Cell(p, m)) for p in range(len(prompts)) for m in range(1, len(modes))]
+    return Plan(prompts, modes, cells, pairs)
+
+
+def context_plan(prompts, modes, budget_prompt: Prompt | None) -> Plan:
+    """Every length in every mode, plus the baseline alone at context = budget when the budget is
+    not one of the lengths (`budget_prompt`), for the limit ratio."""
+    plan = prompt_plan(list(prompts), modes)
+    if budget_prompt is not None:
+        plan.prompts.append(budget_prompt)
+        plan.cells.append(Cell(len(plan.prompts) - 1, 0))
+    return plan
+
+
+def schedule(plan: Plan, runs: int) -> list[tuple[int, Cell]]:
+    """Run index outermost, so machine drift over time reaches every mode alike."""
+    return [(r, c) for r in range(runs) for c in plan.cells]
+
+
+def raw_run(result, run_index: int = 0, cell: Cell | None = None, mode: str = "") -> dict:
+    recs = result.records
+    return {
+        "run": run_index, "prompt": cell.prompt if cell else 0, "mode": mode,
+        "metrics": result.metrics.as_dict(),
+        "decode_time_s": sum(r.time_s for r in recs[1:]),
+        "kv_decode_max": max((r.kv_len for r in recs[1:]), default=recs[0].kv_len),
+        "step_times_s": [r.time_s for r in recs],
+        "kv_len": [r.kv_len for r in recs],
+        "prune": [{"step": r.index, "time_s": r.prune.time_s, "evicted": r.prune.evicted,
+                   "kv_before": r.prune.kv_before, "kv_after": r.prune.kv_after} for r in recs if r.prune],
+        "token_ids": list(result.token_ids),
+    }
+
+
+def calibrations(model, modes) -> dict:
+    return {m.name: get_policy(m.eviction.policy).prepare(model.info.model_dir) for m in modes}
+
+
+def warmup_tokens(mode: Mode, prompt_len: int, max_new_tokens: int) -> int:
+    """Short, but long enough for a pruning mode to reach its first prune event."""
+    if not mode.eviction.prunes:
+        return min(max_new_tokens, WARMUP_TOKENS)
+    e = mode.eviction
+    return min(max_new_tokens, max(WARMUP_TOKENS, e.budget + e.prune_interval - prompt_len + 1))
+
+
+def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: int, calib: dict,
+            progress=None) -> tuple[list, dict]:
+    """Untimed warm-up per mode, then the interleaved timed runs.
+    Returns (raw runs, first run's tokens per cell)."""
+    session = model.new_session()
+    for m, mode in enumerate(plan.modes):
+        p = next(c.prompt for c in plan.cells if c.mode == m)
+        ids = plan.prompts[p].ids
+        run(model, tokenizer, ids, mode.eviction, sampling, warmup_tokens(mode, len(ids), max_new_tokens),
+            session=session, calibration=calib[mode.name])
+    raw, tokens = [], {}
+    for r, cell in schedule(plan, runs):
+        mode = plan.modes[cell.mode]
+        result = run(model, tokenizer, plan.prompts[cell.prompt].ids, mode.eviction, sampling, max_new_tokens,
+                     session=session, calibration=calib[mode.name])
+        raw.append(raw_run(result, r, cell, mode.name))
+        tokens.setdefault(cell, result.token_ids)
+        if progress is not None:
+            progress.update(1)
+    return raw, tokens
+
+
+def measure_quality(model, plan: Plan, tokens: dict, calib: dict, progress=None) -> list[dict]:
+    """Quality of every pruned cell against its baseline, from the first timed run's tokens; the
+    full-cache teacher-forced pass is computed once per prompt and shared."""
+    session = model.new_session()
+    full, out = {}, []
+    for base, cell in plan.pairs:
+        ids, mode = plan.prompts[cell.prompt].ids, plan.modes[cell.mode]
+        if base not in full:
+            full[base] = teacher_forced(session, ids, tokens[base], FULL)
+        q = compare(session, ids, tokens[base], tokens[cell], mode.eviction, calib[mode.name], full_forced=full[base])
+        out.append({"prompt": cell.prompt, "mode": mode.name, **q.as_dict(),
+                    "compared_tokens": max(len(tokens[base]), len(tokens[cell]))})
+        if progress is not None:
+            progress.update(1)
+    return out
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(model) -> dict:
+    import openvino as ov
+    import psutil
+    try:
+        device_name = str(ov.Core().get_property(model.device, "FULL_DEVICE_NAME"))
+    except RuntimeError:
+        device_name = model.device
+    return {"cpu": cpu_model(), "cores_logical": os.cpu_count(), "cores_physical": psutil.cpu_count(logical=False),
+            "device": model.device, "device_name": device_name, "precision": model.precision,
+            "kv_cache_precision": model.kv_precision.to_string(), "kv_bytes_per_token": model.kv_bytes_per_token,
+            "openvino": ov.get_version(), "model_dir": str(model.info.model_dir),
+            "model_type": model.info.model_type, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def describe(plan: Plan) -> dict:
+    return {"modes": [{"name": m.name, **m.eviction.as_dict()} for m in plan.modes],
+            "prompts": [{"label": p.label, "text": p.text, "tokens": len(p.ids)} for p in plan.prompts]}
+
+
+def benchmark(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: int, bar=None) -> dict:
+    """Timed runs, then quality. `bar(total=, desc=)`: an optional progress-bar factory (tqdm)."""
+    calib = calibrations(model, plan.modes)
+    progress = bar(total=runs * len(plan.cells), desc="runs") if bar else None
+    raw, tokens = execute(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
+    if progress is not None:
+        progress.close()
+    progress = bar(total=len(plan.pairs), desc="quality") if bar else None
+    quality = measure_quality(model, plan, tokens, calib, progress)
+    if progress is not None:
+        progress.close()
+    return {"machine": machine_info(model), **describe(plan), "runs": raw, "quality": quality}

@@ -1,0 +1,54 @@
+"""sweep: quality and speed over KV budgets x policies (x mechanisms), as CSV, JSON and PNG plots."""
+import sys
+from pathlib import Path
+
+from .common import add_model_args, add_sampling_args, open_model, positive_int, progress_bar, sampling_from
+
+
+def add_parser(sub):
+    from ..config import MECHANISMS
+    from ..policies import list_policies
+    pruning = [p for p in list_policies() if p != "none"]
+    p = sub.add_parser("sweep", help="quality and TPOT over a grid of budgets x policies, with plots",
+                       description="Every budget x policy x mechanism is compared with one baseline over the "
+                                   "prompts (interleaved runs, untimed warm-ups); writes sweep.csv, sweep.json, "
+                                   "quality.png and tpot.png.")
+    add_model_args(p)
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=[32, 64, 128], metavar="N",
+                   help="KV budgets in tokens (default 32 64 128)")
+    p.add_argument("--policies", nargs="+", choices=pruning, default=["knorm", "knorm-seed", "streaming"],
+                   help="eviction policies (default knorm knorm-seed streaming)")
+    p.add_argument("--evict", nargs="+", choices=list(MECHANISMS), default=["hard"],
+                   help="mechanisms (default hard)")
+    p.add_argument("--recent-window", type=positive_int, default=16,
+                   help="newest tokens always kept (default 16, so that a budget of 32 leaves room to choose)")
+    p.add_argument("--sink-tokens", type=positive_int, default=4, help="first tokens always kept (default 4)")
+    p.add_argument("--prune-interval", type=positive_int, default=16,
+                   help="tokens the cache may grow past the budget before it is cut back (default 16)")
+    add_sampling_args(p)
+    p.add_argument("--runs", type=positive_int, default=1, help="timed runs per prompt and configuration (default 1)")
+    p.add_argument("--prompts", default=None, help="one prompt a line (default: assets/prompts/card.txt)")
+    p.add_argument("--output", default="out/sweep", help="output folder (default out/sweep)")
+    p.add_argument("--title", default=None, help="plot title (default: model folder, device, prompts, tokens)")
+    return "sweep"
+
+
+def run(args):
+    from .. import bench
+    from ..sweep import rows_table, run_sweep
+    if args.runs < 1:
+        raise ValueError("runs must be at least 1")
+    sampling = sampling_from(args)
+    modes = bench.make_modes(args.policies, args.evict, args.budgets, args.recent_window, args.sink_tokens,
+                             args.prune_interval)
+    texts = bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output {out} exists and is not a folder")
+    model, tok = open_model(args)
+    res = run_sweep(model, tok, texts, modes, sampling, args.max_new_tokens, args.runs, out,
+                    chat=not args.no_chat_template, bar=progress_bar, title=args.title)
+    print(rows_table(res["rows"]))
+    for f in res["files"]:
+        print(f"wrote {f}", file=sys.stderr)
+    return 0

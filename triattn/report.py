@@ -1,0 +1,222 @@
+"""Aggregation of raw benchmark runs and the text tables the commands print.
+
+Conventions: latency, throughput, memory delta, prune events and prune time are means over runs
+(as the model card averaged them); TPOT and TTFT are medians of the per-run medians. A "Change" is
+(pruned - baseline) / baseline in percent, except memory, which is a difference in MB (as the
+card's table has it). Quality figures are means over prompts.
+"""
+from __future__ import annotations
+
+import statistics
+
+QUALITY_KEYS = ("agreement", "delta_nll", "ppl_ratio", "forced_top1_agreement")
+
+
+def _mean(xs):
+    xs = list(xs)
+    return statistics.fmean(xs) if xs else None
+
+
+def _median(xs):
+    xs = list(xs)
+    return statistics.median(xs) if xs else None
+
+
+def run_stats(runs: list[dict]) -> dict:
+    """Aggregate raw runs (see bench.raw_run) of one prompt/mode, or of one mode over prompts."""
+    m = [r["metrics"] for r in runs]
+    decode = sum(r["decode_time_s"] for r in runs)
+    prune = sum(x["prune_time_s"] for x in m)
+    return {
+        "runs": len(runs),
+        "latency_s": _mean(x["latency_s"] for x in m),
+        "tpot_ms": _median(x["tpot_ms"] for x in m),
+        "ttft_ms": _median(1000 * x["ttft_s"] for x in m),
+        "throughput_tok_s": _mean(x["throughput_tok_s"] for x in m),
+        "rss_delta_mb": _mean(x["rss_delta_mb"] for x in m),
+        "new_tokens": _mean(x["new_tokens"] for x in m),
+        "kv_tokens_max": max(x["kv_tokens_max"] for x in m),
+        "kv_decode_max": max(r["kv_decode_max"] for r in runs),
+        "prune_events": _mean(x["prune_events"] for x in m),
+        "prune_time_ms": _mean(1000 * x["prune_time_s"] for x in m),
+        "prune_share": prune / decode if decode > 0 else 0.0,
+    }
+
+
+def quality_stats(qs: list[dict]) -> dict:
+    """Means over prompts; a run identical to its baseline counts its full length as the first
+    divergence."""
+    out = {k: _mean(q[k] for q in qs) for k in QUALITY_KEYS}
+    firsts = [q["compared_tokens"] if q["first_divergence"] is None else q["first_divergence"] for q in qs]
+    out["first_divergence_mean"] = _mean(firsts)
+    out["identical"] = sum(q["first_divergence"] is None for q in qs)
+    out["prompts"] = len(qs)
+    return out
+
+
+def pct(new, old):
+    return None if new is None or not old else 100.0 * (new - old) / old
+
+
+def change(base: dict, other: dict) -> dict:
+    return {"latency_pct": pct(other["latency_s"], base["latency_s"]),
+            "tpot_pct": pct(other["tpot_ms"], base["tpot_ms"]),
+            "throughput_pct": pct(other["throughput_tok_s"], base["throughput_tok_s"]),
+            "rss_delta_mb_diff": other["rss_delta_mb"] - base["rss_delta_mb"],
+            "kv_tokens_max_pct": pct(other["kv_tokens_max"], base["kv_tokens_max"])}
+
+
+def summarize(runs: list[dict], quality: list[dict], mode_names: list[str], n_prompts: int) -> dict:
+    """Per-mode aggregates (first mode = the baseline), Change per pruned mode, and per-prompt cells."""
+    modes = {}
+    for name in mode_names:
+        rs = [r for r in runs if r["mode"] == name]
+        if rs:
+            modes[name] = run_stats(rs)
+            qs = [q for q in quality if q["mode"] == name]
+            modes[name]["quality"] = quality_stats(qs) if qs else None
+    base = modes[mode_names[0]]
+    changes = {n: change(base, s) for n, s in modes.items() if n != mode_names[0]}
+    cells = []
+    for p in range(n_prompts):
+        for name in mode_names:
+            rs = [r for r in runs if r["prompt"] == p and r["mode"] == name]
+            if rs:
+                q = next((q for q in quality if q["prompt"] == p and q["mode"] == name), None)
+                cells.append({"prompt": p, "mode": name, **run_stats(rs), "quality": q})
+    return {"modes": modes, "change": changes, "cells": cells}
+
+
+def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_prompt: int,
+                 kv_bytes_per_token: int) -> list[dict]:
+    """Per length and pruned mode: TPOTs, ratio, limit ratio (vs the baseline at context = budget),
+    prune share of decode time, and KV bytes during decode against (budget + interval) x bytes/token."""
+    cell = {(c["prompt"], c["mode"]): c for c in summary["cells"]}
+    base_name = modes[0]["name"]
+    ref = cell[(budget_prompt, base_name)]["tpot_ms"]
+    rows = []
+    for p, n in enumerate(lengths):
+        base = cell[(p, base_name)]
+        for m in modes[1:]:
+            c = cell[(p, m["name"])]
+            q = c["quality"] or {}
+            rows.append({"context": n, "mode": m["name"], "baseline_tpot_ms": base["tpot_ms"],
+                         "pruned_tpot_ms": c["tpot_ms"], "ratio": ratio(c["tpot_ms"], base["tpot_ms"]),
+                         "limit_ratio": ratio(c["tpot_ms"], ref), "prune_share": c["prune_share"],
+                         "kv_decode_bytes": c["kv_decode_max"] * kv_bytes_per_token,
+                         "kv_bound_bytes": (m["budget"] + m["prune_interval"]) * kv_bytes_per_token,
+                         "agreement": q.get("agreement"), "delta_nll": q.get("delta_nll")})
+    return rows
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+# ---- text tables ---------------------------------------------------------------------------------
+
+def fmt(x, spec: str = ".2f", suffix: str = "") -> str:
+    return "–" if x is None else f"{x:{spec}}{suffix}"
+
+
+def fmt_bytes(n) -> str:
+    if n is None:
+        return "–"
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def table(headers: list[str], rows: list[list], left: int = 1) -> str:
+    """A Markdown table; the first `left` columns are left-aligned, the rest right-aligned."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(r):
+        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in
+                                 enumerate(zip(r, widths))) + " |"
+    sep = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in cells])
+
+
+def header_line(machine: dict) -> str:
+    return (f"machine: {machine['cpu']} ({machine['cores_logical']} logical / {machine['cores_physical']} "
+            f"physical cores) | device: {machine['device']} ({machine['device_name']}) | precision: "
+            f"{machine['precision']} (KV cache {machine['kv_cache_precision']}) | OpenVINO "
+            f"{machine['openvino'].split('-')[0]} | model: {machine['model_dir']}")
+
+
+def mode_table(summary: dict) -> str:
+    headers = ["Mode", "Avg Latency (s)", "TPOT (ms/tok, median)", "Throughput (tok/s)", "Mem Δ (MB)",
+               "KV tokens max", "Prune events", "Prune time (ms)", "Agreement", "First div.", "ΔNLL",
+               "PPL ratio", "Top-1 (forced)"]
+    rows = []
+    for name, s in summary["modes"].items():
+        q = s.get("quality") or {}
+        rows.append([name, fmt(s["latency_s"], ".3f"), fmt(s["tpot_ms"]), fmt(s["throughput_tok_s"], ".1f"),
+                     fmt(s["rss_delta_mb"], "+.1f"), s["kv_tokens_max"], fmt(s["prune_events"], ".1f"),
+                     fmt(s["prune_time_ms"], ".1f"), fmt(q.get("agreement"), ".1%"),
+                     fmt(q.get("first_divergence_mean"), ".1f"), fmt(q.get("delta_nll"), "+.3f"),
+                     fmt(q.get("ppl_ratio"), ".3f"), fmt(q.get("forced_top1_agreement"), ".1%")])
+    for name, c in summary["change"].items():
+        rows.append([f"Change ({name})", fmt(c["latency_pct"], "+.1f", "%"), fmt(c["tpot_pct"], "+.1f", "%"),
+                     fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["rss_delta_mb_diff"], "+.1f", " MB"),
+                     fmt(c["kv_tokens_max_pct"], "+.1f", "%")] + [""] * 7)
+    return table(headers, rows)
+
+
+def prompt_table(summary: dict, labels: list[str]) -> str:
+    headers = ["Prompt", "Mode", "Latency (s)", "TPOT (ms)", "Throughput (tok/s)", "Mem Δ (MB)", "Agreement",
+               "First div.", "ΔNLL"]
+    rows = []
+    for c in summary["cells"]:
+        q = c["quality"] or {}
+        first = q.get("first_divergence", "–") if q else "–"
+        rows.append([labels[c["prompt"]], c["mode"], fmt(c["latency_s"], ".3f"), fmt(c["tpot_ms"]),
+                     fmt(c["throughput_tok_s"], ".1f"), fmt(c["rss_delta_mb"], "+.1f"),
+                     fmt(q.get("agreement"), ".1%"), "none" if q and first is None else first,
+                     fmt(q.get("delta_nll"), "+.3f")])
+    return table(headers, rows, left=2)
+
+
+def context_table(rows: list[dict], ref_tpot_ms, budget: int) -> str:
+    headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", "Ratio", "Limit ratio",
+               "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
+    body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ratio"]),
+             fmt(r["limit_ratio"]), fmt(100 * r["prune_share"], ".1f", "%"), fmt_bytes(r["kv_decode_bytes"]),
+             fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"), fmt(r["delta_nll"], "+.3f")]
+            for r in rows]
+    note = (f"Ratio = pruned / baseline TPOT at the same context; limit ratio = pruned TPOT / baseline TPOT at "
+            f"context = budget ({budget} tokens: {fmt(ref_tpot_ms)} ms). KV bound = (budget + prune interval) "
+            f"x bytes per token.")
+    return table(headers, body, left=2) + "\n" + note
+
+
+def compare_table(base, pruned, name: str, kv_bytes_per_token: int) -> str:
+    """Two runs (runs.RunResult) and their Change row, for `infer --compare`."""
+    headers = ["Mode", "Latency (s)", "TTFT (ms)", "TPOT (ms/tok, median)", "Throughput (tok/s)", "KV tokens max",
+               "KV max", "Prune events", "Prune time (ms)", "Mem Δ (MB)"]
+    rows, stats = [], []
+    for label, r in (("baseline", base), (name, pruned)):
+        m = r.metrics
+        stats.append({"latency_s": m.latency_s, "tpot_ms": m.tpot_ms, "throughput_tok_s": m.throughput_tok_s,
+                      "rss_delta_mb": m.rss_delta_mb, "kv_tokens_max": m.kv_tokens_max})
+        rows.append([label, fmt(m.latency_s, ".3f"), fmt(1000 * m.ttft_s, ".1f"), fmt(m.tpot_ms),
+                     fmt(m.throughput_tok_s, ".1f"), m.kv_tokens_max, fmt_bytes(m.kv_tokens_max * kv_bytes_per_token),
+                     m.prune_events, fmt(1000 * m.prune_time_s, ".1f"), fmt(m.rss_delta_mb, "+.1f")])
+    c = change(*stats)
+    rows.append(["Change", fmt(c["latency_pct"], "+.1f", "%"), "", fmt(c["tpot_pct"], "+.1f", "%"),
+                 fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["kv_tokens_max_pct"], "+.1f", "%"), "", "", "",
+                 fmt(c["rss_delta_mb_diff"], "+.1f", " MB")])
+    return table(headers, rows)
+
+
+def quality_line(q: dict) -> str:
+    if q["first_divergence"] is None:
+        div = "identical tokens"
+    else:
+        a, b = q["divergence_tokens"]
+        div = f"first divergence at token {q['first_divergence']} (baseline id {a}, pruned id {b})"
+    return (f"quality: agreement {q['agreement']:.1%} | {div} | ΔNLL {q['delta_nll']:+.4f} nats/token | "
+            f"PPL ratio {q['ppl_ratio']:.4f} | forced top-1 agreement {q['forced_top1_agreement']:.1%}")
