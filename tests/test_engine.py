@@ -138,3 +138,13 @@ def test_stops_at_eos_and_rejects_bad_prompts(gptoss_dir, prompt):
         list(generate(s, [], BASE))
     with pytest.raises(PromptTooLong, match="context"):
         list(generate(s, [5] * m.info.max_context, BASE, max_new_tokens=10))
+
+
+def test_long_prompt_is_cut_once_with_the_prefill(gptoss_dir):
+    """A 60-token prompt with budget 20: record 0 carries the cut (its time is in TTFT), and the
+    first decode step then attends to exactly the budget."""
+    cfg = EvictionConfig(policy="knorm", budget=20, recent_window=16, sink_tokens=2, prune_interval=4)
+    recs = list(generate(load_model(gptoss_dir).new_session(), [3 + i % 50 for i in range(60)], cfg,
+                         force=list(range(5, 15))))
+    assert recs[0].prune is not None and recs[0].prune.kv_before == 60 and recs[0].kv_len == 19
+    assert recs[1].prune is None and recs[1].kv_len == 20

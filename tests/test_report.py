@@ -6,7 +6,8 @@ from triattn.config import EvictionConfig
 
 
 def raw(mode, prompt, latency, tpot, throughput, rss, prune_events=0, prune_s=0.0, decode_s=1.0, kv=20):
-    return {"mode": mode, "prompt": prompt, "decode_time_s": decode_s, "kv_decode_max": kv,
+    return {"mode": mode, "prompt": prompt, "decode_time_s": decode_s, "decode_prune_time_s": prune_s,
+            "kv_decode_max": kv,
             "metrics": {"latency_s": latency, "tpot_ms": tpot, "ttft_s": 0.01, "throughput_tok_s": throughput,
                         "rss_delta_mb": rss, "new_tokens": 10, "kv_tokens_max": kv, "prune_events": prune_events,
                         "prune_time_s": prune_s}}

@@ -128,6 +128,8 @@ def raw_run(result, run_index: int = 0, cell: Cell | None = None, mode: str = ""
         "run": run_index, "prompt": cell.prompt if cell else 0, "mode": mode,
         "metrics": result.metrics.as_dict(),
         "decode_time_s": sum(r.time_s for r in recs[1:]),
+        # prune time inside decode steps; a long prompt's one cut after prefill counts in TTFT
+        "decode_prune_time_s": sum(r.prune.time_s for r in recs[1:] if r.prune),
         "kv_decode_max": max((r.kv_len for r in recs[1:]), default=recs[0].kv_len),
         "step_times_s": [r.time_s for r in recs],
         "kv_len": [r.kv_len for r in recs],

@@ -5,7 +5,9 @@ It knows nothing of text and nothing of particular policies or mechanisms: it yi
 
 Schedule: after a decode step the cache holds at most `budget + prune_interval - 1` live tokens.
 When the next step would pass that, the live tokens are cut to `budget - 1`, so that with the new
-token the step attends to exactly `budget`. The prompt is prefilled whole, never pruned mid-prefill.
+token the step attends to exactly `budget`. The prompt is prefilled whole, never pruned mid-prefill;
+a prompt longer than that is cut right after prefill, and the cut counts in record 0 (time to
+first token), not in the decode steps.
 """
 from __future__ import annotations
 
@@ -90,7 +92,10 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     logits, keys, values = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size], mirror, want_keys)
     store.append(np.arange(prompt.size), keys, values)
     token = int(force[0]) if force is not None else sampler.pick(logits)
-    record = StepRecord(0, token, 0.0, store.n, store.live)
+    event = None
+    if policy.prunes and store.live + 1 > ceiling:  # a long prompt is cut once, as part of the prefill
+        event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size)
+    record = StepRecord(0, token, 0.0, store.n, store.live, event)
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
     yield record

@@ -26,7 +26,7 @@ def run_stats(runs: list[dict]) -> dict:
     """Aggregate raw runs (see bench.raw_run) of one prompt/mode, or of one mode over prompts."""
     m = [r["metrics"] for r in runs]
     decode = sum(r["decode_time_s"] for r in runs)
-    prune = sum(x["prune_time_s"] for x in m)
+    prune = sum(r["decode_prune_time_s"] for r in runs)
     return {
         "runs": len(runs),
         "latency_s": _mean(x["latency_s"] for x in m),
