@@ -185,3 +185,9 @@ def test_pair_passes_on_the_engines_warnings(gptoss_dir, prompt):
                 EvictionConfig(budget=12, recent_window=4, sink_tokens=2), SamplingConfig(), 4)
     list(pair.steps())
     assert len(pair.notices) == 1 and "below the sliding window" in pair.notices[0]
+
+
+def test_pair_can_let_the_pruned_run_lead(gptoss_dir, prompt):
+    pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt,
+                EvictionConfig(budget=20, recent_window=4, sink_tokens=2), SamplingConfig(), 3, pruned_first=True)
+    assert list(pair.steps()) == [PRUNED, BASELINE, BASELINE, PRUNED, PRUNED, BASELINE]

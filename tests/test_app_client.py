@@ -49,18 +49,21 @@ def test_streamed_compare_fills_both_panes_and_the_table(client, app_server, gpt
     (dict(recent=-1), "recent window must be at least 0"),
     (dict(max_new=4090, prompt="x " * 40), "exceed the model's context"),
 ])
-def test_bad_input_is_an_error_message_and_the_app_keeps_serving(client, gptoss_dir, change, message):
+def test_bad_input_is_an_error_message_and_the_app_keeps_serving(client, app_server, gptoss_dir, change,
+                                                                 message):
     with pytest.raises(Exception, match=message):
         client.predict(*_args(str(gptoss_dir.resolve()), **change), api_name="/generate")
     out = client.predict(*_args(str(gptoss_dir.resolve()), max_new=5), api_name="/generate")
     assert out[2].startswith("**Done")
+    assert "Traceback" not in app_server.log.read_text()  # a user's mistake is not a crash, not even in the log
 
 
-def test_offline_or_unknown_hub_model_is_a_clear_error(client):
+def test_offline_or_unknown_hub_model_is_a_clear_error(client, app_server):
     with pytest.raises(Exception, match="could not download triattn-tests/no-such-model-5c1e"):
         client.predict("triattn-tests/no-such-model-5c1e", api_name="/download")
     with pytest.raises(Exception, match="model directory not found"):
         client.predict("/nonexistent/model", api_name="/download")
+    assert "Traceback" not in app_server.log.read_text()
 
 
 def test_a_local_folder_can_be_opened_from_the_page(client, llama_dir):

@@ -70,10 +70,12 @@ class Pair:
     """
 
     def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
-                 max_new_tokens: int):
+                 max_new_tokens: int, pruned_first: bool = False):
         check_max_new_tokens(max_new_tokens)
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
         self.sides = {BASELINE: Side(BASELINE, BASELINE_EVICTION), PRUNED: Side(PRUNED, eviction)}
+        # The first prefill meets colder caches (its TTFT is a single sample); callers alternate the lead.
+        self.order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
         self.sampling, self.max_new_tokens = sampling, max_new_tokens
         self.notices: list[str] = []
 
@@ -117,7 +119,7 @@ class Pair:
 
     def steps(self) -> Iterator[str]:
         """Run both generations to the end; yields the name of the side that just stepped."""
-        streams = {name: self._stream(side) for name, side in self.sides.items()}
+        streams = {name: self._stream(self.sides[name]) for name in self.order}
         try:
             for name, _ in interleave(streams):
                 yield name

@@ -6,6 +6,7 @@ with one readable line, so the server keeps serving.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 import traceback
@@ -24,13 +25,15 @@ from .text import encode_prompt, load_tokenizer
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
 # points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
 TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
+_leads = itertools.count()  # which run starts alternates from one Generate to the next
 RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
 INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
 (the model's memory of the text so far); the **pruned** run keeps only a budget of tokens and evicts
 the rest by the chosen policy. The two runs take turns token by token, so their timings are fair."""
-GLOSSARY = """**TTFT**: time to first token (reading the prompt). **TPOT**: median time per output token
-after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
+GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that goes first meets colder
+caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
+output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
 process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
 cache held, and their size. **Prune events / time**: how often the cache was cut, and the time it took
 (included in the other timings). **Change**: pruned relative to baseline. Timings on a shared or busy
@@ -82,12 +85,12 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
             policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
             control, progress, catalog)
     except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
-        raise gr.Error(str(e)) from None
+        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
     except gr.Error:
         raise
     except Exception as e:  # a bug must not take the page down; the log keeps the details
         traceback.print_exc()
-        raise gr.Error(f"generation failed: {type(e).__name__}: {e}") from None
+        raise gr.Error(f"generation failed: {type(e).__name__}: {e}", print_exception=False) from None
     finally:
         control.idle.set()
 
@@ -103,7 +106,8 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     if model.notice:
         gr.Warning(model.notice)
     tok = _tokenizer(str(model_dir))
-    pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new)
+    pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new,
+                pruned_first=next(_leads) % 2 == 1)
     labels = (f"Baseline: full KV cache (device {model.device})",
               f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens")
     started, last_text, last_detail, warned = time.monotonic(), 0.0, 0.0, 0
@@ -161,7 +165,7 @@ def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
         progress(0, desc=f"Fetching {name}")
         path = fetch_model(name)
     except ValueError as e:
-        raise gr.Error(str(e)) from None
+        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
     value = catalog.add(path, label=f"{name.strip()} ({path})")
     gr.Info(f"{name.strip()} is ready; it is now selected")
     return gr.Dropdown(choices=catalog.choices(), value=value), model_notice(value)
