@@ -1,5 +1,6 @@
 """Tiny random-weight models, built once and reused (cached under .cache/test-models), each with its
-transformers checkpoint in `pytorch/` so tests can compare against the PyTorch model."""
+transformers checkpoint in `pytorch/` so tests can compare against the PyTorch model; the CLI and
+the web app run on them in subprocesses."""
 import os
 from pathlib import Path
 
@@ -54,3 +55,68 @@ def one_line(stderr: str) -> str:
     lines = [ln for ln in stderr.strip().splitlines() if ln]
     assert len(lines) == 1, stderr
     return lines[0]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """`python app.py` in a subprocess on 127.0.0.1 and a free port."""
+
+    def __init__(self, args, cache_dir: Path):
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SPACE_ID")}
+        env.update(TRIATTN_CACHE=str(cache_dir), GRADIO_ANALYTICS_ENABLED="False", PYTHONWARNINGS="ignore")
+        self.log = cache_dir / f"app-{self.port}.log"
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port",
+                                      str(self.port), *args], cwd=ROOT, env=env,
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited ({self.proc.returncode}):\n{self.log.read_text()}")
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"app.py did not start in 90 s:\n{self.log.read_text()}")
+
+    def cpu_percent(self, seconds: float = 1.0) -> float:
+        import psutil
+        return psutil.Process(self.proc.pid).cpu_percent(interval=seconds)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def app_server(gptoss_dir, tmp_path_factory):
+    """Launched with --model-dir: the tiny gpt-oss model is the selected one."""
+    server = AppServer(["--model-dir", str(gptoss_dir)], tmp_path_factory.mktemp("app-cache"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def default_app_server(gptoss_dir, tmp_path_factory):
+    """Launched with no model: the default random-weight model (found already built in the cache)."""
+    cache = tmp_path_factory.mktemp("default-cache")
+    (cache / "tiny-gpt-oss").symlink_to(gptoss_dir, target_is_directory=True)
+    server = AppServer([], cache)
+    yield server
+    server.stop()

@@ -1,0 +1,68 @@
+"""`python app.py`: the triattn web demo (baseline vs pruned KV cache, side by side).
+
+This file only reads the launch options and starts the page built by triattn.ui.
+On a Hugging Face Space (SPACE_ID set) the model comes from MODEL_ID and the device from DEVICE.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python app.py", description="Web demo: the same prompt with a full and "
+                                "with a pruned KV cache, side by side.")
+    p.add_argument("--model-dir", action="append", default=[],
+                   help="an OpenVINO LLM export to offer (repeatable; the first is selected)")
+    p.add_argument("--device", default=os.environ.get("DEVICE", "CPU"), help="initial device (default CPU)")
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 0)) or None,
+                   help="port (default: 7860 or the next free one)")
+    p.add_argument("--share", action="store_true", help="also make a temporary public gradio.live link")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    return p.parse_args(argv)
+
+
+def wants_browser(args) -> bool:
+    if args.no_browser or os.environ.get("SPACE_ID"):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    args = parse_args(argv)
+    from triattn.choices import Catalog, fetch_model
+    from triattn.model import ModelError, read_info
+    dirs = []
+    try:
+        for d in args.model_dir:
+            read_info(d)
+            dirs.append(d)
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    space_model = os.environ.get("MODEL_ID") if os.environ.get("SPACE_ID") else None
+    if space_model:
+        try:
+            dirs.insert(0, str(fetch_model(space_model)))
+        except ModelError as e:  # the Space still serves, with the default model
+            print(f"warning: MODEL_ID: {e}", file=sys.stderr)
+    catalog = Catalog(dirs)
+    if not dirs:
+        from triattn.runs import default_model_dir
+        default_model_dir()  # build the tiny model now, not during the first visitor's click
+    from triattn.ui import build
+    demo = build(catalog, args.device.upper())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=wants_browser(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""The A/B module without Gradio: interleaving, the table, divergence, the eviction view, settings."""
+import numpy as np
+import pytest
+
+from triattn.ab import (BASELINE, CHANGE, PRUNED, Pair, first_divergence, headline, interleave, metrics_table,
+                        parse_settings, percent_change, plot_frames)
+from triattn.config import EvictionConfig, SamplingConfig
+from triattn.engine import PruneEvent, StepRecord, generate
+from triattn.evictview import (EVICTED_ALL, EVICTED_SOME, evicted_layer_counts, eviction_summary, eviction_view,
+                               token_spans)
+from triattn.metrics import RunMetrics
+from triattn.model import load_model
+from triattn.text import load_tokenizer
+
+
+def test_interleave_alternates_and_lets_the_longer_run_finish():
+    out = list(interleave({"a": iter([1, 2, 3, 4]), "b": iter("xy")}))
+    # rounds lead alternately: a b, b a, a (b has ended), a
+    assert out == [("a", 1), ("b", "x"), ("b", "y"), ("a", 2), ("a", 3), ("a", 4)]
+
+
+def test_interleave_never_runs_two_steps_at_once():
+    log, active = [], []
+
+    def stream(name, n):
+        for i in range(n):
+            active.append(name)
+            assert len(active) == 1, "two runs stepping at once"
+            log.append(name)
+            active.pop()
+            yield i
+    list(interleave({"a": stream("a", 5), "b": stream("b", 5)}))
+    assert log.count("a") == log.count("b") == 5
+
+
+def _metrics(**kw):
+    base = dict(ttft_s=0.1, tpot_ms=10.0, tpot_mean_ms=11.0, throughput_tok_s=50.0, latency_s=2.0, new_tokens=100,
+                prune_events=0, prune_time_s=0.0, kv_tokens_max=300, kv_tokens_final=300, kv_bytes_max=300 * 1024,
+                rss_delta_mb=8.0)
+    return RunMetrics(**{**base, **kw})
+
+
+def test_table_rows_and_percent_change():
+    b = _metrics()
+    p = _metrics(ttft_s=0.15, tpot_ms=8.0, throughput_tok_s=60.0, latency_s=1.5, kv_tokens_max=150,
+                 kv_bytes_max=150 * 1024, prune_events=6, prune_time_s=0.012, rss_delta_mb=2.0)
+    t = metrics_table(b, p, {"Outputs diverge at": "token #8"})
+    assert t["Run"].tolist() == [BASELINE, PRUNED, CHANGE]
+    row = dict(zip(t.columns, t.iloc[2]))
+    assert row["TTFT (ms)"] == "+50.0%"
+    assert row["TPOT (ms)"] == "-20.0%"
+    assert row["Throughput (tok/s)"] == "+20.0%"
+    assert row["Latency (s)"] == "-25.0%"
+    assert row["KV tokens"] == "-50.0%" and row["KV size (KiB)"] == "-50.0%"
+    assert row["Memory Δ (MB)"] == "-75.0%"
+    assert row["Tokens"] == "0.0%"
+    assert row["Prune events"] == "—"  # the baseline never prunes: no ratio
+    assert row["Outputs diverge at"] == "token #8"
+    pruned = dict(zip(t.columns, t.iloc[1]))
+    assert pruned["TTFT (ms)"] == "150.0" and pruned["KV size (KiB)"] == "150.0" and pruned["Prune events"] == "6"
+    assert pruned["Outputs diverge at"] == ""
+
+
+def test_percent_change_edge_cases():
+    assert percent_change(0, 0) == "0.0%"
+    assert percent_change(0, 5) == "—"
+    assert percent_change(-2.0, -1.0) == "+50.0%"  # relative to the baseline's size
+
+
+def test_plot_frames_name_both_runs_before_any_data():
+    lat, kv = plot_frames({})
+    assert set(lat["run"]) == set(kv["run"]) == {BASELINE, PRUNED}
+    assert lat["ms"].isna().all() and kv["KV tokens"].isna().all()
+
+
+def test_first_divergence():
+    assert first_divergence([1, 2, 3], [1, 2, 3]) is None
+    d = first_divergence([1, 2, 3, 4], [1, 2, 9, 4])
+    assert (d.index, d.baseline, d.pruned) == (2, 3, 9)
+    # a run still going is not a divergence yet; an ended one is
+    assert first_divergence([1, 2], [1, 2, 3], a_done=False) is None
+    d = first_divergence([1, 2], [1, 2, 3], a_done=True, b_done=False)
+    assert (d.index, d.baseline, d.pruned) == (2, None, 3)
+
+
+def test_headline_says_what_changed():
+    b, p = _metrics(), _metrics(tpot_ms=5.0, kv_bytes_max=75 * 1024)
+    text = headline(b, p, first_divergence([1, 2, 3], [1, 2, 4]))
+    assert "50% lower" in text and "75% smaller" in text and "first 2 tokens" in text
+    assert "identical for all 100" in headline(b, b, None)
+
+
+class CharTokenizer:
+    """Token id n is the character chr(n); id 0 is a special token shown as <s>."""
+    def decode(self, ids, skip_special_tokens=False, **kw):
+        return "".join("" if (i == 0 and skip_special_tokens) else ("<s>" if i == 0 else chr(i)) for i in ids)
+
+
+def _record(index, evicted_positions):
+    ep = np.array(evicted_positions)
+    return StepRecord(index, 0, 0.0, 0, 0, PruneEvent(ep.shape[1], 0.0, 0, 0, ep))
+
+
+def test_eviction_view_marks_all_some_and_kept():
+    prompt = [0] + [ord(c) for c in "abcd"]   # positions 0..4
+    out = [ord(c) for c in "xyz"]             # positions 5..7
+    records = [StepRecord(0, out[0], 0.0, 5, 5),
+               _record(1, [[2, 3], [2, 4]]),  # layer 0 evicts b, c; layer 1 evicts b, d
+               _record(2, [[5], [5]])]        # both layers evict x
+    view = eviction_view(CharTokenizer(), prompt, out, records, n_layers=2)
+    assert view == [("<s>", None), ("a", None), ("b", EVICTED_ALL), ("c", EVICTED_SOME), ("d", EVICTED_SOME),
+                    ("x", EVICTED_ALL), ("y", None), ("z", None)]
+    assert evicted_layer_counts(records, 8, 2).tolist() == [0, 0, 2, 1, 1, 2, 0, 0]
+    assert "2 were evicted from every layer, 2 from some" in eviction_summary(records, 8, 2)
+
+
+def test_token_spans_keep_multibyte_characters_whole(gptoss_dir):
+    tok = load_tokenizer(gptoss_dir)
+    ids = tok.encode("déjà vu ✓", add_special_tokens=False)
+    spans = token_spans(tok, ids)
+    assert "".join(t for t, _ in spans) == "déjà vu ✓"
+    assert sorted(p for _, ps in spans for p in ps) == list(range(len(ids)))
+    assert all("\ufffd" not in t for t, _ in spans)
+
+
+def test_parse_settings_accepts_page_values_and_rejects_bad_ones():
+    ev, sa, n = parse_settings("knorm", "mask", 64.0, 8, 2, 4, 50, 0.7, 3)
+    assert ev == EvictionConfig(policy="knorm", evict="mask", budget=64, recent_window=8, sink_tokens=2,
+                                prune_interval=4)
+    assert sa == SamplingConfig(temperature=0.7, seed=3) and n == 50
+    for args, message in [((None, 8, 2, 4, 50, 0, 0), "budget is empty"),
+                          ((12.5, 8, 2, 4, 50, 0, 0), "whole number"),
+                          ((8, 8, 2, 4, 50, 0, 0), "must exceed sink tokens"),
+                          ((64, -1, 2, 4, 50, 0, 0), "at least 0"),
+                          ((64, 8, 2, 0, 50, 0, 0), "prune interval must be at least 1"),
+                          ((64, 8, 2, 4, 0, 0, 0), "at least 1"),
+                          ((64, 8, 2, 4, 10**6, 0, 0), "capped"),
+                          ((64, 8, 2, 4, 50, 99, 0), "temperature"),
+                          ((64, 8, 2, 4, 50, 0, float("nan")), "whole number")]:
+        with pytest.raises(ValueError, match=message):
+            parse_settings("knorm", "hard", *args)
+    with pytest.raises(ValueError, match="unknown policy"):
+        parse_settings("h2o", "hard", 64, 8, 2, 4, 50, 0, 0)
+
+
+def test_pair_gives_each_run_what_it_gets_alone(gptoss_dir, prompt):
+    """Interleaving changes nothing in either run: same tokens as two separate runs."""
+    model, tok = load_model(gptoss_dir), load_tokenizer(gptoss_dir)
+    cfg = EvictionConfig(policy="knorm", budget=20, recent_window=4, sink_tokens=2, prune_interval=3)
+    pair = Pair(model, tok, prompt, cfg, SamplingConfig(), 40)
+    order = list(pair.steps())
+    assert order[:4] == [BASELINE, PRUNED, PRUNED, BASELINE]
+    s = model.new_session()
+    alone = {BASELINE: [r.token for r in generate(s, prompt, EvictionConfig(policy="none"), max_new_tokens=40)],
+             PRUNED: [r.token for r in generate(s, prompt, cfg, max_new_tokens=40)]}
+    for name, side in pair.sides.items():
+        assert side.done and side.token_ids == alone[name]
+        assert len(side.records) == order.count(name) == len(side.token_ids)
+        assert side.text == tok.decode(side.token_ids, skip_special_tokens=True)
+    assert any(r.prune for r in pair.pruned.records) and not any(r.prune for r in pair.baseline.records)
+    table = pair.table()
+    assert table["Run"].tolist() == [BASELINE, PRUNED, CHANGE]
+    bound = max(len(prompt), cfg.budget + cfg.prune_interval - 1)  # the prompt is prefilled whole
+    assert int(table.loc[1, "KV tokens"]) <= bound < int(table.loc[0, "KV tokens"])
+    lat, kv = plot_frames(pair.sides)
+    assert set(lat.dropna()["run"]) == set(kv.dropna()["run"]) == {BASELINE, PRUNED}
+    assert len(lat.dropna()) == len(order) - 2 and len(kv.dropna()) == len(order)  # prefill: no latency point
+    assert kv[kv.run == PRUNED]["KV tokens"].max() <= bound < kv[kv.run == BASELINE]["KV tokens"].max()
+
+
+def test_pair_closed_early_stops_both_runs(gptoss_dir, prompt):
+    pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt,
+                EvictionConfig(budget=20, recent_window=4, sink_tokens=2), SamplingConfig(), 500)
+    steps = pair.steps()
+    for _ in range(6):
+        next(steps)
+    steps.close()
+    assert len(pair.baseline.records) == len(pair.pruned.records) == 3
+    assert not pair.baseline.done and not pair.pruned.done
+
+
+def test_pair_passes_on_the_engines_warnings(gptoss_dir, prompt):
+    """gpt-oss's sliding window is 16 in the tiny model: a budget of 12 cannot keep it exact."""
+    pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt,
+                EvictionConfig(budget=12, recent_window=4, sink_tokens=2), SamplingConfig(), 4)
+    list(pair.steps())
+    assert len(pair.notices) == 1 and "below the sliding window" in pair.notices[0]
+
+
+def test_pair_can_let_the_pruned_run_lead(gptoss_dir, prompt):
+    pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt,
+                EvictionConfig(budget=20, recent_window=4, sink_tokens=2), SamplingConfig(), 3, pruned_first=True)
+    assert list(pair.steps()) == [PRUNED, BASELINE, BASELINE, PRUNED, PRUNED, BASELINE]

@@ -1,0 +1,102 @@
+"""The web app through its API (gradio_client), launched as `python app.py --model-dir ...`."""
+import time
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client  # noqa: E402
+
+
+def _args(model, prompt="def read_lines(path):", budget=24, recent=4, sinks=2, interval=3, max_new=120,
+          policy="knorm", evict="hard"):
+    return (prompt, model, "CPU", policy, evict, budget, recent, sinks, interval, max_new, 0.0, 0)
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return Client(app_server.url, verbose=False)
+
+
+def test_streamed_compare_fills_both_panes_and_the_table(client, app_server, gptoss_dir):
+    job = client.submit(*_args(str(gptoss_dir.resolve())), api_name="/generate")
+    outputs = list(job)
+    assert len(outputs) >= 2, "nothing was streamed"
+    base = [o[0]["value"] for o in outputs]
+    pruned = [o[1]["value"] for o in outputs]
+    assert base[-1] and pruned[-1]
+    assert all(b.startswith(a) for a, b in zip(base, base[1:]))  # text only grows
+    assert len(set(base)) > 1 or len(set(pruned)) > 1, "text did not grow while streaming"
+    final = outputs[-1]
+    assert final[2].startswith("**Done")
+    table = final[4]
+    rows = {r[0]: dict(zip(table["headers"], r)) for r in table["data"]}
+    assert set(rows) == {"baseline", "pruned", "Change"}
+    assert int(rows["pruned"]["Prune events"]) > 0 and rows["baseline"]["Prune events"] == "0"
+    assert int(rows["pruned"]["KV tokens"]) < int(rows["baseline"]["KV tokens"])
+    assert rows["Change"]["KV tokens"].startswith("-")
+    for plot in final[5:7]:  # both runs have points on both plots
+        assert {r[1] for r in plot["data"] if r[2] is not None} == {"baseline", "pruned"}
+    view = final[7]
+    labels = {t["class_or_confidence"] for t in view}
+    assert "evicted (some layers)" in labels or "evicted (all layers)" in labels
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(prompt="   "), "the prompt is empty"),
+    (dict(budget=6, recent=4, sinks=2), "must exceed sink tokens"),
+    (dict(max_new=0), "max new tokens must be at least 1"),
+    (dict(interval=2.5), "prune interval must be a whole number"),
+    (dict(recent=-1), "recent window must be at least 0"),
+    (dict(max_new=4090, prompt="x " * 40), "exceed the model's context"),
+])
+def test_bad_input_is_an_error_message_and_the_app_keeps_serving(client, app_server, gptoss_dir, change,
+                                                                 message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*_args(str(gptoss_dir.resolve()), **change), api_name="/generate")
+    out = client.predict(*_args(str(gptoss_dir.resolve()), max_new=5), api_name="/generate")
+    assert out[2].startswith("**Done")
+    assert "Traceback" not in app_server.log.read_text()  # a user's mistake is not a crash, not even in the log
+
+
+def test_offline_or_unknown_hub_model_is_a_clear_error(client, app_server):
+    with pytest.raises(Exception, match="could not download triattn-tests/no-such-model-5c1e"):
+        client.predict("triattn-tests/no-such-model-5c1e", api_name="/download")
+    with pytest.raises(Exception, match="model directory not found"):
+        client.predict("/nonexistent/model", api_name="/download")
+    assert "Traceback" not in app_server.log.read_text()
+
+
+def test_a_local_folder_can_be_opened_from_the_page(client, llama_dir):
+    dropdown, notice = client.predict(str(llama_dir), api_name="/download")
+    assert dropdown["value"] == str(llama_dir.resolve()) and str(llama_dir.resolve()) in notice
+    out = client.predict(*_args(str(llama_dir.resolve()), max_new=8), api_name="/generate")
+    assert out[2].startswith("**Done") and out[1]["value"]
+
+
+def test_cancelling_stops_the_generation(client, app_server, gptoss_dir):
+    job = client.submit(*_args(str(gptoss_dir.resolve()), budget=64, recent=16, sinks=4, interval=16,
+                               max_new=4000), api_name="/generate")
+    deadline = time.time() + 30
+    while not (job.outputs() and job.outputs()[-1][1]["value"]) and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.outputs(), "no output before the deadline"
+    job.cancel()
+    time.sleep(1.0)
+    n = len(job.outputs())
+    assert app_server.cpu_percent(1.0) < 40, "the server is still busy generating"
+    assert len(job.outputs()) == n and not job.outputs()[-1][2].startswith("**Done")
+
+
+def test_one_pair_at_a_time_and_the_next_one_waits_in_line(app_server, gptoss_dir):
+    first, second = Client(app_server.url, verbose=False), Client(app_server.url, verbose=False)
+    long_run = first.submit(*_args(str(gptoss_dir.resolve()), budget=64, recent=16, sinks=4, interval=16,
+                                   max_new=4000), api_name="/generate")
+    deadline = time.time() + 30
+    while not long_run.outputs() and time.time() < deadline:
+        time.sleep(0.05)
+    waiting = second.submit(*_args(str(gptoss_dir.resolve()), max_new=5), api_name="/generate")
+    time.sleep(1.0)
+    status = waiting.status()
+    assert status.code.name == "IN_QUEUE" and status.rank is not None, status
+    long_run.cancel()
+    assert waiting.result(timeout=30)[2].startswith("**Done")

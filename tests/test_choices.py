@@ -1,0 +1,75 @@
+"""What the page offers: prompts, labels, models, and model fetching errors."""
+import pytest
+
+from triattn.choices import (DEFAULT, Catalog, example_prompts, fetch_model, load_big_model_steps,
+                             mechanism_choices, model_notice, policy_choices)
+from triattn.config import MECHANISMS
+from triattn.model import ModelError
+from triattn.policies import list_policies
+from triattn.runs import DEMO_MODEL
+
+CARD_PROMPTS = ["Explain the difference between MoE and dense transformer architectures.",
+                "Write a Python function that returns the n-th Fibonacci number.",
+                "What are the advantages of OpenVINO?"]
+
+
+def test_example_prompts_come_from_every_file(tmp_path):
+    prompts = example_prompts()
+    assert prompts[:3] == CARD_PROMPTS and "def fibonacci(n):" in prompts and "class Stack:" in prompts
+    (tmp_path / "b.txt").write_text("second\n\n")
+    (tmp_path / "a.txt").write_text("first\n  \nalso first\n")
+    assert example_prompts(tmp_path) == ["first", "also first", "second"]
+
+
+def test_policy_and_mechanism_labels_explain_each_choice():
+    assert [v for _, v in policy_choices()] == list(list_policies())
+    assert all(desc in label for (label, _), desc in zip(policy_choices(), list_policies().values()))
+    labels = dict((v, lab) for lab, v in mechanism_choices())
+    assert set(labels) == set(MECHANISMS)
+    assert "not a true eviction" in labels["zero"] and "not a true eviction" not in labels["hard"]
+
+
+def test_catalog_selects_the_first_model_dir_and_checks_it(gptoss_dir, tmp_path):
+    cat = Catalog([str(gptoss_dir)])
+    assert cat.preferred == str(gptoss_dir.resolve()) and DEFAULT in dict((v, lab) for lab, v in cat.choices())
+    assert cat.resolve(cat.preferred) == gptoss_dir.resolve()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    value = cat.add(gone)
+    gone.rmdir()
+    with pytest.raises(ModelError, match="model directory not found"):
+        cat.resolve(value)
+    with pytest.raises(ModelError, match="unknown model choice"):
+        cat.resolve("/somewhere/else")
+    assert Catalog().preferred == DEFAULT
+
+
+def test_default_model_notice_says_what_it_is():
+    text = model_notice(DEFAULT)
+    if (DEMO_MODEL / "openvino_model.xml").is_file():
+        assert "tiny demo model" in text
+    else:
+        assert "random" in text.lower()
+    assert "OpenVINO/gpt-oss-20b-int4-ov" in text and "python app.py --model-dir models/gpt-oss-20b" in text
+    assert load_big_model_steps() in text
+
+
+def test_fetch_model_opens_local_folders(gptoss_dir, tmp_path):
+    assert fetch_model(f"  {gptoss_dir}  ") == gptoss_dir
+    with pytest.raises(ModelError, match="model directory not found"):
+        fetch_model(str(tmp_path / "nope"))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="not an OpenVINO LLM export"):
+        fetch_model(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "enter a Hugging Face model id"),
+    ("not a repo id!", "neither a local folder nor a Hugging Face model id"),
+    # no such repo: offline and online alike this cannot download
+    ("triattn-tests/no-such-model-5c1e", "could not download triattn-tests/no-such-model-5c1e"),
+])
+def test_fetch_model_errors_are_one_line(name, message):
+    with pytest.raises(ModelError, match=message) as e:
+        fetch_model(name)
+    assert "\n" not in str(e.value)

@@ -1,0 +1,273 @@
+"""A/B comparison of a baseline run (full KV cache) and a pruned run of the same prompt.
+
+Scope: everything the web page shows, computed without Gradio: running the two generations
+interleaved token by token, the metrics table, the plot data and the first divergence.
+The eviction view (which tokens the cache forgot) is in evictview.py.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import pandas as pd
+
+from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
+from .engine import generate
+from .metrics import RunMetrics, rss_mb, summarize
+from .text import StreamDecoder
+
+BASELINE, PRUNED = "baseline", "pruned"
+BASELINE_EVICTION = EvictionConfig(policy="none")
+
+
+def interleave(streams: dict) -> Iterator[tuple[str, object]]:
+    """Advance named iterators one item at a time, in turn, yielding (name, item).
+
+    The lead alternates each round (A B, B A, A B, ...) so that neither run always follows the
+    other: whatever one step leaves behind in CPU caches is shared out evenly. An iterator that
+    ends drops out; the others go on.
+    """
+    live = dict(streams)
+    order = list(streams)
+    rounds = 0
+    while live:
+        for name in (order if rounds % 2 == 0 else order[::-1]):
+            if name not in live:
+                continue
+            try:
+                item = next(live[name])
+            except StopIteration:
+                del live[name]
+                continue
+            yield name, item
+        rounds += 1
+
+
+@dataclass
+class Side:
+    """One run of the pair, as far as it has got."""
+    name: str
+    eviction: EvictionConfig
+    records: list = field(default_factory=list)
+    token_ids: list = field(default_factory=list)
+    text: str = ""
+    rss_delta_mb: float = 0.0   # resident memory growth during this run's own steps
+    done: bool = False
+
+    def metrics(self, kv_bytes_per_token: int) -> RunMetrics | None:
+        if not self.records:
+            return None
+        return summarize(self.records, kv_bytes_per_token, 0.0, self.rss_delta_mb)
+
+
+class Pair:
+    """Baseline and pruned generations on one compiled model, advanced alternately.
+
+    Each run has its own session (its own KV cache); the steps never overlap, so each step's
+    time is its own. `steps()` yields after every token; `notices` collects engine warnings.
+    """
+
+    def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
+                 max_new_tokens: int, pruned_first: bool = False):
+        check_max_new_tokens(max_new_tokens)
+        self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
+        self.sides = {BASELINE: Side(BASELINE, BASELINE_EVICTION), PRUNED: Side(PRUNED, eviction)}
+        # The first prefill meets colder caches (its TTFT is a single sample); callers alternate the lead.
+        self.order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
+        self.sampling, self.max_new_tokens = sampling, max_new_tokens
+        self.notices: list[str] = []
+
+    @property
+    def baseline(self) -> Side:
+        return self.sides[BASELINE]
+
+    @property
+    def pruned(self) -> Side:
+        return self.sides[PRUNED]
+
+    def _stream(self, side: Side):
+        session = self.model.new_session()
+        decoder = StreamDecoder(self.tokenizer)
+        gen = generate(session, self.prompt_ids, side.eviction, self.sampling, self.max_new_tokens)
+        try:
+            while True:
+                before = rss_mb()
+                try:
+                    record = next(gen) if side.records else self._first_step(gen)
+                except StopIteration:
+                    break
+                side.rss_delta_mb += rss_mb() - before
+                side.records.append(record)
+                side.token_ids.append(record.token)
+                side.text += decoder.push(record.token)
+                yield record
+            side.text += decoder.flush()
+            side.done = True
+        finally:
+            gen.close()  # frees the session's infer request with the generator
+
+    def _first_step(self, gen):
+        # The engine warns (e.g. budget below a sliding window) when it starts: keep that for the page.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return next(gen)
+            finally:
+                self.notices += [m for m in dict.fromkeys(str(w.message) for w in caught) if m not in self.notices]
+
+    def steps(self) -> Iterator[str]:
+        """Run both generations to the end; yields the name of the side that just stepped."""
+        streams = {name: self._stream(self.sides[name]) for name in self.order}
+        try:
+            for name, _ in interleave(streams):
+                yield name
+        finally:
+            for s in streams.values():
+                s.close()
+
+    def table(self) -> pd.DataFrame | None:
+        b, p = (s.metrics(self.model.kv_bytes_per_token) for s in (self.baseline, self.pruned))
+        if b is None or p is None:
+            return None
+        div = first_divergence(self.baseline.token_ids, self.pruned.token_ids, self.baseline.done, self.pruned.done)
+        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer)})
+
+
+@dataclass(frozen=True)
+class Divergence:
+    index: int              # 0-based index among the new tokens
+    baseline: int | None    # token id, None where that run had already ended
+    pruned: int | None
+
+
+def first_divergence(a: list, b: list, a_done: bool = True, b_done: bool = True) -> Divergence | None:
+    """First new token where the runs differ; None if they agree as far as both have got.
+
+    A run that has ended counts as differing from one that goes on (its token is None);
+    a run still going may yet produce the other's next token, so it is not compared.
+    """
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return Divergence(i, x, y)
+    n = min(len(a), len(b))
+    if len(a) != len(b) and ((len(a) == n and a_done) or (len(b) == n and b_done)):
+        return Divergence(n, a[n] if len(a) > n else None, b[n] if len(b) > n else None)
+    return None
+
+
+def describe_divergence(div: Divergence | None, tokenizer) -> str:
+    if div is None:
+        return "not yet (identical so far)"
+
+    def show(t):
+        return "(end)" if t is None else repr(tokenizer.decode([t], skip_special_tokens=False))
+    return f"token #{div.index + 1}: {show(div.baseline)} vs {show(div.pruned)}"
+
+
+# The model card's table, one row per run. (header, value from RunMetrics, number format)
+COLUMNS = [
+    ("Tokens", lambda m: m.new_tokens, "{:.0f}"),
+    ("TTFT (ms)", lambda m: m.ttft_s * 1000, "{:.1f}"),
+    ("TPOT (ms)", lambda m: m.tpot_ms, "{:.2f}"),
+    ("Throughput (tok/s)", lambda m: m.throughput_tok_s, "{:.1f}"),
+    ("Latency (s)", lambda m: m.latency_s, "{:.2f}"),
+    ("Memory Δ (MB)", lambda m: m.rss_delta_mb, "{:+.1f}"),
+    ("KV tokens", lambda m: m.kv_tokens_max, "{:.0f}"),
+    ("KV size (KiB)", lambda m: m.kv_bytes_max / 1024, "{:.1f}"),
+    ("Prune events", lambda m: m.prune_events, "{:.0f}"),
+    ("Prune time (ms)", lambda m: m.prune_time_s * 1000, "{:.1f}"),
+]
+CHANGE = "Change"
+
+
+def percent_change(before: float, after: float) -> str:
+    """'+12.3%'; '—' where the baseline is 0 (no meaningful ratio)."""
+    if before == after:
+        return "0.0%"
+    if before == 0 or not math.isfinite(before) or not math.isfinite(after):
+        return "—"
+    return f"{(after - before) / abs(before) * 100:+.1f}%"
+
+
+def metrics_table(baseline: RunMetrics, pruned: RunMetrics, pair_columns: dict | None = None) -> pd.DataFrame:
+    """Rows: baseline, pruned, Change (pruned vs baseline, in %).
+
+    pair_columns: figures about the pair as a whole (first divergence; quality scores such as token
+    agreement go here too), one column each, filled in the Change row only.
+    """
+    rows = []
+    for name, m in ((BASELINE, baseline), (PRUNED, pruned)):
+        rows.append([name] + [fmt.format(get(m)) for _, get, fmt in COLUMNS])
+    rows.append([CHANGE] + [percent_change(get(baseline), get(pruned)) for _, get, _ in COLUMNS])
+    extra = dict(pair_columns or {})
+    for row in rows:
+        row += [extra[k] if row[0] == CHANGE else "" for k in extra]
+    return pd.DataFrame(rows, columns=["Run"] + [h for h, _, _ in COLUMNS] + list(extra))
+
+
+def plot_frames(pair_sides: dict, runs=(BASELINE, PRUNED)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-token latency, KV cache size) as long tables: token, run, value.
+
+    Latency leaves out step 0 (the prefill, shown as TTFT): it would flatten the rest of the plot.
+    Every run in `runs` has a first row with no value (not drawn), so the plot's legend and colours
+    know both runs from the start, before either has data.
+    """
+    lat = [(1, name, math.nan) for name in runs]
+    kv = [(0, name, math.nan) for name in runs]
+    for name, side in pair_sides.items():
+        for r in side.records:
+            if r.index > 0:
+                lat.append((r.index, name, r.time_s * 1000))
+            kv.append((r.index, name, r.kv_len))
+    # Fixed dtypes: an empty frame would otherwise make the plot treat the axes as categories.
+    types = {"token": int, "run": str}
+    return (pd.DataFrame(lat, columns=["token", "run", "ms"]).astype({**types, "ms": float}),
+            pd.DataFrame(kv, columns=["token", "run", "KV tokens"]).astype({**types, "KV tokens": float}))
+
+
+def _whole(name: str, value, minimum: int) -> int:
+    if value is None or value == "":
+        raise ValueError(f"{name} is empty")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise ValueError(f"{name} must be a whole number, got {value}")
+    if f < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {int(f)}")
+    return int(f)
+
+
+def parse_settings(policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens,
+                   temperature, seed) -> tuple[EvictionConfig, SamplingConfig, int]:
+    """The page's raw inputs as validated configs; ValueError with a message for the user."""
+    eviction = EvictionConfig(policy=policy, evict=evict, budget=_whole("budget", budget, 2),
+                              recent_window=_whole("recent window", recent_window, 0),
+                              sink_tokens=_whole("sink tokens", sink_tokens, 0),
+                              prune_interval=_whole("prune interval", prune_interval, 1))
+    try:
+        temperature = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number, got {temperature!r}") from None
+    sampling = SamplingConfig(temperature=temperature, seed=_whole("seed", seed, 0))
+    return eviction, sampling, check_max_new_tokens(_whole("max new tokens", max_new_tokens, 1))
+
+
+def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None) -> str:
+    """One plain sentence: what pruning changed in this pair."""
+    def change(before, after, smaller, larger):
+        if before <= 0:
+            return "unchanged" if after == before else f"{larger} (baseline was 0)"
+        r = (after - before) / before
+        if abs(r) < 0.005:
+            return "about the same"
+        return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
+    n = min(baseline.new_tokens, pruned.new_tokens)
+    same = (f"outputs identical for all {n} tokens" if div is None
+            else f"outputs identical for the first {div.index} tokens, then they differ")
+    return (f"Pruned vs baseline: time per token {change(baseline.tpot_ms, pruned.tpot_ms, 'lower', 'higher')}, "
+            f"KV cache {change(baseline.kv_bytes_max, pruned.kv_bytes_max, 'smaller', 'larger')} at its largest, "
+            f"{same}.")

@@ -1,0 +1,133 @@
+"""What the web page offers: example prompts, policy and mechanism labels, models and devices.
+
+Models are the default one (`runs.default_model_dir`: the bundled demo model, or a random-weight
+tiny model built on first use), directories named at launch, and Hugging Face downloads.
+Every failure is a ModelError or ValueError whose message is meant for the user.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .config import MECHANISMS
+from .model import ModelError, available_devices, read_info
+from .policies import list_policies
+from .runs import ASSETS, DEMO_MODEL, default_model_dir
+
+PROMPTS = ASSETS / "prompts"
+DEFAULT = "default"
+BIG_MODEL = "OpenVINO/gpt-oss-20b-int4-ov"
+
+
+def example_prompts(folder: Path = PROMPTS) -> list[str]:
+    """One prompt per non-empty line, from every *.txt file in the folder, files in name order."""
+    prompts = []
+    for f in sorted(folder.glob("*.txt")):
+        prompts += [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return prompts
+
+
+def policy_choices() -> list[tuple[str, str]]:
+    return [(f"{name} — {desc}", name) for name, desc in list_policies().items()]
+
+
+def mechanism_choices() -> list[tuple[str, str]]:
+    labels = {"zero": "zero — not a true eviction: zeroes K/V as the model card did (a zero key still "
+                      "takes softmax mass)"}
+    return [(labels.get(name, f"{name} — {desc}"), name) for name, desc in MECHANISMS.items()]
+
+
+def device_choices() -> list[str]:
+    try:
+        devices = available_devices()
+    except Exception:  # an OpenVINO without any plugin still lets CPU be asked for
+        devices = ["CPU"]
+    return list(dict.fromkeys(devices + ["AUTO"]))
+
+
+def load_big_model_steps() -> str:
+    """Shell lines that fetch gpt-oss-20b-int4-ov and open it here (the export command if this
+    install has one, else a plain download of the ready OpenVINO export)."""
+    if importlib.util.find_spec("triattn.cli.export") is not None:
+        fetch = f"python -m triattn export --model-id {BIG_MODEL} --output-dir models/gpt-oss-20b"
+    else:
+        fetch = f"hf download {BIG_MODEL} --local-dir models/gpt-oss-20b"
+    return f"{fetch}\npython app.py --model-dir models/gpt-oss-20b"
+
+
+class Catalog:
+    """The models on offer: value -> label. The value is a path, or DEFAULT for the default model."""
+
+    def __init__(self, model_dirs=(), preferred: str | None = None):
+        self.models: dict[str, str] = {DEFAULT: default_label()}
+        for d in model_dirs:
+            self.add(d)
+        self.preferred = preferred or (str(Path(model_dirs[0]).resolve()) if model_dirs else DEFAULT)
+
+    def add(self, model_dir, label: str | None = None) -> str:
+        value = str(Path(model_dir).resolve())
+        self.models[value] = label or f"{Path(model_dir).name} ({value})"
+        return value
+
+    def choices(self) -> list[tuple[str, str]]:
+        return [(label, value) for value, label in self.models.items()]
+
+    def resolve(self, value: str, notify=print) -> Path:
+        """The directory for a choice, building the default model if it is not there yet."""
+        if value == DEFAULT:
+            return default_model_dir(notify)
+        if value not in self.models:
+            raise ModelError(f"unknown model choice {value!r}")
+        read_info(value)  # raises ModelError: missing directory, not an OpenVINO LLM export
+        return Path(value)
+
+
+def default_label() -> str:
+    if is_demo_model_bundled():
+        return "default: tiny demo model (bundled)"
+    return "default: tiny model with RANDOM weights (text is noise)"
+
+
+def is_demo_model_bundled() -> bool:
+    return (DEMO_MODEL / "openvino_model.xml").is_file()
+
+
+def model_notice(value: str) -> str:
+    """Markdown shown above the page's results for the chosen model."""
+    steps = f"```bash\n{load_big_model_steps()}\n```"
+    if value == DEFAULT and is_demo_model_bundled():
+        return ("**Model: a tiny demo model**, small enough to run anywhere; its answers are far from a real "
+                f"LLM's. To compare on gpt-oss-20b (int4, a download of over 10 GB):\n{steps}")
+    if value == DEFAULT:
+        return ("⚠️ **This model's weights are random: its text is noise.** It shows how pruning changes "
+                "speed, memory and which tokens are kept, not answer quality. To compare on a real model, "
+                f"e.g. gpt-oss-20b (int4, a download of over 10 GB):\n{steps}")
+    return f"**Model:** `{value}`"
+
+
+def fetch_model(name: str) -> Path:
+    """A local directory, or a Hugging Face repo id downloaded into the Hugging Face cache.
+
+    Raises ModelError with one line for the user: no such folder, bad id, offline, not an export.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ModelError("enter a Hugging Face model id (like OpenVINO/gpt-oss-20b-int4-ov) or a local folder")
+    local = Path(name).expanduser()
+    if local.is_dir() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        read_info(local)
+        return local
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise ModelError(f"{name!r} is neither a local folder nor a Hugging Face model id (owner/name)") from None
+    try:
+        path = Path(snapshot_download(name))
+    except Exception as e:  # offline, unknown repo, gated, disk full: all reach the user as one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"could not download {name} from Hugging Face ({reason}); check the id and the "
+                         f"internet connection, or download it elsewhere and use its folder") from None
+    read_info(path)
+    return path

@@ -1,0 +1,257 @@
+"""The web page: a Gradio Blocks layout and the handlers that connect it to triattn.ab.
+
+Handlers only translate between widgets and the package; every user mistake becomes a gr.Error
+with one readable line, so the server keeps serving.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+import traceback
+
+import gradio as gr
+import pandas as pd
+
+from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, parse_settings, plot_frames
+from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
+                      model_notice, policy_choices)
+from .config import EvictionConfig
+from .evictview import COLORS, eviction_summary, eviction_view
+from .model import load_model
+from .text import encode_prompt, load_tokenizer
+
+# While generating, text is refreshed often, the table and plots less often (redrawing thousands of
+# points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
+TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
+_leads = itertools.count()  # which run starts alternates from one Generate to the next
+RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
+INTRO = """# KV-cache pruning, side by side
+The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
+(the model's memory of the text so far); the **pruned** run keeps only a budget of tokens and evicts
+the rest by the chosen policy. The two runs take turns token by token, so their timings are fair."""
+GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that goes first meets colder
+caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
+output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
+process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
+cache held, and their size. **Prune events / time**: how often the cache was cut, and the time it took
+(included in the other timings). **Change**: pruned relative to baseline. Timings on a shared or busy
+machine vary from run to run; run twice before trusting a small difference."""
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(model_dir: str):
+    return load_tokenizer(model_dir)
+
+
+def _empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=["Run"] + [h for h, _, _ in COLUMNS])
+
+
+def _divergence_text(pair: Pair) -> str:
+    b, p = pair.baseline, pair.pruned
+    div = first_divergence(b.token_ids, p.token_ids, b.done, p.done)
+    if div is None:
+        return f"**Outputs identical so far** ({min(len(b.token_ids), len(p.token_ids))} tokens)."
+    tok = pair.tokenizer
+
+    def show(t):
+        return "(the end)" if t is None else f"`{tok.decode([t], skip_special_tokens=False)!r}`"
+    return (f"**The outputs first differ at new token #{div.index + 1}**: baseline {show(div.baseline)}, "
+            f"pruned {show(div.pruned)}. Later differences follow from that one.")
+
+
+class RunControl:
+    """One per visitor: Stop asks the running pair to end after its current step, so the page gets
+    final results for the tokens made so far, and waits until it has (then the event is cancelled,
+    which only matters if a step is stuck)."""
+
+    def __init__(self):
+        self.stop, self.idle = threading.Event(), threading.Event()
+        self.idle.set()
+
+    def __deepcopy__(self, memo):  # gr.State copies its initial value for every visitor
+        return RunControl()
+
+
+def compare(prompt, model_value, device, policy, evict, budget, recent_window, sink_tokens, prune_interval,
+            max_new_tokens, temperature, seed, control: RunControl, progress=gr.Progress(), *, catalog: Catalog):
+    """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view)."""
+    control.stop.clear()
+    control.idle.clear()
+    try:
+        yield from _compare(prompt, model_value, device, parse_settings(
+            policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
+            control, progress, catalog)
+    except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
+        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+    except gr.Error:
+        raise
+    except Exception as e:  # a bug must not take the page down; the log keeps the details
+        traceback.print_exc()
+        raise gr.Error(f"generation failed: {type(e).__name__}: {e}", print_exception=False) from None
+    finally:
+        control.idle.set()
+
+
+def _compare(prompt, model_value, device, settings, control, progress, catalog):
+    eviction, sampling, max_new = settings
+    if not prompt or not prompt.strip():
+        raise ValueError("the prompt is empty: type one or pick an example")
+    progress(0.1, desc="Preparing the model (the default one is built on first use, about 15 s)")
+    model_dir = catalog.resolve(model_value, notify=lambda m: None)
+    progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
+    model = load_model(model_dir, device)
+    if model.notice:
+        gr.Warning(model.notice)
+    tok = _tokenizer(str(model_dir))
+    pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new,
+                pruned_first=next(_leads) % 2 == 1)
+    labels = (f"Baseline: full KV cache (device {model.device})",
+              f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens")
+    started, last_text, last_detail, warned = time.monotonic(), 0.0, 0.0, 0
+    steps = pair.steps()
+    try:
+        for _ in steps:
+            for msg in pair.notices[warned:]:
+                gr.Warning(msg)
+            warned = len(pair.notices)
+            if control.stop.is_set():
+                break
+            now = time.monotonic()
+            if now - last_text >= TEXT_EVERY_S:
+                detail = now - last_detail >= DETAIL_EVERY_S
+                last_text, last_detail = now, (now if detail else last_detail)
+                yield _outputs(pair, labels, f"Generating… {_progress_line(pair, max_new)}", detail, final=False)
+    finally:
+        steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
+    b, p = (s.metrics(model.kv_bytes_per_token) for s in (pair.baseline, pair.pruned))
+    done = "Stopped" if control.stop.is_set() else "Done"
+    status = f"**{done} after {time.monotonic() - started:.1f} s.**"
+    if b is not None and p is not None:
+        div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
+        status += f" {headline(b, p, div)}"
+    yield _outputs(pair, labels, status, detail=True, final=True)
+
+
+def _progress_line(pair: Pair, max_new: int) -> str:
+    return f"baseline {len(pair.baseline.token_ids)}, pruned {len(pair.pruned.token_ids)} of {max_new} tokens"
+
+
+def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
+    texts = (gr.Textbox(value=pair.baseline.text, label=labels[0]),
+             gr.Textbox(value=pair.pruned.text, label=labels[1]), status, _divergence_text(pair))
+    if not detail:
+        return texts + (gr.skip(),) * 5
+    table = pair.table()
+    lat, kv = plot_frames(pair.sides)
+    details = texts + (table if table is not None else _empty_table(), lat, kv)
+    if not final:
+        return details + ([], "The eviction view appears when the runs end.")
+    side, n_layers = pair.pruned, pair.model.info.n_layers
+    view = eviction_view(pair.tokenizer, pair.prompt_ids, side.token_ids, side.records, n_layers)
+    summary = eviction_summary(side.records, len(pair.prompt_ids) + len(side.token_ids), n_layers)
+    return details + (view, summary)
+
+
+def request_stop(control: RunControl):
+    control.stop.set()
+    control.idle.wait(timeout=5)  # the pair ends after its current step and shows its final results
+
+
+def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
+    try:
+        progress(0, desc=f"Fetching {name}")
+        path = fetch_model(name)
+    except ValueError as e:
+        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+    value = catalog.add(path, label=f"{name.strip()} ({path})")
+    gr.Info(f"{name.strip()} is ready; it is now selected")
+    return gr.Dropdown(choices=catalog.choices(), value=value), model_notice(value)
+
+
+def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
+    prompts = example_prompts()
+    with gr.Blocks(title="triattn: KV-cache pruning, side by side") as demo:
+        gr.Markdown(INTRO)
+        notice = gr.Markdown(model_notice(catalog.preferred), elem_id="model-notice")
+        d = EvictionConfig()
+        with gr.Row():
+            with gr.Column(scale=3):
+                prompt = gr.Textbox(label="Prompt", lines=4, value=prompts[0] if prompts else "", elem_id="prompt")
+                if prompts:
+                    gr.Examples([[p] for p in prompts], inputs=[prompt], label="Example prompts")
+            with gr.Column(scale=2):
+                policy = gr.Dropdown(policy_choices(), value=d.policy, label="Pruning policy", elem_id="policy",
+                                     info="which tokens the pruned run evicts when its cache is over budget")
+                evict = gr.Radio(mechanism_choices(), value=d.evict, label="How tokens are evicted",
+                                 elem_id="mechanism")
+                with gr.Row():
+                    budget = gr.Number(d.budget, label="Budget (KV tokens)", elem_id="budget")
+                    max_new = gr.Number(200, label="Max new tokens", elem_id="max-new-tokens")
+                with gr.Row():
+                    run_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
+        with gr.Accordion("More pruning settings", open=False):
+            with gr.Row():
+                recent = gr.Number(d.recent_window, label="Recent window", info="newest tokens always kept",
+                                   elem_id="recent-window")
+                sinks = gr.Number(d.sink_tokens, label="Sink tokens", info="first tokens always kept",
+                                  elem_id="sink-tokens")
+                interval = gr.Number(d.prune_interval, label="Prune interval", elem_id="prune-interval",
+                                     info="tokens the cache may grow past the budget before it is cut "
+                                          "(1 = cut every step, as the model card did)")
+        with gr.Accordion("Sampling", open=False):
+            with gr.Row():
+                temperature = gr.Slider(0.0, 2.0, 0.0, step=0.05, label="Temperature",
+                                        info="0 = greedy; both runs draw the same random numbers")
+                seed = gr.Number(0, label="Seed", elem_id="seed")
+        with gr.Accordion("Model and device", open=False):
+            with gr.Row():
+                model_dd = gr.Dropdown(catalog.choices(), value=catalog.preferred, label="Model", elem_id="model")
+                device_dd = gr.Dropdown(device_choices(), value=device, label="Device", elem_id="device")
+            with gr.Row():
+                hub_id = gr.Textbox(label="Another model: a Hugging Face id or a local folder",
+                                    placeholder="OpenVINO/gpt-oss-20b-int4-ov", scale=4, elem_id="hub-id")
+                fetch_btn = gr.Button("Download / open", scale=1, elem_id="download")
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
+                                  elem_id="baseline-output")
+            pruned_box = gr.Textbox(label="Pruned", lines=10, max_lines=10, interactive=False,
+                                    elem_id="pruned-output")
+        divergence = gr.Markdown(elem_id="divergence")
+        table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True,
+                             column_widths=["7%"] + ["9%" if h.startswith("Throughput") else "7%"
+                                                     for h, _, _ in COLUMNS] + ["21%"])
+        with gr.Accordion("What the numbers mean", open=False):
+            gr.Markdown(GLOSSARY)
+        with gr.Row():
+            lat_plot = gr.LinePlot(plot_frames({})[0], x="token", y="ms", color="run", color_map=RUN_COLORS,
+                                   title="Time per token (ms); spikes in the pruned run are prune events",
+                                   height=260, elem_id="latency-plot")
+            kv_plot = gr.LinePlot(plot_frames({})[1], x="token", y="KV tokens", color="run",
+                                  color_map=RUN_COLORS, title="KV cache size (tokens)", height=260,
+                                  elem_id="kv-plot")
+        view = gr.HighlightedText(label="What the pruned run's cache forgot (prompt + output)", color_map=COLORS,
+                                  show_legend=True, show_inline_category=False, combine_adjacent=True,
+                                  elem_id="eviction-view")
+        view_summary = gr.Markdown(elem_id="eviction-summary")
+
+        control = gr.State(RunControl())
+        inputs = [prompt, model_dd, device_dd, policy, evict, budget, recent, sinks, interval, max_new,
+                  temperature, seed, control]
+        outputs = [base_box, pruned_box, status, divergence, table, lat_plot, kv_plot, view, view_summary]
+        # One pair at a time on the server: two pairs at once would share the CPU and skew both timings.
+        gen = run_btn.click(functools.partial(compare, catalog=catalog), inputs, outputs, api_name="generate",
+                            concurrency_id="generate", concurrency_limit=1)
+        stop_btn.click(request_stop, control, None, queue=False, api_name=False).then(
+            None, None, None, cancels=[gen], api_name=False)
+        model_dd.change(model_notice, model_dd, notice, queue=False, api_name=False)
+        fetch_btn.click(functools.partial(download, catalog=catalog), hub_id, [model_dd, notice],
+                        api_name="download", concurrency_id="download", concurrency_limit=1)
+        # Models fetched by another visitor appear after a reload.
+        demo.load(lambda: gr.Dropdown(choices=catalog.choices()), None, model_dd, api_name=False)
+    demo.queue(default_concurrency_limit=1)
+    return demo
