@@ -191,3 +191,20 @@ def test_pair_can_let_the_pruned_run_lead(gptoss_dir, prompt):
     pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt,
                 EvictionConfig(budget=20, recent_window=4, sink_tokens=2), SamplingConfig(), 3, pruned_first=True)
     assert list(pair.steps()) == [PRUNED, BASELINE, BASELINE, PRUNED, PRUNED, BASELINE]
+
+
+@pytest.mark.parametrize("budget, identical", [(200, True), (8, False)])
+def test_pair_quality_columns(gptoss_dir, prompt, budget, identical):
+    """After both runs, the table carries the quality cost: none with a budget above the sequence,
+    some with a small one."""
+    cfg = EvictionConfig(policy="knorm-seed", budget=budget, recent_window=2, sink_tokens=0, prune_interval=1)
+    pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 30)
+    list(pair.steps())
+    assert "Token agreement" not in pair.table().columns
+    q = pair.measure_quality()
+    row = pair.table().loc[2]
+    assert row["Token agreement"] == f"{q.agreement:.1%}" and row["ΔNLL (forced)"] == f"{q.delta_nll:+.3f}"
+    if identical:
+        assert (q.agreement, q.delta_nll, q.forced_top1_agreement) == (1.0, 0.0, 1.0)
+    else:
+        assert q.delta_nll != 0.0 and q.forced_top1_agreement < 1.0

@@ -16,6 +16,7 @@ import pandas as pd
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .engine import generate
 from .metrics import RunMetrics, rss_mb, summarize
+from .quality import Quality, compare
 from .text import StreamDecoder
 
 BASELINE, PRUNED = "baseline", "pruned"
@@ -78,6 +79,7 @@ class Pair:
         self.order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
         self.sampling, self.max_new_tokens = sampling, max_new_tokens
         self.notices: list[str] = []
+        self.quality: Quality | None = None
 
     @property
     def baseline(self) -> Side:
@@ -127,12 +129,19 @@ class Pair:
             for s in streams.values():
                 s.close()
 
+    def measure_quality(self) -> Quality:
+        """Teacher-forced cost of the pruned run over the baseline's tokens (after both have run)."""
+        self.quality = compare(self.model.new_session(), self.prompt_ids, self.baseline.token_ids,
+                               self.pruned.token_ids, self.pruned.eviction)
+        return self.quality
+
     def table(self) -> pd.DataFrame | None:
         b, p = (s.metrics(self.model.kv_bytes_per_token) for s in (self.baseline, self.pruned))
         if b is None or p is None:
             return None
         div = first_divergence(self.baseline.token_ids, self.pruned.token_ids, self.baseline.done, self.pruned.done)
-        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer)})
+        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer),
+                                    **quality_columns(self.quality)})
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,14 @@ COLUMNS = [
     ("Prune time (ms)", lambda m: m.prune_time_s * 1000, "{:.1f}"),
 ]
 CHANGE = "Change"
+
+
+def quality_columns(q: Quality | None) -> dict:
+    """The pair's quality cost as table columns; empty until measured."""
+    if q is None:
+        return {}
+    return {"Token agreement": f"{q.agreement:.1%}", "ΔNLL (forced)": f"{q.delta_nll:+.3f}",
+            "PPL ratio": f"{q.ppl_ratio:.3f}", "Top-1 agreement (forced)": f"{q.forced_top1_agreement:.1%}"}
 
 
 def percent_change(before: float, after: float) -> str:

@@ -126,6 +126,10 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
                 yield _outputs(pair, labels, f"Generating… {_progress_line(pair, max_new)}", detail, final=False)
     finally:
         steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
+    if not control.stop.is_set() and pair.baseline.token_ids:
+        yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
+                                     "tokens)…", detail=True, final=False)
+        pair.measure_quality()
     b, p = (s.metrics(model.kv_bytes_per_token) for s in (pair.baseline, pair.pruned))
     done = "Stopped" if control.stop.is_set() else "Done"
     status = f"**{done} after {time.monotonic() - started:.1f} s.**"
