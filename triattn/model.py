@@ -12,6 +12,7 @@ Everything returned is NumPy.
 from __future__ import annotations
 
 import json
+import time
 import re
 import threading
 from dataclasses import dataclass, field
@@ -242,6 +243,7 @@ class Session:
         self._query_names = [f"triattn.query.{i}" for i in range(n)] if model.queries else []
         self._states = None
         self._beam = np.zeros(1, np.int32)
+        self.timings: dict | None = None  # phase -> seconds per forward, when profiling
 
     def reset(self):
         self.request.reset_state()
@@ -249,16 +251,22 @@ class Session:
     def forward(self, input_ids, position_ids, attention_mask, values: bool = False, keys: bool = True):
         """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or
         None, new values likewise or None); a baseline asks for neither."""
+        t0 = time.perf_counter()
         inputs = {"input_ids": np.asarray(input_ids, np.int64).reshape(1, -1),
                   "position_ids": np.asarray(position_ids, np.int64).reshape(1, -1),
                   "attention_mask": np.asarray(attention_mask, np.int64).reshape(1, -1)}
         if self.model.has_beam_idx:
             inputs["beam_idx"] = self._beam
-        self.request.infer(inputs, share_inputs=True)
+        t1 = time.perf_counter()
+        self.request.infer(inputs, share_inputs=True, share_outputs=True)  # no copies of all outputs
+        t2 = time.perf_counter()
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()
         k = np.stack([r.get_tensor(n).data[0] for n in self._key_names]) if keys or values else None
         v = np.stack([r.get_tensor(n).data[0] for n in self._value_names]) if values else None
+        if self.timings is not None:
+            for phase, dt in (("inputs", t1 - t0), ("infer", t2 - t1), ("outputs", time.perf_counter() - t2)):
+                self.timings[phase].append(dt)
         return logits, k, v
 
     def queries(self) -> np.ndarray:
