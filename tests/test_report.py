@@ -77,6 +77,13 @@ def test_modes_over_budgets_and_validation():
         bench.make_modes(["knorm"], ["hard"], [32, 6], 4, 2, 2)
 
 
+def test_card_mode_is_the_model_cards_configuration():
+    card = bench.make_modes(["knorm"], ["hard"], [128], 32, 4, 16, with_card=True)[-1]
+    assert card.name == bench.CARD_MODE
+    assert card.eviction == EvictionConfig(policy="knorm-seed", evict="zero", budget=128, recent_window=32,
+                                           sink_tokens=0, prune_interval=1)
+
+
 def test_table_alignment():
     t = report.table(["A", "Num"], [["x", "1.5"], ["long", "10.25"]])
     assert t.splitlines() == ["| A    |   Num |", "|------|------:|", "| x    |   1.5 |", "| long | 10.25 |"]

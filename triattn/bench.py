@@ -52,8 +52,14 @@ class Plan:
     pairs: list                 # (baseline cell, pruned cell): the quality comparisons
 
 
-def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_interval) -> list[Mode]:
-    """The baseline, then every policy x mechanism x budget; names carry the budget when several."""
+CARD_MODE = "card (knorm-seed/zero, every step)"
+
+
+def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_interval,
+               with_card: bool = False) -> list[Mode]:
+    """The baseline, then every policy x mechanism x budget; names carry the budget when several.
+    with_card adds the model card's own configuration (its rule, K/V zeroing, pruning at every step,
+    no sink tokens) at the same budget and recent window, to measure it side by side."""
     pruned = [p for p in dict.fromkeys(policies) if p != "none"]
     if not pruned:
         raise ValueError("give at least one pruning policy (the baseline always runs)")
@@ -66,6 +72,9 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
     for b, p, e in itertools.product(budgets, pruned, dict.fromkeys(evicts)):
         name = f"{p}/{e}" + (f"@{b}" if len(budgets) > 1 else "")
         modes.append(Mode(name, EvictionConfig(policy=p, evict=e, budget=b, **kw)))
+    if with_card:
+        modes.append(Mode(CARD_MODE, EvictionConfig(policy="knorm-seed", evict="zero", budget=max(budgets),
+                                                    recent_window=recent_window, sink_tokens=0, prune_interval=1)))
     return modes
 
 

@@ -22,6 +22,9 @@ def add_parser(sub):
     p.add_argument("--context-lengths", type=positive_int, nargs="+", metavar="N",
                    help="instead of prompts: contexts of exactly N tokens from the shipped text sample; "
                         "reports TPOT per length, its ratio to the baseline and to the baseline at context = budget")
+    p.add_argument("--with-card", action="store_true",
+                   help="also run the model card's own configuration (knorm-seed rule, K/V zeroing, pruning at "
+                        "every step, no sinks) in the same interleaved runs")
     p.add_argument("--output", default="results.json", help="JSON file for every run (default results.json)")
     return "bench"
 
@@ -33,7 +36,7 @@ def run(args):
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
     modes = bench.make_modes(args.policy, args.evict, [args.budget], args.recent_window, args.sink_tokens,
-                             args.prune_interval)
+                             args.prune_interval, with_card=args.with_card)
     texts = None if args.context_lengths else bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     check_output_file(args.output)
     model, tok = open_model(args)
