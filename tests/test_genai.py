@@ -144,3 +144,12 @@ def test_prompt_too_long(llama_dir):
     model, _ = _setup(llama_dir)
     with pytest.raises(ValueError, match="exceed the model's context"):
         genai.generate(model, [3] * 4000, cfg(), max_new_tokens=200)
+
+
+def test_logprobs_match_our_engine(llama_dir, prompt):
+    """With nothing evicted, GenAI's log p(token) is ours (f32)."""
+    model, _ = _setup(llama_dir)
+    theirs = [r.logprob for r in genai.generate(model, prompt, cfg(budget=512), max_new_tokens=20, logprobs=True)]
+    ours = [r.logprob for r in generate(model.new_session(), prompt, EvictionConfig(policy="none"),
+                                        max_new_tokens=20, logprobs=True)]
+    assert theirs == pytest.approx(ours, abs=1e-4)
