@@ -88,3 +88,23 @@ def test_int4_conversion_of_a_local_checkpoint(tmp_path):
     assert not (tmp_path / "ov.partial").exists()
     assert sorted(p.name for p in (tmp_path / "ov").glob("openvino_*.xml")) == [
         "openvino_detokenizer.xml", "openvino_model.xml", "openvino_tokenizer.xml"]
+
+
+def test_exports_hold_a_working_openvino_tokenizer(model_dir, tmp_path):
+    """The builder (through export_to_openvino) writes openvino_tokenizer/detokenizer.xml, and they
+    encode and decode like the transformers tokenizer."""
+    import numpy as np
+    import openvino as ov
+    import openvino_tokenizers  # noqa: F401  (registers the tokenizer ops)
+    from transformers import AutoTokenizer
+
+    from triattn.export import missing_ov_tokenizer
+    assert missing_ov_tokenizer(model_dir) == []
+    text = "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1)  # ünïcode"
+    core = ov.Core()
+    ids = core.compile_model(model_dir / "openvino_tokenizer.xml", "CPU")([text])["input_ids"][0].tolist()
+    assert ids == AutoTokenizer.from_pretrained(model_dir).encode(text, add_special_tokens=False)
+    detok = core.compile_model(model_dir / "openvino_detokenizer.xml", "CPU")
+    assert list(detok(np.array([ids], np.int64)).values())[0].tolist() == [text]
+    (tmp_path / "openvino_detokenizer.xml").write_text("<net/>")
+    assert missing_ov_tokenizer(tmp_path) == ["openvino_tokenizer.xml"]

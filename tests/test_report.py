@@ -87,3 +87,40 @@ def test_card_mode_is_the_model_cards_configuration():
 def test_table_alignment():
     t = report.table(["A", "Num"], [["x", "1.5"], ["long", "10.25"]])
     assert t.splitlines() == ["| A    |   Num |", "|------|------:|", "| x    |   1.5 |", "| long | 10.25 |"]
+
+
+def test_missing_figures_are_skipped_not_zero():
+    """A backend mode (ov-genai) reports no prune events or time and no teacher-forced quality:
+    its aggregates are None (shown as –), while its agreement is still the mean over prompts, and a
+    mode with figures is unaffected."""
+    runs = [raw("baseline", 0, 1.0, 10.0, 100.0, 0.0), raw("g", 0, 1.0, 8.0, 100.0, 0.0, None, None),
+            raw("g", 1, 1.0, 6.0, 100.0, 0.0, None, None), raw("k", 0, 1.0, 9.0, 100.0, 0.0, 2, 0.1)]
+    qs = [quality("g", 0, 0.5, 3, dnll=None), quality("g", 1, 1.0, None, dnll=None), quality("k", 0, 0.25, 1)]
+    for q in qs[:2]:
+        q.update(ppl_ratio=None, forced_top1_agreement=None)
+    s = report.summarize(runs, qs, ["baseline", "g", "k"], 2)
+    g, k = s["modes"]["g"], s["modes"]["k"]
+    assert (g["prune_events"], g["prune_time_ms"], g["prune_share"]) == (None, None, None)
+    assert g["quality"]["agreement"] == 0.75 and g["quality"]["delta_nll"] is None
+    assert (k["prune_events"], k["quality"]["delta_nll"]) == (2.0, 0.1)
+    row = next(ln for ln in report.mode_table(s).splitlines() if ln.startswith("| g "))
+    cols = [x.strip() for x in row.split("|")[1:-1]]
+    assert cols[6:8] == ["–", "–"] and cols[8] == "75.0%" and cols[10:] == ["–", "–", "–"]
+
+
+def test_context_rows_use_a_backend_modes_own_bound():
+    """ov-genai: bound = kv_bound_tokens (max_cache_size + block), bytes per token its own (50)."""
+    runs = [raw("baseline", 0, 1, 8.0, 1, 0), raw("g", 0, 1, 6.0, 1, 0, None, None, kv=64),
+            raw("baseline", 1, 1, 4.0, 1, 0)]
+    s = report.summarize(runs, [], ["baseline", "g"], 2)
+    modes = [{"name": "baseline", "budget": 32, "prune_interval": 2},
+             {"name": "g", "budget": 32, "prune_interval": 2, "used": {"kv_bound_tokens": 64, "kv_bytes_per_token": 50}}]
+    row = report.context_rows(s, [64], modes, 1, kv_bytes_per_token=100)[0]
+    assert (row["kv_decode_bytes"], row["kv_bound_bytes"], row["prune_share"]) == (3200, 3200, None)
+    assert "| 64      | g    |" in report.context_table([row], 4.0, 32)
+
+
+def test_backend_policy_is_one_mode_per_budget():
+    modes = bench.make_modes(["ov-genai", "knorm"], ["hard", "zero"], [64], 16, 4, 8, genai_aggregation="sum")
+    assert [m.name for m in modes] == ["baseline", "ov-genai/blocks", "knorm/hard", "knorm/zero"]
+    assert modes[1].eviction.genai_aggregation == "sum"

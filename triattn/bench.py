@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import EvictionConfig
 from .policies import get_policy
-from .quality import compare, teacher_forced
+from .quality import can_force, compare, teacher_forced
 from .runs import ASSETS, run
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
@@ -56,8 +56,9 @@ CARD_MODE = "card (knorm-seed/zero, every step)"
 
 
 def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_interval,
-               with_card: bool = False) -> list[Mode]:
+               genai_aggregation: str = "norm_sum", with_card: bool = False) -> list[Mode]:
     """The baseline, then every policy x mechanism x budget; names carry the budget when several.
+    A backend policy has its own mechanism (e.g. ov-genai/blocks): one mode per budget.
     with_card adds the model card's own configuration (its rule, K/V zeroing, pruning at every step,
     no sink tokens) at the same budget and recent window, to measure it side by side."""
     pruned = [p for p in dict.fromkeys(policies) if p != "none"]
@@ -67,11 +68,14 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
     for b in budgets:
         if b <= sink_tokens + recent_window:
             raise ValueError(f"budget {b} must exceed sink tokens + recent window ({sink_tokens} + {recent_window})")
-    kw = dict(recent_window=recent_window, sink_tokens=sink_tokens, prune_interval=prune_interval)
+    kw = dict(recent_window=recent_window, sink_tokens=sink_tokens, prune_interval=prune_interval,
+              genai_aggregation=genai_aggregation)
     modes = [Mode("baseline", EvictionConfig(policy="none", budget=max(budgets), **kw))]
     for b, p, e in itertools.product(budgets, pruned, dict.fromkeys(evicts)):
-        name = f"{p}/{e}" + (f"@{b}" if len(budgets) > 1 else "")
-        modes.append(Mode(name, EvictionConfig(policy=p, evict=e, budget=b, **kw)))
+        cfg = EvictionConfig(policy=p, evict=e, budget=b, **kw)
+        name = f"{p}/{cfg.evict}" + (f"@{b}" if len(budgets) > 1 else "")
+        if all(m.name != name for m in modes):
+            modes.append(Mode(name, cfg))
     if with_card:
         modes.append(Mode(CARD_MODE, EvictionConfig(policy="knorm-seed", evict="zero", budget=max(budgets),
                                                     recent_window=recent_window, sink_tokens=0, prune_interval=1)))
@@ -145,6 +149,7 @@ def raw_run(result, run_index: int = 0, cell: Cell | None = None, mode: str = ""
         "prune": [{"step": r.index, "time_s": r.prune.time_s, "evicted": r.prune.evicted,
                    "kv_before": r.prune.kv_before, "kv_after": r.prune.kv_after} for r in recs if r.prune],
         "token_ids": list(result.token_ids),
+        **({"used": result.used} if result.used else {}),
     }
 
 
@@ -189,9 +194,9 @@ def measure_quality(model, plan: Plan, tokens: dict, calib: dict, progress=None)
     full, out = {}, []
     for base, cell in plan.pairs:
         ids, mode = plan.prompts[cell.prompt].ids, plan.modes[cell.mode]
-        if base not in full:
+        if base not in full and can_force(mode.eviction):
             full[base] = teacher_forced(session, ids, tokens[base], FULL)
-        q = compare(session, ids, tokens[base], tokens[cell], mode.eviction, calib[mode.name], full_forced=full[base])
+        q = compare(session, ids, tokens[base], tokens[cell], mode.eviction, calib[mode.name], full_forced=full.get(base))
         out.append({"prompt": cell.prompt, "mode": mode.name, **q.as_dict(),
                     "compared_tokens": max(len(tokens[base]), len(tokens[cell]))})
         if progress is not None:
@@ -223,8 +228,14 @@ def machine_info(model) -> dict:
             "model_type": model.info.model_type, "python": platform.python_version(), "platform": platform.platform()}
 
 
-def describe(plan: Plan) -> dict:
-    return {"modes": [{"name": m.name, **m.eviction.as_dict()} for m in plan.modes],
+def describe(plan: Plan, raw: list | None = None) -> dict:
+    """Settings of every mode; a backend mode also gets `used`, what its first run really ran."""
+    used = {}
+    for r in raw or []:
+        if "used" in r:
+            used.setdefault(r["mode"], r["used"])
+    return {"modes": [{"name": m.name, **m.eviction.as_dict(), **({"used": used[m.name]} if m.name in used else {})}
+                      for m in plan.modes],
             "prompts": [{"label": p.label, "text": p.text, "tokens": len(p.ids)} for p in plan.prompts]}
 
 
@@ -239,4 +250,4 @@ def benchmark(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs:
     quality = measure_quality(model, plan, tokens, calib, progress)
     if progress is not None:
         progress.close()
-    return {"machine": machine_info(model), **describe(plan), "runs": raw, "quality": quality}
+    return {"machine": machine_info(model), **describe(plan, raw), "runs": raw, "quality": quality}

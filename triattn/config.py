@@ -8,6 +8,13 @@ MECHANISMS = {
     "mask": "zeros in attention_mask: exact eviction, cache untouched (saves nothing)",
     "zero": "the model card's K/V zeroing: NOT a true eviction (a zero key still takes softmax mass)",
 }
+# OpenVINO GenAI's score aggregation for the ov-genai policy (its AggregationMode). ADAPTIVE_RKV is left
+# out: it needs its own settings, and with the defaults it aborted the process on CPU ("BlockAllocator
+# leaked blocks").
+GENAI_AGGREGATIONS = {
+    "norm_sum": "attention scores summed over steps, divided by each token's time in the cache (GenAI's default)",
+    "sum": "attention scores summed over steps",
+}
 MAX_NEW_TOKENS_CAP = 4096
 # Named settings, one option away. TriAttention's paper schedule: prune every 128 tokens, always keep
 # the 128 most recent; budget 2048 is the paper's GPT-OSS-20B setting (override with --budget).
@@ -31,6 +38,9 @@ class EvictionConfig:
     when the next step would pass that, the cache is cut so that, with the new token, it holds
     exactly `budget`. `prune_interval=1` prunes every step, as the model card does.
     The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept.
+
+    A policy that runs in its own backend (ov-genai) has its own mechanism: `evict` is set to it,
+    and `genai_aggregation` picks how that backend aggregates attention scores.
     """
     policy: str = "knorm"
     evict: str = "hard"
@@ -38,16 +48,22 @@ class EvictionConfig:
     recent_window: int = 32
     sink_tokens: int = 4
     prune_interval: int = 16
+    genai_aggregation: str = "norm_sum"
 
     def __post_init__(self):
         from .policies import get_policy  # late import: policies import nothing from here
-        get_policy(self.policy)
-        if self.evict not in MECHANISMS:
+        policy = get_policy(self.policy)
+        if policy.backend is not None:
+            object.__setattr__(self, "evict", policy.mechanism)
+        elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
         _check_int("budget", self.budget, 2)
         _check_int("recent_window", self.recent_window, 0)
         _check_int("sink_tokens", self.sink_tokens, 0)
         _check_int("prune_interval", self.prune_interval, 1)
+        if self.genai_aggregation not in GENAI_AGGREGATIONS:
+            raise ValueError(f"unknown GenAI aggregation {self.genai_aggregation!r}; choose one of "
+                             f"{', '.join(GENAI_AGGREGATIONS)}")
         if self.sink_tokens + self.recent_window >= self.budget:
             raise ValueError(f"budget ({self.budget}) must exceed sink tokens + recent window "
                              f"({self.sink_tokens} + {self.recent_window}), or the policy has nothing to choose")
@@ -57,7 +73,12 @@ class EvictionConfig:
         return self.policy != "none"
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The settings; genai_aggregation only for a policy that runs in a backend (it means nothing else)."""
+        from .policies import get_policy
+        d = asdict(self)
+        if get_policy(self.policy).backend is None:
+            d.pop("genai_aggregation")
+        return d
 
 
 @dataclass(frozen=True)

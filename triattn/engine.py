@@ -70,7 +70,11 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     if prompt.size + limit > info.max_context:
         raise PromptTooLong(f"prompt ({prompt.size} tokens) + {limit} new tokens exceed the model's "
                             f"context of {info.max_context}")
-    policy, mech = get_policy(eviction.policy), get_mechanism(eviction.evict)
+    policy = get_policy(eviction.policy)
+    if policy.backend is not None:
+        raise ValueError(f"policy {eviction.policy!r} runs in its own backend ({policy.backend}), not in this "
+                         f"decode loop; run it through runs.stream_run")
+    mech = get_mechanism(eviction.evict)
     recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
     if policy.prunes and recency is not None and recency.any() and eviction.budget - 1 < max(info.sliding_windows):
         warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "

@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32")
+OV_TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_detokenizer.xml")
 PROBE_TIMEOUT_S = float(os.environ.get("TRIATTN_HUB_TIMEOUT", "8"))
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
@@ -67,8 +69,22 @@ def _hub_files(model_id: str) -> list[str]:
         raise ExportError(f"cannot list {model_id} on the hub: {str(e).splitlines()[0]}") from None
 
 
+def missing_ov_tokenizer(model_dir: str | Path) -> list[str]:
+    """The OpenVINO tokenizer / detokenizer files an export lacks. triattn tokenizes with transformers
+    and gives OpenVINO GenAI token ids, so it runs without them; GenAI's own pipelines, fed text, need them."""
+    return [f for f in OV_TOKENIZER_FILES if not (Path(model_dir) / f).is_file()]
+
+
+def _warn_missing_tokenizer(out: Path) -> None:
+    missing = missing_ov_tokenizer(out)
+    if missing:
+        warnings.warn(f"{out} has no {' or '.join(missing)}: OpenVINO GenAI's own pipelines need them "
+                      f"(convert the tokenizer with openvino-tokenizers: convert_tokenizer --with-detokenizer)")
+
+
 def export_model(model_id: str, output_dir: str | Path, weight_format: str = "int4") -> tuple[Path, str]:
-    """Download or convert `model_id` into `output_dir`. Returns (directory, "downloaded"|"converted")."""
+    """Download or convert `model_id` into `output_dir`. Returns (directory, "downloaded"|"converted").
+    Either way the export should hold the OpenVINO tokenizer and detokenizer; a warning says if not."""
     model_id = check_model_id(model_id)
     if weight_format not in WEIGHT_FORMATS:
         raise ExportError(f"unknown weight format {weight_format!r}; choose one of {', '.join(WEIGHT_FORMATS)}")
@@ -81,6 +97,7 @@ def export_model(model_id: str, output_dir: str | Path, weight_format: str = "in
             snapshot_download(model_id, local_dir=out)
         except Exception as e:  # network errors mid-download come in many kinds; the user needs one line
             raise ExportError(f"download of {model_id} failed: {str(e).splitlines()[0]}") from None
+        _warn_missing_tokenizer(out)
         return out, "downloaded"
     if "config.json" not in files:
         raise ExportError(f"{model_id} holds neither an OpenVINO IR nor a transformers checkpoint")
@@ -90,6 +107,7 @@ def export_model(model_id: str, output_dir: str | Path, weight_format: str = "in
         raise
     except Exception as e:  # optimum raises many kinds (unsupported architecture, memory, network)
         raise ExportError(f"conversion of {model_id} failed: {str(e).splitlines()[0]}") from None
+    _warn_missing_tokenizer(out)
     return out, "converted"
 
 
@@ -110,7 +128,8 @@ def quantization_config(weight_format: str, model_id: str):
 
 def export_to_openvino(src: str | Path, out_dir: str | Path, weight_format: str = "fp16") -> None:
     """optimum-intel export of a transformers checkpoint (a local directory or a hub id) to a stateful
-    IR with past, written to `<out_dir>.partial` and moved into place only when complete."""
+    IR with past, plus the OpenVINO tokenizer and detokenizer (openvino-tokenizers), written to
+    `<out_dir>.partial` and moved into place only when complete."""
     from optimum.exporters.openvino import main_export
     from optimum.exporters.openvino.__main__ import _main_quantize
     from optimum.intel.openvino.configuration import OVConfig, _GPTOSSQuantizationConfig

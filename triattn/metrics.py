@@ -2,7 +2,8 @@
 
 TTFT is the prefill step; TPOT is over the decode steps that follow; throughput is new tokens over
 total latency (as the card computed it). KV bytes are logical: live slots x bytes per token in the
-cache precision. RSS delta is the process's resident memory after the run minus before.
+cache precision. Prune events and time are None for a backend whose evictions are not observable.
+RSS delta is the process's resident memory after the run minus before.
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ class RunMetrics:
     throughput_tok_s: float
     latency_s: float
     new_tokens: int
-    prune_events: int
-    prune_time_s: float
+    prune_events: int | None      # None: the backend evicts without telling
+    prune_time_s: float | None
     kv_tokens_max: int      # physical slots in the cache
     kv_tokens_final: int
     kv_bytes_max: int
@@ -35,7 +36,9 @@ class RunMetrics:
         return asdict(self)
 
 
-def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_mb: float) -> RunMetrics:
+def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_mb: float,
+              prunes_visible: bool = True) -> RunMetrics:
+    """prunes_visible=False (a backend that evicts out of sight): prune events and time are None."""
     if not records:
         raise ValueError("no tokens were generated")
     decode = [r.time_s for r in records[1:]]
@@ -49,8 +52,8 @@ def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_
         throughput_tok_s=len(records) / latency if latency > 0 else 0.0,
         latency_s=latency,
         new_tokens=len(records),
-        prune_events=len(prunes),
-        prune_time_s=sum(p.time_s for p in prunes),
+        prune_events=len(prunes) if prunes_visible else None,
+        prune_time_s=sum(p.time_s for p in prunes) if prunes_visible else None,
         kv_tokens_max=kv_max,
         kv_tokens_final=records[-1].kv_len,
         kv_bytes_max=kv_max * kv_bytes_per_token,

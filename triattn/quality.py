@@ -8,6 +8,8 @@
   delta NLL = mean(-log p_pruned(t)) - mean(-log p_full(t)) over the baseline tokens t,
   perplexity ratio = exp(delta NLL), and top-1 agreement = share of steps where the two caches'
   argmax predictions agree.
+  A policy that runs in its own backend (ov-genai) cannot be fed given tokens, so for it these
+  three are None (not available), and only token agreement is measured.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from .config import EvictionConfig
 from .engine import generate
+from .policies import get_policy
 
 
 @dataclass
@@ -25,9 +28,9 @@ class Quality:
     agreement: float
     first_divergence: int | None       # index into the generated tokens, None if identical
     divergence_tokens: tuple | None    # (baseline token, pruned token) at that index
-    delta_nll: float
-    ppl_ratio: float
-    forced_top1_agreement: float
+    delta_nll: float | None              # None: the policy cannot be teacher-forced
+    ppl_ratio: float | None
+    forced_top1_agreement: float | None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +50,11 @@ def forced_scores(records) -> tuple[np.ndarray, np.ndarray]:
     return np.array([-r.logprob for r in records]), np.array([r.top1 for r in records])
 
 
+def can_force(eviction: EvictionConfig) -> bool:
+    """Whether the configuration runs in our decode loop, which can be fed given tokens."""
+    return get_policy(eviction.policy).backend is None
+
+
 def teacher_forced(session, prompt_ids, tokens, eviction: EvictionConfig, calibration=None):
     return list(generate(session, prompt_ids, eviction, force=list(tokens), calibration=calibration))
 
@@ -61,6 +69,8 @@ def compare(session, prompt_ids, baseline_tokens, pruned_tokens, eviction: Evict
     if first is not None:
         div = (baseline_tokens[first] if first < len(baseline_tokens) else None,
                pruned_tokens[first] if first < len(pruned_tokens) else None)
+    if not can_force(eviction):
+        return Quality(agreement, first, div, None, None, None)
     if not baseline_tokens:
         return Quality(agreement, first, div, 0.0, 1.0, 1.0)
     if full_forced is None:

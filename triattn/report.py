@@ -13,7 +13,8 @@ QUALITY_KEYS = ("agreement", "delta_nll", "ppl_ratio", "forced_top1_agreement")
 
 
 def _mean(xs):
-    xs = list(xs)
+    """Mean of the values that are there (None: not available, e.g. a backend's prune time)."""
+    xs = [x for x in xs if x is not None]
     return statistics.fmean(xs) if xs else None
 
 
@@ -26,7 +27,9 @@ def run_stats(runs: list[dict]) -> dict:
     """Aggregate raw runs (see bench.raw_run) of one prompt/mode, or of one mode over prompts."""
     m = [r["metrics"] for r in runs]
     decode = sum(r["decode_time_s"] for r in runs)
-    prune = sum(r["decode_prune_time_s"] for r in runs)
+    # prune time inside decode steps; None where the backend hides its evictions (ov-genai)
+    known = all(x["prune_time_s"] is not None for x in m)
+    prune = sum(r["decode_prune_time_s"] for r in runs) if known else None
     return {
         "runs": len(runs),
         "latency_s": _mean(x["latency_s"] for x in m),
@@ -38,8 +41,8 @@ def run_stats(runs: list[dict]) -> dict:
         "kv_tokens_max": max(x["kv_tokens_max"] for x in m),
         "kv_decode_max": max(r["kv_decode_max"] for r in runs),
         "prune_events": _mean(x["prune_events"] for x in m),
-        "prune_time_ms": _mean(1000 * x["prune_time_s"] for x in m),
-        "prune_share": prune / decode if decode > 0 else 0.0,
+        "prune_time_ms": _mean(None if x["prune_time_s"] is None else 1000 * x["prune_time_s"] for x in m),
+        "prune_share": None if prune is None else prune / decode if decode > 0 else 0.0,
     }
 
 
@@ -90,7 +93,8 @@ def summarize(runs: list[dict], quality: list[dict], mode_names: list[str], n_pr
 def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_prompt: int,
                  kv_bytes_per_token: int) -> list[dict]:
     """Per length and pruned mode: TPOTs, ratio, limit ratio (vs the baseline at context = budget),
-    prune share of decode time, and KV bytes during decode against (budget + interval) x bytes/token."""
+    prune share of decode time, and KV bytes during decode against (budget + interval) x bytes/token.
+    A backend mode (with `used`) has its own bound in tokens and its own bytes per token."""
     cell = {(c["prompt"], c["mode"]): c for c in summary["cells"]}
     base_name = modes[0]["name"]
     ref = cell[(budget_prompt, base_name)]["tpot_ms"]
@@ -100,11 +104,13 @@ def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_pr
         for m in modes[1:]:
             c = cell[(p, m["name"])]
             q = c["quality"] or {}
+            used = m.get("used", {})
+            per_token = used.get("kv_bytes_per_token", kv_bytes_per_token)
+            bound = used.get("kv_bound_tokens", m["budget"] + m["prune_interval"])
             rows.append({"context": n, "mode": m["name"], "baseline_tpot_ms": base["tpot_ms"],
                          "pruned_tpot_ms": c["tpot_ms"], "ratio": ratio(c["tpot_ms"], base["tpot_ms"]),
                          "limit_ratio": ratio(c["tpot_ms"], ref), "prune_share": c["prune_share"],
-                         "kv_decode_bytes": c["kv_decode_max"] * kv_bytes_per_token,
-                         "kv_bound_bytes": (m["budget"] + m["prune_interval"]) * kv_bytes_per_token,
+                         "kv_decode_bytes": c["kv_decode_max"] * per_token, "kv_bound_bytes": bound * per_token,
                          "agreement": q.get("agreement"), "delta_nll": q.get("delta_nll")})
     return rows
 
@@ -114,6 +120,14 @@ def ratio(a, b):
 
 
 # ---- text tables ---------------------------------------------------------------------------------
+
+def _pct(x):
+    return None if x is None else 100 * x
+
+
+def _ms(x):
+    return None if x is None else 1000 * x
+
 
 def fmt(x, spec: str = ".2f", suffix: str = "") -> str:
     return "–" if x is None else f"{x:{spec}}{suffix}"
@@ -184,16 +198,17 @@ def context_table(rows: list[dict], ref_tpot_ms, budget: int) -> str:
     headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", "Ratio", "Limit ratio",
                "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
     body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ratio"]),
-             fmt(r["limit_ratio"]), fmt(100 * r["prune_share"], ".1f", "%"), fmt_bytes(r["kv_decode_bytes"]),
+             fmt(r["limit_ratio"]), fmt(_pct(r["prune_share"]), ".1f", "%"), fmt_bytes(r["kv_decode_bytes"]),
              fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"), fmt(r["delta_nll"], "+.3f")]
             for r in rows]
     note = (f"Ratio = pruned / baseline TPOT at the same context; limit ratio = pruned TPOT / baseline TPOT at "
             f"context = budget ({budget} tokens: {fmt(ref_tpot_ms)} ms). KV bound = (budget + prune interval) "
-            f"x bytes per token.")
+            f"x bytes per token; for ov-genai, (max_cache_size + block) x its bytes per token, and it evicts "
+            f"nothing before the first decode step has attended to the whole prompt.")
     return table(headers, body, left=2) + "\n" + note
 
 
-def compare_table(base, pruned, name: str, kv_bytes_per_token: int) -> str:
+def compare_table(base, pruned, name: str) -> str:
     """Two runs (runs.RunResult) and their Change row, for `infer --compare`."""
     headers = ["Mode", "Latency (s)", "TTFT (ms)", "TPOT (ms/tok, median)", "Throughput (tok/s)", "KV tokens max",
                "KV max", "Prune events", "Prune time (ms)", "Mem Δ (MB)"]
@@ -203,8 +218,8 @@ def compare_table(base, pruned, name: str, kv_bytes_per_token: int) -> str:
         stats.append({"latency_s": m.latency_s, "tpot_ms": m.tpot_ms, "throughput_tok_s": m.throughput_tok_s,
                       "rss_delta_mb": m.rss_delta_mb, "kv_tokens_max": m.kv_tokens_max})
         rows.append([label, fmt(m.latency_s, ".3f"), fmt(1000 * m.ttft_s, ".1f"), fmt(m.tpot_ms),
-                     fmt(m.throughput_tok_s, ".1f"), m.kv_tokens_max, fmt_bytes(m.kv_tokens_max * kv_bytes_per_token),
-                     m.prune_events, fmt(1000 * m.prune_time_s, ".1f"), fmt(m.rss_delta_mb, "+.1f")])
+                     fmt(m.throughput_tok_s, ".1f"), m.kv_tokens_max, fmt_bytes(m.kv_bytes_max),
+                     fmt(m.prune_events, "d"), fmt(_ms(m.prune_time_s), ".1f"), fmt(m.rss_delta_mb, "+.1f")])
     c = change(*stats)
     rows.append(["Change", fmt(c["latency_pct"], "+.1f", "%"), "", fmt(c["tpot_pct"], "+.1f", "%"),
                  fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["kv_tokens_max_pct"], "+.1f", "%"), "", "", "",
@@ -218,5 +233,8 @@ def quality_line(q: dict) -> str:
     else:
         a, b = q["divergence_tokens"]
         div = f"first divergence at token {q['first_divergence']} (baseline id {a}, pruned id {b})"
+    if q["delta_nll"] is None:
+        return (f"quality: agreement {q['agreement']:.1%} | {div} | teacher-forced ΔNLL, PPL ratio and top-1: "
+                f"not available (this policy cannot be fed the baseline's tokens)")
     return (f"quality: agreement {q['agreement']:.1%} | {div} | ΔNLL {q['delta_nll']:+.4f} nats/token | "
             f"PPL ratio {q['ppl_ratio']:.4f} | forced top-1 agreement {q['forced_top1_agreement']:.1%}")

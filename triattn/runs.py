@@ -5,6 +5,7 @@ and the metrics (figures) without adding any model logic of its own.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Callable, Iterator
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord, generate
 from .metrics import RunMetrics, rss_mb, summarize
+from .policies import get_policy
 from .text import StreamDecoder
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -28,16 +30,29 @@ class RunResult:
     text: str = ""
     records: list = field(default_factory=list)
     metrics: RunMetrics | None = None
+    used: dict = field(default_factory=dict)   # a backend's actual settings (see backend_for)
+
+
+def backend_for(eviction: EvictionConfig):
+    """The module that runs the whole generation for a policy with a `backend` (e.g. genai), or None
+    when the policy is a scorer in our decode loop."""
+    name = get_policy(eviction.policy).backend
+    return importlib.import_module(f".{name}", __package__) if name else None
 
 
 def stream_run(model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
                max_new_tokens: int, session=None, **kw) -> Iterator[tuple[StepRecord, str, RunResult]]:
-    """Yield (record, new text, the run so far) per token; `result.metrics` is set at the end."""
-    session = session or model.new_session()
+    """Yield (record, new text, the run so far) per token; `result.metrics` is set at the end.
+    A backend policy fills `result.used` with the settings it really ran (e.g. sizes in blocks)."""
     result = RunResult(eviction, list(prompt_ids))
+    backend = backend_for(eviction)
+    if backend is None:
+        steps = generate(session or model.new_session(), prompt_ids, eviction, sampling, max_new_tokens, **kw)
+    else:
+        steps = backend.generate(model, prompt_ids, eviction, sampling, max_new_tokens, used=result.used, **kw)
     decoder = StreamDecoder(tokenizer)
     before = rss_mb()
-    for record in generate(session, prompt_ids, eviction, sampling, max_new_tokens, **kw):
+    for record in steps:
         piece = decoder.push(record.token)
         result.records.append(record)
         result.token_ids.append(record.token)
@@ -45,7 +60,9 @@ def stream_run(model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling:
         yield record, piece, result
     tail = decoder.flush()
     result.text += tail
-    result.metrics = summarize(result.records, model.kv_bytes_per_token, before, rss_mb())
+    # a backend's own cache may hold other bytes per token; its evictions are not observable
+    result.metrics = summarize(result.records, result.used.get("kv_bytes_per_token", model.kv_bytes_per_token),
+                               before, rss_mb(), prunes_visible=backend is None)
     if tail:
         yield result.records[-1], tail, result
 

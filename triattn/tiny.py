@@ -6,7 +6,9 @@ plain-text sample, so the whole build is deterministic for a seed and needs no m
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -64,6 +66,21 @@ def build_config(arch: str, preset: str, vocab_size: int, tok):
                         rope_theta=150000.0, **params)
 
 
+@contextlib.contextmanager
+def _offline():
+    """No hub access while building; the caller's environment is restored afterwards (a process
+    that goes on to use the hub, or starts subprocesses, must not inherit offline mode)."""
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
+
+
 def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "tiny", seed: int = 0,
                     keep_source: bool = False) -> Path:
     """Create `out_dir` holding an OpenVINO stateful LLM export plus its tokenizer.
@@ -73,12 +90,11 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
     if (arch, preset) not in PRESETS:
         raise ValueError(f"unknown arch/preset {arch}/{preset}; choose arch from llama, gpt-oss "
                          f"and preset from tiny, bench")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from transformers import AutoModelForCausalLM
-
     out_dir = Path(out_dir)
-    with tempfile.TemporaryDirectory() as tmp:
+    with _offline(), tempfile.TemporaryDirectory() as tmp:
+        import torch
+        from transformers import AutoModelForCausalLM
+
         src = Path(tmp) / "hf"
         tok = train_tokenizer(VOCAB[preset], src)
         cfg = build_config(arch, preset, len(tok), tok)

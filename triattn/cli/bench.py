@@ -36,7 +36,7 @@ def run(args):
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
     modes = bench.make_modes(args.policy, args.evict, [args.budget], args.recent_window, args.sink_tokens,
-                             args.prune_interval, with_card=args.with_card)
+                             args.prune_interval, args.genai_aggregation, with_card=args.with_card)
     texts = None if args.context_lengths else bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     check_output_file(args.output)
     model, tok = open_model(args)

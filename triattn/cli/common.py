@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
+from ..config import GENAI_AGGREGATIONS, MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
 
 def positive_int(text: str) -> int:
@@ -48,6 +48,14 @@ def add_eviction_args(p, multi: bool = False):
     p.add_argument("--prune-interval", type=positive_int, default=None,
                    help=f"let the cache grow this many tokens past the budget before cutting back; "
                         f"1 prunes every step like the model card (default {d.prune_interval})")
+    add_genai_args(p)
+
+
+def add_genai_args(p):
+    d = EvictionConfig()
+    p.add_argument("--genai-aggregation", choices=list(GENAI_AGGREGATIONS), default=d.genai_aggregation,
+                   help=f"ov-genai only: how OpenVINO GenAI aggregates attention scores (default "
+                        f"{d.genai_aggregation}): " + "; ".join(f"{k}: {v}" for k, v in GENAI_AGGREGATIONS.items()))
 
 
 def add_sampling_args(p):
@@ -62,7 +70,7 @@ def add_sampling_args(p):
 def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
     """EvictionConfig defaults, then the --preset, then the options given explicitly."""
     fields = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
-    for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval"):
+    for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval", "genai_aggregation"):
         value = getattr(args, name, None)
         if value is not None and not isinstance(value, list):
             fields[name] = value

@@ -24,9 +24,12 @@ def add_parser(sub):
 def run(args):
     from ..bench import FULL
     from ..policies import get_policy
-    from ..runs import run as run_once
+    from ..runs import backend_for, run as run_once
     from ..text import encode_prompt
     eviction, sampling = eviction_from(args), sampling_from(args)
+    if args.evict is not None and get_policy(eviction.policy).backend is not None:
+        raise ValueError(f"--evict does not apply to {eviction.policy}: it evicts with its own mechanism "
+                         f"({eviction.evict})")
     if args.compare and not eviction.prunes:
         raise ValueError("--compare needs a pruning --policy (the baseline already is policy none)")
     model, tok = open_model(args)
@@ -50,19 +53,28 @@ def run(args):
     if args.json:
         out = {"text": result.text, "token_ids": result.token_ids, "prompt_tokens": len(prompt_ids),
                "eviction": eviction.as_dict(), "device": model.device, "metrics": m.as_dict()}
+        if result.used:
+            out["used"] = result.used
         if base is not None:
             out["baseline"] = {"text": base.text, "token_ids": base.token_ids, "metrics": base.metrics.as_dict()}
             out["quality"] = quality.as_dict()
         print(json.dumps(out))
         return 0
+    used = backend_for(eviction).describe(result.used) if result.used else None
     if base is not None:
         from ..report import compare_table, quality_line
         print("\n")
-        print(compare_table(base, result, f"{eviction.policy}/{eviction.evict}", model.kv_bytes_per_token))
+        print(compare_table(base, result, f"{eviction.policy}/{eviction.evict}"))
         print(quality_line(quality.as_dict()))
+        if used:
+            print(used)
         return 0
+    prunes = ("prune events not reported" if m.prune_events is None else
+              f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
           f"{m.throughput_tok_s:.1f} tok/s | KV max {m.kv_tokens_max} tokens ({m.kv_bytes_max / 2**20:.2f} MiB) | "
-          f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms) | RSS {m.rss_delta_mb:+.1f} MB",
-          file=sys.stderr)
+          f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB", file=sys.stderr)
+    if used:
+        print(used, file=sys.stderr)
     return 0
+

@@ -2,7 +2,8 @@
 import sys
 from pathlib import Path
 
-from .common import add_model_args, add_sampling_args, open_model, positive_int, progress_bar, sampling_from
+from .common import (add_genai_args, add_model_args, add_sampling_args, open_model, positive_int, progress_bar,
+                     sampling_from)
 
 
 def add_parser(sub):
@@ -25,6 +26,7 @@ def add_parser(sub):
     p.add_argument("--sink-tokens", type=positive_int, default=4, help="first tokens always kept (default 4)")
     p.add_argument("--prune-interval", type=positive_int, default=16,
                    help="tokens the cache may grow past the budget before it is cut back (default 16)")
+    add_genai_args(p)
     add_sampling_args(p)
     p.add_argument("--runs", type=positive_int, default=1, help="timed runs per prompt and configuration (default 1)")
     p.add_argument("--prompts", default=None, help="one prompt a line (default: assets/prompts/card.txt)")
@@ -40,7 +42,7 @@ def run(args):
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
     modes = bench.make_modes(args.policies, args.evict, args.budgets, args.recent_window, args.sink_tokens,
-                             args.prune_interval)
+                             args.prune_interval, args.genai_aggregation)
     texts = bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     out = Path(args.output)
     if out.exists() and not out.is_dir():

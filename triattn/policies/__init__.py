@@ -2,4 +2,4 @@
 from .base import Policy, ScoreContext, get_policy, list_policies, register  # noqa: F401
 
 _load_all = True
-from . import knorm, knorm_seed, none, random_control, streaming, triattention  # noqa: E402,F401
+from . import knorm, knorm_seed, none, ov_genai, random_control, streaming, triattention  # noqa: E402,F401

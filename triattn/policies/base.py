@@ -1,4 +1,5 @@
-"""The policy interface and registry. A policy is one pure `score()`: higher means keep."""
+"""The policy interface and registry. A policy is one pure `score()`: higher means keep (or, for a
+policy that evicts inside another runtime, the name of the module that runs it: `backend`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ class Policy:
     description = ""
     prunes = True          # False only for the baseline
     needs_keys = True      # keep post-RoPE keys of cached tokens on the host
+    # A policy that cannot be a scorer in our decode loop names the module of this package that runs
+    # the whole generation instead (`generate()`, `settings()`, `describe()`), and the mechanism it evicts with.
+    backend: str | None = None
+    mechanism: str | None = None
 
     def prepare(self, model_dir: str) -> object:
         """Load what the policy needs for a model (e.g. calibration); None if nothing."""
