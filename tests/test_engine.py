@@ -1,4 +1,6 @@
 """The decode loop on tiny exported models: exactness, true eviction, bounds, sampling."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -112,10 +114,13 @@ def test_sliding_layers_keep_their_newest_tokens_contiguously(gptoss_dir, prompt
             assert (np.sort(sliding, axis=1) == oldest).all()
 
 
-def test_warns_when_budget_below_sliding_window(gptoss_dir, prompt):
-    cfg = EvictionConfig(policy="knorm", evict="hard", budget=10, recent_window=2, sink_tokens=0)
+def test_warns_only_when_budget_below_sliding_window(gptoss_dir, prompt):
+    s = load_model(gptoss_dir).new_session()
     with pytest.warns(UserWarning, match="sliding window"):
-        list(generate(load_model(gptoss_dir).new_session(), prompt, cfg, max_new_tokens=3))
+        list(generate(s, prompt, EvictionConfig(policy="knorm", budget=15, recent_window=2), max_new_tokens=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # budget = window (16) is exact: no warning
+        list(generate(s, prompt, EvictionConfig(policy="knorm", budget=16, recent_window=2), max_new_tokens=3))
 
 
 def test_sampling_is_seeded_and_shared_between_runs(model_dir, prompt):
@@ -149,3 +154,33 @@ def test_long_prompt_is_cut_once_with_the_prefill(gptoss_dir):
                          force=list(range(5, 15))))
     assert recs[0].prune is not None and recs[0].prune.kv_before == 60 and recs[0].kv_len == 19
     assert recs[1].prune is None and recs[1].kv_len == 20
+
+
+def test_sliding_window_counts_slots_and_includes_the_query(gptoss_dir):
+    """Why a budget of W keeps a sliding layer exact: with the query at slot 30 and W = 16, the
+    layer sees slots 15..30 (W slots, the query's own included). Perturbing K/V of the sliding
+    layers at slot 14 changes nothing; at slot 15 it does.
+
+        slot   ... 13 14 | 15 16 ... 29 | 30
+                  unseen |   cached, seen | query
+    """
+    m = load_model(gptoss_dir, precision="f32")
+    window = max(m.info.sliding_windows)
+    sliding = [i for i, w in enumerate(m.info.sliding_windows) if w]
+    s, n = m.new_session(), 30
+    prompt = [3 + i % 50 for i in range(n)]
+
+    def next_logits(slot=None):
+        s.reset()
+        s.forward(prompt, np.arange(n), np.ones(n))
+        if slot is not None:
+            keys, values = s.read_kv()
+            for layer in sliding:
+                keys[layer][:, slot] += 5.0
+                values[layer][:, slot] += 5.0
+            s.write_kv(keys, values)
+        return s.forward([7], [n], np.ones(n + 1))[0]
+
+    ref = next_logits()
+    assert np.array_equal(next_logits(n - window), ref)
+    assert np.abs(next_logits(n - window + 1) - ref).max() > 1e-3

@@ -76,7 +76,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
                          f"decode loop; run it through runs.stream_run")
     mech = get_mechanism(eviction.evict)
     recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
-    if policy.prunes and recency is not None and recency.any() and eviction.budget - 1 < max(info.sliding_windows):
+    # A window of W slots covers the query and W - 1 cached tokens: a budget of W keeps it whole.
+    if policy.prunes and recency is not None and recency.any() and eviction.budget < max(info.sliding_windows):
         warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
                       f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
     if calibration is None and policy.prunes:
