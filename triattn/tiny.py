@@ -7,6 +7,7 @@ plain-text sample, so the whole build is deterministic for a seed and needs no m
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
