@@ -33,8 +33,8 @@ PRESETS = {
 VOCAB = {"tiny": 512, "bench": 4096}
 
 
-def train_tokenizer(vocab_size: int, out_dir: Path):
-    """Byte-level BPE on the shipped sample; saved as a transformers fast tokenizer."""
+def train_tokenizer(vocab_size: int, out_dir: Path, files=(SAMPLE_TEXT,)):
+    """Byte-level BPE on `files` (default: the shipped sample); saved as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -43,7 +43,7 @@ def train_tokenizer(vocab_size: int, out_dir: Path):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|bos|>", "<|eos|>", "<|pad|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train([str(SAMPLE_TEXT)], trainer)
+    tok.train([str(f) for f in files], trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|bos|>", eos_token="<|eos|>",
                                    pad_token="<|pad|>")
     fast.save_pretrained(out_dir)
