@@ -113,10 +113,8 @@ def app_server(gptoss_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def default_app_server(gptoss_dir, tmp_path_factory):
-    """Launched with no model: the default random-weight model (found already built in the cache)."""
-    cache = tmp_path_factory.mktemp("default-cache")
-    (cache / "tiny-gpt-oss").symlink_to(gptoss_dir, target_is_directory=True)
-    server = AppServer([], cache)
+def default_app_server(tmp_path_factory):
+    """Launched with no model: the bundled demo model."""
+    server = AppServer([], tmp_path_factory.mktemp("default-cache"))
     yield server
     server.stop()

@@ -200,7 +200,7 @@ def test_pair_quality_columns(gptoss_dir, prompt, budget, identical):
     cfg = EvictionConfig(policy="knorm-seed", budget=budget, recent_window=2, sink_tokens=0, prune_interval=1)
     pair = Pair(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 30)
     list(pair.steps())
-    assert "Token agreement" not in pair.table().columns
+    assert pair.table().loc[2, "Token agreement"] == ""  # blank until measured
     q = pair.measure_quality()
     row = pair.table().loc[2]
     assert row["Token agreement"] == f"{q.agreement:.1%}" and row["ΔNLL (forced)"] == f"{q.delta_nll:+.3f}"
@@ -208,3 +208,18 @@ def test_pair_quality_columns(gptoss_dir, prompt, budget, identical):
         assert (q.agreement, q.delta_nll, q.forced_top1_agreement) == (1.0, 0.0, 1.0)
     else:
         assert q.delta_nll != 0.0 and q.forced_top1_agreement < 1.0
+
+
+def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
+    """A backend policy runs through its own pipeline; with a cache above the sequence it matches
+    the baseline's tokens (f32 on both sides), and the table says what it cannot observe."""
+    model = load_model(llama_dir, precision="f32")
+    cfg = EvictionConfig(policy="ov-genai", budget=256, recent_window=32, sink_tokens=4)
+    pair = Pair(model, load_tokenizer(llama_dir), prompt, cfg, SamplingConfig(), 20)
+    list(pair.steps())
+    assert pair.pruned.done and pair.pruned.token_ids == pair.baseline.token_ids
+    assert pair.pruned.used["max_cache_size"] % 32 == 0
+    q = pair.measure_quality()
+    assert q.agreement == 1.0 and q.delta_nll is None
+    row = pair.table().loc[2]
+    assert row["Token agreement"] == "100.0%" and row["ΔNLL (forced)"] == ""

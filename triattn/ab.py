@@ -17,6 +17,7 @@ from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .engine import generate
 from .metrics import RunMetrics, rss_mb, summarize
 from .quality import Quality, compare
+from .runs import backend_for
 from .text import StreamDecoder
 
 BASELINE, PRUNED = "baseline", "pruned"
@@ -56,11 +57,14 @@ class Side:
     text: str = ""
     rss_delta_mb: float = 0.0   # resident memory growth during this run's own steps
     done: bool = False
+    used: dict = field(default_factory=dict)  # a backend's actual settings (ov-genai: sizes in blocks)
 
     def metrics(self, kv_bytes_per_token: int) -> RunMetrics | None:
         if not self.records:
             return None
-        return summarize(self.records, kv_bytes_per_token, 0.0, self.rss_delta_mb)
+        backend = backend_for(self.eviction)
+        return summarize(self.records, self.used.get("kv_bytes_per_token", kv_bytes_per_token), 0.0,
+                         self.rss_delta_mb, prunes_visible=backend is None)
 
 
 class Pair:
@@ -90,9 +94,14 @@ class Pair:
         return self.sides[PRUNED]
 
     def _stream(self, side: Side):
-        session = self.model.new_session()
         decoder = StreamDecoder(self.tokenizer)
-        gen = generate(session, self.prompt_ids, side.eviction, self.sampling, self.max_new_tokens)
+        backend = backend_for(side.eviction)  # e.g. OpenVINO GenAI's own pipeline for ov-genai
+        if backend is None:
+            gen = generate(self.model.new_session(), self.prompt_ids, side.eviction, self.sampling,
+                           self.max_new_tokens)
+        else:
+            gen = backend.generate(self.model, self.prompt_ids, side.eviction, self.sampling, self.max_new_tokens,
+                                   used=side.used)
         try:
             while True:
                 before = rss_mb()
@@ -140,7 +149,8 @@ class Pair:
         if b is None or p is None:
             return None
         div = first_divergence(self.baseline.token_ids, self.pruned.token_ids, self.baseline.done, self.pruned.done)
-        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer),
+        finished = self.baseline.done and self.pruned.done
+        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer, finished),
                                     **quality_columns(self.quality)})
 
 
@@ -166,9 +176,9 @@ def first_divergence(a: list, b: list, a_done: bool = True, b_done: bool = True)
     return None
 
 
-def describe_divergence(div: Divergence | None, tokenizer) -> str:
+def describe_divergence(div: Divergence | None, tokenizer, finished: bool = False) -> str:
     if div is None:
-        return "not yet (identical so far)"
+        return "never (identical outputs)" if finished else "not yet (identical so far)"
 
     def show(t):
         return "(end)" if t is None else repr(tokenizer.decode([t], skip_special_tokens=False))
@@ -186,17 +196,22 @@ COLUMNS = [
     ("KV tokens", lambda m: m.kv_tokens_max, "{:.0f}"),
     ("KV size (KiB)", lambda m: m.kv_bytes_max / 1024, "{:.1f}"),
     ("Prune events", lambda m: m.prune_events, "{:.0f}"),
-    ("Prune time (ms)", lambda m: m.prune_time_s * 1000, "{:.1f}"),
+    ("Prune time (ms)", lambda m: None if m.prune_time_s is None else m.prune_time_s * 1000, "{:.1f}"),
 ]
+UNSEEN = "—"  # a backend that evicts out of sight (ov-genai) reports no prune events
 CHANGE = "Change"
 
 
+QUALITY_COLUMNS = {"Token agreement": lambda q: f"{q.agreement:.1%}",
+                   "ΔNLL (forced)": lambda q: f"{q.delta_nll:+.3f}",
+                   "PPL ratio": lambda q: f"{q.ppl_ratio:.3f}",
+                   "Top-1 agreement (forced)": lambda q: f"{q.forced_top1_agreement:.1%}"}
+
+
 def quality_columns(q: Quality | None) -> dict:
-    """The pair's quality cost as table columns; empty until measured."""
-    if q is None:
-        return {}
-    return {"Token agreement": f"{q.agreement:.1%}", "ΔNLL (forced)": f"{q.delta_nll:+.3f}",
-            "PPL ratio": f"{q.ppl_ratio:.3f}", "Top-1 agreement (forced)": f"{q.forced_top1_agreement:.1%}"}
+    """The pair's quality cost as table columns; blank until measured (and where a backend has none)."""
+    return {h: "" if q is None or getattr(q, "delta_nll", None) is None and h != "Token agreement" else f(q)
+            for h, f in QUALITY_COLUMNS.items()}
 
 
 def percent_change(before: float, after: float) -> str:
@@ -216,8 +231,9 @@ def metrics_table(baseline: RunMetrics, pruned: RunMetrics, pair_columns: dict |
     """
     rows = []
     for name, m in ((BASELINE, baseline), (PRUNED, pruned)):
-        rows.append([name] + [fmt.format(get(m)) for _, get, fmt in COLUMNS])
-    rows.append([CHANGE] + [percent_change(get(baseline), get(pruned)) for _, get, _ in COLUMNS])
+        rows.append([name] + [UNSEEN if get(m) is None else fmt.format(get(m)) for _, get, fmt in COLUMNS])
+    pairs = [(get(baseline), get(pruned)) for _, get, _ in COLUMNS]
+    rows.append([CHANGE] + [UNSEEN if None in ab else percent_change(*ab) for ab in pairs])
     extra = dict(pair_columns or {})
     for row in rows:
         row += [extra[k] if row[0] == CHANGE else "" for k in extra]

@@ -14,7 +14,8 @@ import traceback
 import gradio as gr
 import pandas as pd
 
-from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, parse_settings, plot_frames
+from .ab import (BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, first_divergence, headline, parse_settings,
+                 plot_frames)
 from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
@@ -46,7 +47,8 @@ def _tokenizer(model_dir: str):
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=["Run"] + [h for h, _, _ in COLUMNS])
+    return pd.DataFrame(columns=["Run"] + [h for h, _, _ in COLUMNS] + ["Outputs diverge at"]
+                        + list(QUALITY_COLUMNS))
 
 
 def _divergence_text(pair: Pair) -> str:
@@ -226,9 +228,10 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
             pruned_box = gr.Textbox(label="Pruned", lines=10, max_lines=10, interactive=False,
                                     elem_id="pruned-output")
         divergence = gr.Markdown(elem_id="divergence")
+        # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
         table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True,
-                             column_widths=["7%"] + ["9%" if h.startswith("Throughput") else "7%"
-                                                     for h, _, _ in COLUMNS] + ["21%"])
+                             column_widths=["6%"] + ["6%" if h.startswith("Throughput") else "5%"
+                                                     for h, _, _ in COLUMNS] + ["13%"] + ["6%"] * 4)
         with gr.Accordion("What the numbers mean", open=False):
             gr.Markdown(GLOSSARY)
         with gr.Row():
