@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from .config import MECHANISMS
-from .model import ModelError, available_devices, read_info
+from .model import ModelError, available_devices, read_info, resolve_device
 from .policies import list_policies
 from .runs import ASSETS, DEMO_MODEL, default_model_dir
 
@@ -103,6 +103,17 @@ def model_notice(value: str) -> str:
                 "speed, memory and which tokens are kept, not answer quality. To compare on a real model, "
                 f"e.g. gpt-oss-20b (int4, a download of over 10 GB):\n{steps}")
     return f"**Model:** `{value}`"
+
+
+def launch_device(requested: str, on_space: bool) -> tuple[str, str | None]:
+    """(device, warning) for the page's initial device. An absent one is a ModelError, except on
+    a Space, which must keep serving: there it is CPU, with a warning."""
+    try:
+        return resolve_device(requested), None
+    except ModelError as e:
+        if not on_space:
+            raise
+        return "CPU", f"{e}; using CPU"
 
 
 def fetch_model(name: str) -> Path:

@@ -18,6 +18,7 @@ from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, par
 from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
+from .errors import redact
 from .evictview import COLORS, eviction_summary, eviction_view
 from .model import load_model
 from .text import encode_prompt, load_tokenizer
@@ -85,12 +86,12 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
             policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
             control, progress, catalog)
     except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
-        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+        raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
     except gr.Error:
         raise
     except Exception as e:  # a bug must not take the page down; the log keeps the details
         traceback.print_exc()
-        raise gr.Error(f"generation failed: {type(e).__name__}: {e}", print_exception=False) from None
+        raise gr.Error(redact(f"generation failed: {type(e).__name__}: {e}"), print_exception=False) from None
     finally:
         control.idle.set()
 
@@ -103,8 +104,6 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     model_dir = catalog.resolve(model_value, notify=lambda m: None)
     progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
     model = load_model(model_dir, device)
-    if model.notice:
-        gr.Warning(model.notice)
     tok = _tokenizer(str(model_dir))
     pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new,
                 pruned_first=next(_leads) % 2 == 1)
@@ -165,7 +164,7 @@ def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
         progress(0, desc=f"Fetching {name}")
         path = fetch_model(name)
     except ValueError as e:
-        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+        raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
     value = catalog.add(path, label=f"{name.strip()} ({path})")
     gr.Info(f"{name.strip()} is ready; it is now selected")
     return gr.Dropdown(choices=catalog.choices(), value=value), model_notice(value)

@@ -32,11 +32,11 @@ def main(argv=None) -> int:
         mod = importlib.import_module(f".{name}", __name__)
         modules[mod.add_parser(sub)] = mod
     args = parser.parse_args(argv)
-    from ..model import ModelError
+    from ..errors import ModelError, redact
     try:
         return modules[args.command].run(args) or 0
     except (ValueError, ModelError, FileNotFoundError, PermissionError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
