@@ -14,14 +14,15 @@ import traceback
 import gradio as gr
 import pandas as pd
 
-from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, parse_settings, plot_frames
+from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, plot_frames
 from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
 from .errors import redact
 from .evictview import COLORS, eviction_summary, eviction_view
+from .inputs import parse_settings, prompt_ids
 from .model import load_model
-from .text import encode_prompt, load_tokenizer
+from .text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
 # points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
@@ -98,14 +99,14 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
 
 def _compare(prompt, model_value, device, settings, control, progress, catalog):
     eviction, sampling, max_new = settings
-    if not prompt or not prompt.strip():
+    if not isinstance(prompt, str) or not prompt.strip():  # before the model is loaded
         raise ValueError("the prompt is empty: type one or pick an example")
     progress(0.1, desc="Preparing the model (the default one is built on first use, about 15 s)")
     model_dir = catalog.resolve(model_value, notify=lambda m: None)
     progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
     model = load_model(model_dir, device)
     tok = _tokenizer(str(model_dir))
-    pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new,
+    pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
                 pruned_first=next(_leads) % 2 == 1)
     labels = (f"Baseline: full KV cache (device {model.device})",
               f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens")

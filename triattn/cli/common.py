@@ -95,6 +95,13 @@ def open_model(args):
     return model, load_tokenizer(model_dir)
 
 
+def check_budgets(info, evictions) -> None:
+    """Refuse a budget the model's context can never reach before any run starts."""
+    from ..engine import check_request
+    for e in evictions:
+        check_request(info, 1, e, 1)
+
+
 def check_output_file(path) -> None:
     """Fail before any run if the result could not be written."""
     p = Path(path)
