@@ -15,7 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from .ab import BASELINE, COLUMNS, PRUNED, Pair, first_divergence, headline, plot_frames
-from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
+from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
 from .errors import redact
@@ -163,7 +163,7 @@ def request_stop(control: RunControl):
 def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
     try:
         progress(0, desc=f"Fetching {name}")
-        path = fetch_model(name)
+        path = fetch_hub_model(name)
     except ValueError as e:
         raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
     value = catalog.add(path, label=f"{name.strip()} ({path})")
@@ -212,9 +212,9 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                 model_dd = gr.Dropdown(catalog.choices(), value=catalog.preferred, label="Model", elem_id="model")
                 device_dd = gr.Dropdown(device_choices(), value=device, label="Device", elem_id="device")
             with gr.Row():
-                hub_id = gr.Textbox(label="Another model: a Hugging Face id or a local folder",
+                hub_id = gr.Textbox(label="Another model: a Hugging Face id (an OpenVINO export)",
                                     placeholder="OpenVINO/gpt-oss-20b-int4-ov", scale=4, elem_id="hub-id")
-                fetch_btn = gr.Button("Download / open", scale=1, elem_id="download")
+                fetch_btn = gr.Button("Download", scale=1, elem_id="download")
         status = gr.Markdown(elem_id="status")
         with gr.Row():
             base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
