@@ -9,6 +9,7 @@ meant for the user.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 from .config import MECHANISMS
@@ -59,27 +60,35 @@ def load_big_model_steps() -> str:
 
 
 class Catalog:
-    """The models on offer: value -> label. The value is a path, or DEFAULT for the default model."""
+    """The models on offer: value -> label. The value is a path, or DEFAULT for the default model.
+
+    Shared by all visitors (a model fetched by one is offered to all); only the server adds to it.
+    """
 
     def __init__(self, model_dirs=(), preferred: str | None = None):
         self.models: dict[str, str] = {DEFAULT: default_label()}
+        self._lock = threading.Lock()  # a download may add while another visitor's page lists
         for d in model_dirs:
             self.add(d)
         self.preferred = preferred or (str(Path(model_dirs[0]).resolve()) if model_dirs else DEFAULT)
 
     def add(self, model_dir, label: str | None = None) -> str:
         value = str(Path(model_dir).resolve())
-        self.models[value] = label or f"{Path(model_dir).name} ({value})"
+        with self._lock:
+            self.models[value] = label or f"{Path(model_dir).name} ({value})"
         return value
 
     def choices(self) -> list[tuple[str, str]]:
-        return [(label, value) for value, label in self.models.items()]
+        with self._lock:
+            return [(label, value) for value, label in self.models.items()]
 
     def resolve(self, value: str, notify=print) -> Path:
         """The directory for a choice, building the default model if it is not there yet."""
         if value == DEFAULT:
             return default_model_dir(notify)
-        if value not in self.models:  # only folders the server was started with, or fetched itself, are ever opened
+        with self._lock:
+            known = value in self.models
+        if not known:  # only folders the server was started with, or fetched itself, are ever opened
             raise ModelError(f"unknown model choice {value!r}")
         read_info(value)  # raises ModelError: missing directory, not an OpenVINO LLM export
         return Path(value)

@@ -1,12 +1,14 @@
 """The web page: a Gradio Blocks layout and the handlers that connect it to triattn.ab.
 
 Handlers only translate between widgets and the package; every user mistake becomes a gr.Error
-with one readable line, so the server keeps serving.
+with one readable line, so the server keeps serving. All state of a visitor's run lives in the
+event (its Pair and sessions) and in the visitor's own gr.State (RunControl): nothing one visitor
+does is kept where another's request could see it. Values from the page reach the file system
+only as choices the server itself offers (Catalog) and hub ids (fetch_hub_model).
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
 import time
 import traceback
@@ -27,7 +29,7 @@ from .text import load_tokenizer
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
 # points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
 TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
-_leads = itertools.count()  # which run starts alternates from one Generate to the next
+QUEUE_MAX = 32  # comparisons waiting at once; more visitors are told the queue is full
 RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
 INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
@@ -72,6 +74,11 @@ class RunControl:
     def __init__(self):
         self.stop, self.idle = threading.Event(), threading.Event()
         self.idle.set()
+        self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
+
+    def next_lead_pruned(self) -> bool:
+        self.runs += 1
+        return self.runs % 2 == 0
 
     def __deepcopy__(self, memo):  # gr.State copies its initial value for every visitor
         return RunControl()
@@ -107,7 +114,7 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     model = load_model(model_dir, device)
     tok = _tokenizer(str(model_dir))
     pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
-                pruned_first=next(_leads) % 2 == 1)
+                pruned_first=control.next_lead_pruned())
     labels = (f"Baseline: full KV cache (device {model.device})",
               f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens")
     started, last_text, last_detail, warned = time.monotonic(), 0.0, 0.0, 0
@@ -253,5 +260,5 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                         api_name="download", concurrency_id="download", concurrency_limit=1)
         # Models fetched by another visitor appear after a reload.
         demo.load(lambda: gr.Dropdown(choices=catalog.choices()), None, model_dd, api_name=False)
-    demo.queue(default_concurrency_limit=1)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
     return demo
