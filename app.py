@@ -2,6 +2,7 @@
 
 This file only reads the launch options and starts the page built by triattn.ui.
 On a Hugging Face Space (SPACE_ID set) the model comes from MODEL_ID and the device from DEVICE.
+Local model folders come only from here (--model-dir, MODEL_ID), never from the page.
 """
 from __future__ import annotations
 
@@ -38,17 +39,21 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     args = parse_args(argv)
-    from triattn.choices import Catalog, fetch_model
+    from triattn.choices import Catalog, fetch_model, launch_device
     from triattn.model import ModelError, read_info
+    on_space = bool(os.environ.get("SPACE_ID"))
     dirs = []
     try:
         for d in args.model_dir:
             read_info(d)
             dirs.append(d)
+        device, warning = launch_device(args.device, on_space)
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    space_model = os.environ.get("MODEL_ID") if os.environ.get("SPACE_ID") else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    space_model = os.environ.get("MODEL_ID") if on_space else None
     if space_model:
         try:
             dirs.insert(0, str(fetch_model(space_model)))
@@ -59,7 +64,7 @@ def main(argv=None) -> int:
         from triattn.runs import default_model_dir
         default_model_dir()  # build the tiny model now, not during the first visitor's click
     from triattn.ui import build
-    demo = build(catalog, args.device.upper())
+    demo = build(catalog, device)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=wants_browser(args))
     return 0
 

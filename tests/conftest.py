@@ -65,19 +65,22 @@ def _free_port() -> int:
 
 
 class AppServer:
-    """`python app.py` in a subprocess on 127.0.0.1 and a free port."""
+    """`python app.py` in a subprocess on a free port (bound to 127.0.0.1, by option or by default)."""
 
-    def __init__(self, args, cache_dir: Path):
+    def __init__(self, args, cache_dir: Path, extra_env: dict | None = None, host: str | None = "127.0.0.1"):
         import subprocess
         import sys
         import time
         import urllib.request
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SPACE_ID")}
-        env.update(TRIATTN_CACHE=str(cache_dir), GRADIO_ANALYTICS_ENABLED="False", PYTHONWARNINGS="ignore")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SPACE_ID", "GRADIO_SERVER_NAME")}
+        env.update(TRIATTN_CACHE=str(cache_dir), GRADIO_ANALYTICS_ENABLED="False", PYTHONWARNINGS="ignore",
+                   **(extra_env or {}))
         self.log = cache_dir / f"app-{self.port}.log"
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port",
+        bind = ["--host", host] if host else []  # None: the app's own default
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *bind, "--port",
                                       str(self.port), *args], cwd=ROOT, env=env,
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT)
         deadline = time.time() + 90
@@ -104,17 +107,70 @@ class AppServer:
             self.proc.kill()
 
 
+BROKEN = {  # name -> what is wrong with a copy of the tiny gpt-oss export
+    "garbage-xml": "openvino_model.xml is not XML",
+    "truncated-xml": "openvino_model.xml cut short",
+    "truncated-bin": "openvino_model.bin cut short",
+    "foreign-bin": "openvino_model.bin of another model (llama)",
+    "not-an-llm": "the IR is a valid one-op model, not a language model",
+    "no-tokenizer": "no tokenizer files",
+    "bad-config": "config.json is a JSON list",
+}
+
+
+def make_broken_model(kind: str, src: Path, other: Path, out: Path) -> Path:
+    """A copy of the export at `src` spoiled as BROKEN[kind] says (`other`: a second export)."""
+    import shutil
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("pytorch", "*.npz"))
+    xml, weights = out / "openvino_model.xml", out / "openvino_model.bin"
+    if kind == "garbage-xml":
+        xml.write_text("this is not an OpenVINO model\n")
+    elif kind == "truncated-xml":
+        xml.write_bytes(xml.read_bytes()[:len(xml.read_bytes()) // 3])
+    elif kind == "truncated-bin":
+        weights.write_bytes(weights.read_bytes()[:len(weights.read_bytes()) // 2])
+    elif kind == "foreign-bin":
+        shutil.copy(other / "openvino_model.bin", weights)
+    elif kind == "not-an-llm":  # a valid IR of a one-op model
+        import openvino as ov
+        import openvino.opset13 as ops
+        x = ops.parameter([1, 8], ov.Type.f32, name="x")
+        ov.save_model(ov.Model([ops.relu(x)], [x], "relu"), xml)
+    elif kind == "no-tokenizer":
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            (out / f).unlink()
+    elif kind == "bad-config":
+        (out / "config.json").write_text("[1, 2]")
+    else:
+        raise KeyError(kind)
+    return out
+
+
 @pytest.fixture(scope="session")
-def app_server(gptoss_dir, tmp_path_factory):
-    """Launched with --model-dir: the tiny gpt-oss model is the selected one."""
-    server = AppServer(["--model-dir", str(gptoss_dir)], tmp_path_factory.mktemp("app-cache"))
+def broken_models(gptoss_dir, llama_dir, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("broken-models")
+    return {k: make_broken_model(k, gptoss_dir, llama_dir, root / k) for k in BROKEN}
+
+
+SECRET = "hf_triattnTestSecret0123456789"  # a fake token: it must never be printed
+
+
+@pytest.fixture(scope="session")
+def app_server(gptoss_dir, broken_models, tmp_path_factory):
+    """Launched with --model-dir: the tiny gpt-oss model is the selected one; broken exports
+    that pass the launch check (their files are all there) are offered too. HF_TOKEN is set to a
+    fake secret, to check it is never shown."""
+    extra = [a for k in ("garbage-xml", "truncated-bin", "foreign-bin", "not-an-llm", "no-tokenizer")
+             for a in ("--model-dir", str(broken_models[k]))]
+    server = AppServer(["--model-dir", str(gptoss_dir), *extra], tmp_path_factory.mktemp("app-cache"),
+                       extra_env={"HF_TOKEN": SECRET})
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 def default_app_server(tmp_path_factory):
-    """Launched with no model: the bundled demo model."""
-    server = AppServer([], tmp_path_factory.mktemp("default-cache"))
+    """Launched with no model and no address: the bundled demo model, on the default address."""
+    server = AppServer([], tmp_path_factory.mktemp("default-cache"), host=None)
     yield server
     server.stop()

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from triattn.ab import (BASELINE, CHANGE, PRUNED, Pair, first_divergence, headline, interleave, metrics_table,
-                        parse_settings, percent_change, plot_frames)
+                        percent_change, plot_frames)
 from triattn.config import EvictionConfig, SamplingConfig
 from triattn.engine import PruneEvent, StepRecord, generate
 from triattn.evictview import (EVICTED_ALL, EVICTED_SOME, evicted_layer_counts, eviction_summary, eviction_view,
                                token_spans)
+from triattn.inputs import parse_settings
 from triattn.metrics import RunMetrics
 from triattn.model import load_model
 from triattn.text import load_tokenizer

@@ -49,3 +49,22 @@ def test_a_missing_model_dir_is_one_line_and_exit_2(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: model directory not found: {tmp_path / 'nope'}"]
+
+
+def test_absent_device_or_partial_model_dir_is_one_line_and_exit_2(gptoss_dir, tmp_path):
+    import shutil
+    partial = tmp_path / "partial"
+    shutil.copytree(gptoss_dir, partial, ignore=shutil.ignore_patterns("pytorch", "openvino_model.bin"))
+    for args, message in ((["--device", "no-such-device"], "error: device 'NO-SUCH-DEVICE' is not available here"),
+                          (["--model-dir", str(partial)], "(missing openvino_model.bin)")):
+        r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_the_default_address_is_this_machine_only(default_app_server):
+    import psutil
+    listening = [c.laddr for c in psutil.Process(default_app_server.proc.pid).net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN]
+    assert listening and all(addr.ip == "127.0.0.1" for addr in listening), listening

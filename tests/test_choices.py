@@ -1,8 +1,8 @@
 """What the page offers: prompts, labels, models, and model fetching errors."""
 import pytest
 
-from triattn.choices import (DEFAULT, Catalog, example_prompts, fetch_model, load_big_model_steps,
-                             mechanism_choices, model_notice, policy_choices)
+from triattn.choices import (DEFAULT, Catalog, example_prompts, fetch_hub_model, fetch_model, launch_device,
+                             load_big_model_steps, mechanism_choices, model_notice, policy_choices)
 from triattn.config import MECHANISMS
 from triattn.model import ModelError
 from triattn.policies import list_policies
@@ -65,11 +65,37 @@ def test_fetch_model_opens_local_folders(gptoss_dir, tmp_path):
 
 @pytest.mark.parametrize("name, message", [
     ("", "enter a Hugging Face model id"),
-    ("not a repo id!", "neither a local folder nor a Hugging Face model id"),
-    # no such repo: offline and online alike this cannot download
-    ("triattn-tests/no-such-model-5c1e", "could not download triattn-tests/no-such-model-5c1e"),
+    ("not a repo id!", "not a model id"),
+    # no such repo: offline and online alike this cannot be fetched
+    ("triattn-tests/no-such-model-5c1e", "cannot reach the model hub|not found on the hub"),
 ])
 def test_fetch_model_errors_are_one_line(name, message):
     with pytest.raises(ModelError, match=message) as e:
         fetch_model(name)
     assert "\n" not in str(e.value)
+
+
+def test_the_hub_box_takes_ids_only_and_checks_them_before_any_network(gptoss_dir, monkeypatch):
+    import triattn.export
+    probes = []
+    monkeypatch.setattr(triattn.export, "hub_files", lambda name: probes.append(name) or [])
+    for name in (str(gptoss_dir), str(gptoss_dir.relative_to(gptoss_dir.parent.parent.parent)), "./model",
+                 "../model", "~/model", "a/b/c", "C:\\models\\x", "\\\\server\\share"):
+        with pytest.raises(ModelError, match="is not a Hugging Face model id|not a model id"):
+            fetch_hub_model(name)
+    for name in ("not an id!", "owner/na me", "a--b/c", "x" * 97):
+        with pytest.raises(ModelError, match="not a model id"):
+            fetch_hub_model(name)
+    assert probes == []
+    # an id that also names a folder here is looked up on the hub, never opened from disk
+    with pytest.raises(ModelError, match="holds no OpenVINO export"):
+        fetch_hub_model("tests/fixtures")
+    assert probes == ["tests/fixtures"]
+
+
+def test_launch_device_refuses_an_absent_device_except_on_a_space():
+    assert launch_device("cpu", on_space=False) == ("CPU", None)
+    with pytest.raises(ModelError, match="device 'NO-SUCH-DEVICE' is not available here; choose one of: CPU"):
+        launch_device("no-such-device", on_space=False)
+    device, warning = launch_device("no-such-device", on_space=True)
+    assert device == "CPU" and "not available here" in warning and warning.endswith("using CPU")

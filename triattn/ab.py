@@ -14,8 +14,9 @@ from typing import Iterator
 import pandas as pd
 
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
-from .engine import generate
+from .engine import check_request, generate
 from .metrics import RunMetrics, rss_mb, summarize
+from .policies import get_policy
 from .quality import Quality, compare
 from .runs import backend_for
 from .text import StreamDecoder
@@ -77,6 +78,9 @@ class Pair:
     def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
                  max_new_tokens: int, pruned_first: bool = False):
         check_max_new_tokens(max_new_tokens)
+        check_request(model.info, len(prompt_ids), eviction, max_new_tokens)
+        # Calibration (or its absence) is settled here, before either run starts.
+        self.calibration = get_policy(eviction.policy).prepare(model.info.model_dir) if eviction.prunes else None
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
         self.sides = {BASELINE: Side(BASELINE, BASELINE_EVICTION), PRUNED: Side(PRUNED, eviction)}
         # The first prefill meets colder caches (its TTFT is a single sample); callers alternate the lead.
@@ -96,9 +100,10 @@ class Pair:
     def _stream(self, side: Side):
         decoder = StreamDecoder(self.tokenizer)
         backend = backend_for(side.eviction)  # e.g. OpenVINO GenAI's own pipeline for ov-genai
+        session = self.model.new_session() if backend is None else None
         if backend is None:
-            gen = generate(self.model.new_session(), self.prompt_ids, side.eviction, self.sampling,
-                           self.max_new_tokens)
+            gen = generate(session, self.prompt_ids, side.eviction, self.sampling,
+                           self.max_new_tokens, calibration=self.calibration if side.eviction.prunes else None)
         else:
             gen = backend.generate(self.model, self.prompt_ids, side.eviction, self.sampling, self.max_new_tokens,
                                    used=side.used)
@@ -117,7 +122,9 @@ class Pair:
             side.text += decoder.flush()
             side.done = True
         finally:
-            gen.close()  # frees the session's infer request with the generator
+            gen.close()
+            if session is not None:
+                session.close()  # the infer request and its KV cache go now, also on Stop or a closed tab
 
     def _first_step(self, gen):
         # The engine warns (e.g. budget below a sliding window) when it starts: keep that for the page.
@@ -258,35 +265,6 @@ def plot_frames(pair_sides: dict, runs=(BASELINE, PRUNED)) -> tuple[pd.DataFrame
     types = {"token": int, "run": str}
     return (pd.DataFrame(lat, columns=["token", "run", "ms"]).astype({**types, "ms": float}),
             pd.DataFrame(kv, columns=["token", "run", "KV tokens"]).astype({**types, "KV tokens": float}))
-
-
-def _whole(name: str, value, minimum: int) -> int:
-    if value is None or value == "":
-        raise ValueError(f"{name} is empty")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
-    if not math.isfinite(f) or f != int(f):
-        raise ValueError(f"{name} must be a whole number, got {value}")
-    if f < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {int(f)}")
-    return int(f)
-
-
-def parse_settings(policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens,
-                   temperature, seed) -> tuple[EvictionConfig, SamplingConfig, int]:
-    """The page's raw inputs as validated configs; ValueError with a message for the user."""
-    eviction = EvictionConfig(policy=policy, evict=evict, budget=_whole("budget", budget, 2),
-                              recent_window=_whole("recent window", recent_window, 0),
-                              sink_tokens=_whole("sink tokens", sink_tokens, 0),
-                              prune_interval=_whole("prune interval", prune_interval, 1))
-    try:
-        temperature = float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a number, got {temperature!r}") from None
-    sampling = SamplingConfig(temperature=temperature, seed=_whole("seed", seed, 0))
-    return eviction, sampling, check_max_new_tokens(_whole("max new tokens", max_new_tokens, 1))
 
 
 def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None) -> str:

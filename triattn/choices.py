@@ -1,16 +1,20 @@
 """What the web page offers: example prompts, policy and mechanism labels, models and devices.
 
 Models are the default one (`runs.default_model_dir`: the bundled demo model, or a random-weight
-tiny model built on first use), directories named at launch, and Hugging Face downloads.
-Every failure is a ModelError or ValueError whose message is meant for the user.
+tiny model built on first use), directories named at launch (`--model-dir`, or MODEL_ID on a
+Space), and Hugging Face downloads. What a visitor types reaches the hub as a checked model id,
+never the file system as a path. Every failure is a ModelError or ValueError whose message is
+meant for the user.
 """
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 from .config import MECHANISMS
-from .model import ModelError, available_devices, read_info
+from .errors import reason
+from .model import ModelError, available_devices, read_info, resolve_device
 from .policies import list_policies
 from .runs import ASSETS, DEMO_MODEL, default_model_dir
 
@@ -56,27 +60,35 @@ def load_big_model_steps() -> str:
 
 
 class Catalog:
-    """The models on offer: value -> label. The value is a path, or DEFAULT for the default model."""
+    """The models on offer: value -> label. The value is a path, or DEFAULT for the default model.
+
+    Shared by all visitors (a model fetched by one is offered to all); only the server adds to it.
+    """
 
     def __init__(self, model_dirs=(), preferred: str | None = None):
         self.models: dict[str, str] = {DEFAULT: default_label()}
+        self._lock = threading.Lock()  # a download may add while another visitor's page lists
         for d in model_dirs:
             self.add(d)
         self.preferred = preferred or (str(Path(model_dirs[0]).resolve()) if model_dirs else DEFAULT)
 
     def add(self, model_dir, label: str | None = None) -> str:
         value = str(Path(model_dir).resolve())
-        self.models[value] = label or f"{Path(model_dir).name} ({value})"
+        with self._lock:
+            self.models[value] = label or f"{Path(model_dir).name} ({value})"
         return value
 
     def choices(self) -> list[tuple[str, str]]:
-        return [(label, value) for value, label in self.models.items()]
+        with self._lock:
+            return [(label, value) for value, label in self.models.items()]
 
     def resolve(self, value: str, notify=print) -> Path:
         """The directory for a choice, building the default model if it is not there yet."""
         if value == DEFAULT:
             return default_model_dir(notify)
-        if value not in self.models:
+        with self._lock:
+            known = value in self.models
+        if not known:  # only folders the server was started with, or fetched itself, are ever opened
             raise ModelError(f"unknown model choice {value!r}")
         read_info(value)  # raises ModelError: missing directory, not an OpenVINO LLM export
         return Path(value)
@@ -105,29 +117,62 @@ def model_notice(value: str) -> str:
     return f"**Model:** `{value}`"
 
 
-def fetch_model(name: str) -> Path:
-    """A local directory, or a Hugging Face repo id downloaded into the Hugging Face cache.
+def launch_device(requested: str, on_space: bool) -> tuple[str, str | None]:
+    """(device, warning) for the page's initial device. An absent one is a ModelError, except on
+    a Space, which must keep serving: there it is CPU, with a warning."""
+    try:
+        return resolve_device(requested), None
+    except ModelError as e:
+        if not on_space:
+            raise
+        return "CPU", f"{e}; using CPU"
 
-    Raises ModelError with one line for the user: no such folder, bad id, offline, not an export.
+
+# The files triattn reads from a hub export: OpenVINO IRs, configs, tokenizer and chat template.
+HUB_PATTERNS = ["openvino_*.xml", "openvino_*.bin", "*.json", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja"]
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~", "\\")) or "\\" in name or ":" in name or name.count("/") > 1
+
+
+def fetch_hub_model(name: str) -> Path:
+    """A Hugging Face model id, downloaded into the Hugging Face cache (OpenVINO exports only).
+
+    Only ids are taken, checked before any network use; nothing given here is opened as a path.
+    Raises ModelError with one line for the user: bad id, offline, not found, not an export.
     """
+    from .export import ExportError, check_model_id, hub_files
     name = (name or "").strip()
     if not name:
-        raise ModelError("enter a Hugging Face model id (like OpenVINO/gpt-oss-20b-int4-ov) or a local folder")
-    local = Path(name).expanduser()
-    if local.is_dir() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        read_info(local)
-        return local
+        raise ModelError("enter a Hugging Face model id (like OpenVINO/gpt-oss-20b-int4-ov)")
+    if _looks_like_path(name):
+        raise ModelError(f"{name!r} is not a Hugging Face model id: only hub ids (owner/name) are taken here; "
+                         f"a local folder is opened with `python app.py --model-dir FOLDER`")
+    try:
+        name = check_model_id(name)
+        files = hub_files(name)  # a short probe first: offline fails in seconds
+    except ExportError as e:
+        raise ModelError(str(e)) from None
+    if "openvino_model.xml" not in files:
+        raise ModelError(f"{name} holds no OpenVINO export (openvino_model.xml); convert it with "
+                         f"`python -m triattn export --model-id {name} --output-dir DIR`, then "
+                         f"`python app.py --model-dir DIR`")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
     try:
-        validate_repo_id(name)
-    except HFValidationError:
-        raise ModelError(f"{name!r} is neither a local folder nor a Hugging Face model id (owner/name)") from None
-    try:
-        path = Path(snapshot_download(name))
-    except Exception as e:  # offline, unknown repo, gated, disk full: all reach the user as one line
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"could not download {name} from Hugging Face ({reason}); check the id and the "
-                         f"internet connection, or download it elsewhere and use its folder") from None
+        path = Path(snapshot_download(name, allow_patterns=HUB_PATTERNS))
+    except Exception as e:  # network cut, disk full, gated: all reach the user as one line
+        raise ModelError(f"could not download {name} from Hugging Face ({reason(e)}); check the id and the "
+                         f"internet connection, or download it elsewhere and start the app with --model-dir") from None
     read_info(path)
     return path
+
+
+def fetch_model(name: str) -> Path:
+    """MODEL_ID on a Space: a local folder (the Space's own files) or a Hugging Face model id."""
+    name = (name or "").strip()
+    local = Path(name).expanduser()
+    if name and (local.is_dir() or _looks_like_path(name)):
+        read_info(local)
+        return local
+    return fetch_hub_model(name)

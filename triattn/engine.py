@@ -52,6 +52,18 @@ class PromptTooLong(ValueError):
     pass
 
 
+def check_request(info, prompt_tokens: int, eviction: EvictionConfig, max_new_tokens: int) -> None:
+    """Refuse what the model cannot do, with a message for the user, before any work is done."""
+    if prompt_tokens < 1:
+        raise ValueError("the prompt is empty")
+    if eviction.prunes and eviction.budget > info.max_context:
+        raise ValueError(f"budget ({eviction.budget} tokens) is above the model's context of {info.max_context} "
+                         f"tokens; choose at most {info.max_context}")
+    if prompt_tokens + max_new_tokens > info.max_context:
+        raise PromptTooLong(f"prompt ({prompt_tokens} tokens) + {max_new_tokens} new tokens exceed the model's "
+                            f"context of {info.max_context}")
+
+
 def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
              sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200,
              force: Sequence[int] | None = None, logprobs: bool = False,
@@ -64,12 +76,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     """
     info = session.model.info
     prompt = np.asarray(prompt_ids, np.int64)
-    if prompt.size == 0:
-        raise ValueError("the prompt is empty")
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
-    if prompt.size + limit > info.max_context:
-        raise PromptTooLong(f"prompt ({prompt.size} tokens) + {limit} new tokens exceed the model's "
-                            f"context of {info.max_context}")
+    check_request(info, prompt.size, eviction, limit)
     policy = get_policy(eviction.policy)
     if policy.backend is not None:
         raise ValueError(f"policy {eviction.policy!r} runs in its own backend ({policy.backend}), not in this "

@@ -40,7 +40,7 @@ def _check_output_dir(out: Path) -> None:
         raise ExportError(f"output directory {out} exists and is not an OpenVINO export; choose an empty or new one")
 
 
-def _hub_files(model_id: str) -> list[str]:
+def hub_files(model_id: str) -> list[str]:
     """The repository's file list, after a short reachability probe of the hub."""
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", str(int(PROBE_TIMEOUT_S)))
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", str(int(PROBE_TIMEOUT_S)))
@@ -90,7 +90,7 @@ def export_model(model_id: str, output_dir: str | Path, weight_format: str = "in
         raise ExportError(f"unknown weight format {weight_format!r}; choose one of {', '.join(WEIGHT_FORMATS)}")
     out = Path(output_dir)
     _check_output_dir(out)
-    files = _hub_files(model_id)
+    files = hub_files(model_id)
     if "openvino_model.xml" in files:
         from huggingface_hub import snapshot_download
         try:

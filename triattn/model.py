@@ -1,32 +1,27 @@
-"""The one module that talks to OpenVINO: load, instrument, compile and run a stateful LLM export.
+"""The one module that talks to OpenVINO: check, load, compile and run a stateful LLM export.
 
-Instrumentation: for every layer, the NEW tokens' post-RoPE keys and their values (the last input
-of the Concat that feeds each state's Assign, `[B, kv_heads, T, head_dim]`) become extra graph
-outputs. Policies score tokens from keys kept on the host, and compaction writes the cache from
-host copies: the cache is never read while decoding (reading an f16 state costs far more than
-writing one).
-With `queries=True`, the attention op's query input (post-RoPE) is exposed too, for calibration.
-The logits output is cut to the last position so a long prefill does not return `T x vocab` floats.
-Everything returned is NumPy.
+The graph gets extra outputs first (instrument.py): every layer's new keys and values. Policies
+score tokens from keys kept on the host, and compaction writes the cache from host copies: the
+cache is never read while decoding (reading an f16 state costs far more than writing one).
+Everything returned is NumPy. Whatever is wrong with a model directory or device (missing,
+partial, corrupt, not an LLM export, absent device) is a ModelError with one line for the user.
 """
 from __future__ import annotations
 
 import json
 import time
-import re
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-_KEY_STATE = re.compile(r"past_key_values\.(\d+)\.keypresent\.\d+\.key")
-_VALUE_STATE = re.compile(r"past_key_values\.(\d+)\.valuepresent\.\d+\.value")
+from .errors import ModelError, reason
+from .instrument import KEY_STATE, VALUE_STATE, instrument
+
 REQUIRED_FILES = ("openvino_model.xml", "openvino_model.bin", "config.json")
-
-
-class ModelError(ValueError):
-    """A model directory or device that cannot be used; the message is for the user."""
+__all__ = ["ModelError", "ModelInfo", "LoadedModel", "Session", "read_info", "load_model", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -53,40 +48,59 @@ def read_info(model_dir: str | Path) -> ModelInfo:
         raise ModelError(f"{d} is not an OpenVINO LLM export (missing {', '.join(missing)}); "
                          f"export one with `python -m triattn export`")
     try:
-        cfg = json.loads((d / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelError(f"cannot read {d / 'config.json'}: {e}") from None
-    text_cfg = cfg.get("text_config", cfg)
+        cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
+        raise ModelError(f"cannot read {d / 'config.json'}: {reason(e)}") from None
+    text_cfg = cfg.get("text_config", cfg) if isinstance(cfg, dict) else None
+    if not isinstance(text_cfg, dict):
+        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM (not a JSON object)")
     try:
         n_layers = int(text_cfg["num_hidden_layers"])
         q_heads = int(text_cfg["num_attention_heads"])
         kv_heads = int(text_cfg.get("num_key_value_heads") or q_heads)
         head_dim = int(text_cfg.get("head_dim") or text_cfg["hidden_size"] // q_heads)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM ({e})") from None
+        max_context = int(text_cfg.get("max_position_embeddings", 4096))
+        window = int(text_cfg.get("sliding_window") or 0)
+        vocab = int(text_cfg.get("vocab_size", 0))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
+        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM ({type(e).__name__}: {e})") from None
+    if min(n_layers, q_heads, kv_heads, head_dim) < 1 or max_context < 2:
+        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM (layers, heads, head size and "
+                         f"context must be positive)")
     layer_types = text_cfg.get("layer_types") or []
-    window = int(text_cfg.get("sliding_window") or 0)
     if layer_types:
         windows = tuple(window if t == "sliding_attention" else 0 for t in layer_types)
     elif window and text_cfg.get("use_sliding_window", cfg.get("model_type") == "mistral"):
         windows = (window,) * n_layers
     else:
         windows = (0,) * n_layers
-    return ModelInfo(str(d), cfg.get("model_type", "?"), n_layers, kv_heads, q_heads, head_dim,
-                     int(text_cfg.get("vocab_size", 0)), int(text_cfg.get("max_position_embeddings", 4096)),
-                     windows, tuple(_eos_ids(d, cfg)), text_cfg)
+    return ModelInfo(str(d), str(cfg.get("model_type", "?")), n_layers, kv_heads, q_heads, head_dim, vocab,
+                     max_context, windows, tuple(_eos_ids(d, cfg)), text_cfg)
+
+
+def check_ir_file(xml: Path) -> None:
+    """Refuse a file that is not OpenVINO IR XML before OpenVINO reads it: given anything else,
+    OpenVINO tries its other frontends, which print parser noise to stderr."""
+    try:
+        with open(xml, "rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError as e:
+        raise ModelError(f"cannot read {xml}: {reason(e)}") from None
+    if not head.startswith((b"<?xml", b"<net")) or b"<net" not in head:
+        raise ModelError(f"{xml} is not an OpenVINO IR file (it does not start with an XML <net> element); "
+                         f"the export is corrupt: export it again")
 
 
 def _eos_ids(d: Path, cfg: dict) -> list[int]:
     ids = []
     for src in (d / "generation_config.json", None):
         try:
-            c = json.loads(src.read_text()) if src else cfg
-        except (OSError, json.JSONDecodeError):
+            c = json.loads(src.read_text(encoding="utf-8")) if src else cfg
+        except (OSError, ValueError):
             continue
-        e = c.get("eos_token_id")
+        e = c.get("eos_token_id") if isinstance(c, dict) else None
         ids += e if isinstance(e, list) else ([e] if e is not None else [])
-    return sorted(set(ids))
+    return sorted({int(i) for i in ids if isinstance(i, int)})
 
 
 def available_devices() -> list[str]:
@@ -94,77 +108,16 @@ def available_devices() -> list[str]:
     return list(ov.Core().available_devices)
 
 
-def resolve_device(requested: str) -> tuple[str, str | None]:
-    """Return (device, notice). An absent device falls back to CPU with a notice, as the card did."""
-    req = (requested or "CPU").upper()
+def resolve_device(requested: str) -> str:
+    """The device name to compile for; a ModelError naming the devices there are if it is absent.
+
+    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device.
+    """
+    req = (requested or "CPU").strip().upper()
     devices = available_devices()
     if req == "AUTO" or req in devices or any(d.startswith(req + ".") for d in devices):
-        return req, None
-    return "CPU", f"device {req} is not available here (found: {', '.join(devices)}); using CPU"
-
-
-def _walk_to(output, type_name: str):
-    node = output.get_node()
-    while node.get_type_name() != type_name:
-        if node.get_type_name() not in ("Convert", "Gather", "Reshape") or node.get_input_size() == 0:
-            return None
-        node = node.input_value(0).get_node()
-    return node
-
-
-def _consumers_until(node, type_name: str, depth: int = 6):
-    """Breadth-first search forward from `node` for the first op of `type_name`."""
-    frontier = [node]
-    for _ in range(depth):
-        nxt = []
-        for n in frontier:
-            for out in n.outputs():
-                for inp in out.get_target_inputs():
-                    c = inp.get_node()
-                    if c.get_type_name() == type_name:
-                        return c
-                    nxt.append(c)
-        frontier = nxt
-    return None
-
-
-def instrument(model, n_layers: int, queries: bool = False):
-    """Add `triattn.key.{i}`, `triattn.value.{i}` (and `triattn.query.{i}`) outputs; cut logits to
-    the last position."""
-    import openvino.opset13 as ops
-
-    concats, value_concats = {}, {}
-    for sink in model.get_sinks():
-        for pattern, found in ((_KEY_STATE, concats), (_VALUE_STATE, value_concats)):
-            m = pattern.fullmatch(sink.get_variable_id())
-            if m:
-                concat = _walk_to(sink.input_value(0), "Concat")
-                if concat is None:
-                    raise ModelError("unsupported graph: a KV state is not written by a Concat")
-                found[int(m.group(1))] = concat
-    if sorted(concats) != list(range(n_layers)) or sorted(value_concats) != list(range(n_layers)):
-        raise ModelError(f"expected key states for {n_layers} layers, found {len(concats)}; "
-                         f"is this a stateful export (text-generation-with-past)?")
-    extra = []
-    for i in range(n_layers):
-        for name, c in (("key", concats[i]), ("value", value_concats[i])):
-            extra.append((f"triattn.{name}.{i}", c.input_value(c.get_input_size() - 1)))
-        if queries:
-            sdpa = _consumers_until(concats[i], "ScaledDotProductAttention")
-            if sdpa is None:
-                raise ModelError("cannot find the attention op to read queries from")
-            extra.append((f"triattn.query.{i}", sdpa.input_value(0)))
-    # Cut logits to the last position: rewire the existing Result so its name stays "logits".
-    logits_result = model.output("logits").get_node()
-    full = logits_result.input_value(0)
-    last = ops.gather(full, ops.constant(np.array([-1], np.int64)), ops.constant(np.int64(1)))
-    logits_result.input(0).replace_source_output(last.output(0))
-    for name, out in extra:
-        r = ops.result(out)
-        r.output(0).set_names({name})
-        model.add_results([r])
-    model.validate_nodes_and_infer_types()
-    return model
+        return req
+    raise ModelError(f"device {req!r} is not available here; choose one of: {', '.join(devices + ['AUTO'])}")
 
 
 PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
@@ -180,15 +133,19 @@ class LoadedModel:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.info = read_info(model_dir)
-        self.device, self.notice = resolve_device(device)
+        self.device = resolve_device(device)
         self.precision = precision
+        xml = Path(model_dir) / "openvino_model.xml"
+        check_ir_file(xml)
         core = ov.Core()
         try:
-            model = core.read_model(Path(model_dir) / "openvino_model.xml")
+            model = core.read_model(xml)
         except RuntimeError as e:
-            raise ModelError(f"cannot read the OpenVINO model in {model_dir}: {str(e).splitlines()[0]}") from None
+            raise ModelError(f"cannot read the OpenVINO model in {model_dir} (corrupt, or the .xml and .bin "
+                             f"are from different exports): {reason(e)}") from None
         names = {i.get_any_name() for i in model.inputs}
-        if not {"input_ids", "attention_mask", "position_ids"} <= names:
+        outputs = {n for o in model.outputs for n in o.get_names()}
+        if not {"input_ids", "attention_mask", "position_ids"} <= names or "logits" not in outputs:
             raise ModelError(f"{model_dir} is not a text-generation export (inputs: {', '.join(sorted(names))})")
         self.has_beam_idx = "beam_idx" in names
         model = instrument(model, self.info.n_layers, queries)
@@ -196,10 +153,14 @@ class LoadedModel:
         try:
             self.compiled = core.compile_model(model, self.device, cfg)
         except RuntimeError as e:
-            raise ModelError(f"cannot compile the model for {self.device}: {str(e).splitlines()[0]}") from None
+            raise ModelError(f"cannot compile the model for {self.device}: {reason(e)}") from None
         self.kv_precision = self._kv_precision()
         self.queries = queries
-        self._warm_up()
+        self._sessions = weakref.WeakSet()
+        try:
+            self._warm_up()
+        except RuntimeError as e:
+            raise ModelError(f"the model in {model_dir} compiles but cannot run: {reason(e)}") from None
 
     def _kv_precision(self):
         import openvino as ov
@@ -215,19 +176,28 @@ class LoadedModel:
 
     def _warm_up(self):
         s = self.new_session()
-        s.forward(np.array([1, 1]), np.arange(2), np.ones(2, np.int64), values=True)
-        s.forward(np.array([1]), np.array([2]), np.ones(3, np.int64), values=True)
+        try:
+            s.forward(np.array([1, 1]), np.arange(2), np.ones(2, np.int64), values=True)
+            s.forward(np.array([1]), np.array([2]), np.ones(3, np.int64), values=True)
+        finally:
+            s.close()
 
     def new_session(self) -> "Session":
-        return Session(self)
+        s = Session(self)
+        self._sessions.add(s)
+        return s
+
+    def live_sessions(self) -> int:
+        """Infer requests of this model that are neither closed nor garbage: what runs still hold."""
+        return sum(1 for s in list(self._sessions) if s.request is not None)
 
 
 def load_model(model_dir, device="CPU", precision="default", queries=False) -> LoadedModel:
     """Compile once per (model, device, precision, queries) and reuse across runs."""
-    key = (str(Path(model_dir).resolve()), (device or "CPU").upper(), precision, queries)
+    key = (str(Path(model_dir).resolve()), resolve_device(device), precision, queries)
     with _cache_lock:
         if key not in _cache:
-            _cache[key] = LoadedModel(model_dir, device, precision, queries)
+            _cache[key] = LoadedModel(model_dir, key[1], precision, queries)
         return _cache[key]
 
 
@@ -247,6 +217,10 @@ class Session:
 
     def reset(self):
         self.request.reset_state()
+
+    def close(self):
+        """Free the infer request and its KV cache now, not whenever the last reference goes."""
+        self.request, self._states = None, None
 
     def forward(self, input_ids, position_ids, attention_mask, values: bool = False, keys: bool = True):
         """Run T new tokens. Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or
@@ -277,7 +251,7 @@ class Session:
         if self._states is None:
             self._states = {}
             for s in self.request.query_state():
-                for kind, pat in (("k", _KEY_STATE), ("v", _VALUE_STATE)):
+                for kind, pat in (("k", KEY_STATE), ("v", VALUE_STATE)):
                     m = pat.fullmatch(s.name)
                     if m:
                         self._states[(kind, int(m.group(1)))] = s

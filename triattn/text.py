@@ -5,17 +5,25 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .model import ModelError
+from .errors import ModelError, reason
+
+# Files a transformers tokenizer is built from; without one, transformers tries conversions whose
+# errors (missing protobuf, sentencepiece) say nothing about the model directory.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer.tiktoken", "vocab.txt")
 
 
 def load_tokenizer(model_dir: str | Path):
-    """The export's tokenizer through transformers (never trust_remote_code)."""
+    """The export's tokenizer through transformers; code shipped with a model is never run (an
+    explicit False: left unset, transformers asks on a terminal whether to run it)."""
     from transformers import AutoTokenizer
     logging.getLogger("transformers").setLevel(logging.ERROR)
+    if not any((Path(model_dir) / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelError(f"no tokenizer in {model_dir} (none of {', '.join(TOKENIZER_FILES)}); "
+                         f"export the model again with its tokenizer")
     try:
         return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
     except Exception as e:  # transformers raises many kinds here; the user needs one line
-        raise ModelError(f"cannot load the tokenizer from {model_dir}: {str(e).splitlines()[0]}") from None
+        raise ModelError(f"cannot load the tokenizer from {model_dir}: {reason(e)}") from None
 
 
 def encode_prompt(tokenizer, text: str, chat: bool = True) -> list[int]:

@@ -1,12 +1,14 @@
 """The web page: a Gradio Blocks layout and the handlers that connect it to triattn.ab.
 
 Handlers only translate between widgets and the package; every user mistake becomes a gr.Error
-with one readable line, so the server keeps serving.
+with one readable line, so the server keeps serving. All state of a visitor's run lives in the
+event (its Pair and sessions) and in the visitor's own gr.State (RunControl): nothing one visitor
+does is kept where another's request could see it. Values from the page reach the file system
+only as choices the server itself offers (Catalog) and hub ids (fetch_hub_model).
 """
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
 import time
 import traceback
@@ -14,19 +16,20 @@ import traceback
 import gradio as gr
 import pandas as pd
 
-from .ab import (BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, first_divergence, headline, parse_settings,
-                 plot_frames)
-from .choices import (Catalog, device_choices, example_prompts, fetch_model, mechanism_choices,
+from .ab import BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, first_divergence, headline, plot_frames
+from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
+from .errors import redact
 from .evictview import COLORS, eviction_summary, eviction_view
+from .inputs import parse_settings, prompt_ids
 from .model import load_model
-from .text import encode_prompt, load_tokenizer
+from .text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
 # points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
 TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
-_leads = itertools.count()  # which run starts alternates from one Generate to the next
+QUEUE_MAX = 32  # comparisons waiting at once; more visitors are told the queue is full
 RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
 INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
@@ -72,6 +75,11 @@ class RunControl:
     def __init__(self):
         self.stop, self.idle = threading.Event(), threading.Event()
         self.idle.set()
+        self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
+
+    def next_lead_pruned(self) -> bool:
+        self.runs += 1
+        return self.runs % 2 == 0
 
     def __deepcopy__(self, memo):  # gr.State copies its initial value for every visitor
         return RunControl()
@@ -87,29 +95,27 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
             policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
             control, progress, catalog)
     except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
-        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+        raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
     except gr.Error:
         raise
     except Exception as e:  # a bug must not take the page down; the log keeps the details
         traceback.print_exc()
-        raise gr.Error(f"generation failed: {type(e).__name__}: {e}", print_exception=False) from None
+        raise gr.Error(redact(f"generation failed: {type(e).__name__}: {e}"), print_exception=False) from None
     finally:
         control.idle.set()
 
 
 def _compare(prompt, model_value, device, settings, control, progress, catalog):
     eviction, sampling, max_new = settings
-    if not prompt or not prompt.strip():
+    if not isinstance(prompt, str) or not prompt.strip():  # before the model is loaded
         raise ValueError("the prompt is empty: type one or pick an example")
     progress(0.1, desc="Preparing the model (the default one is built on first use, about 15 s)")
     model_dir = catalog.resolve(model_value, notify=lambda m: None)
     progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
     model = load_model(model_dir, device)
-    if model.notice:
-        gr.Warning(model.notice)
     tok = _tokenizer(str(model_dir))
-    pair = Pair(model, tok, encode_prompt(tok, prompt), eviction, sampling, max_new,
-                pruned_first=next(_leads) % 2 == 1)
+    pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
+                pruned_first=control.next_lead_pruned())
     labels = (f"Baseline: full KV cache (device {model.device})",
               f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens")
     started, last_text, last_detail, warned = time.monotonic(), 0.0, 0.0, 0
@@ -169,9 +175,9 @@ def request_stop(control: RunControl):
 def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
     try:
         progress(0, desc=f"Fetching {name}")
-        path = fetch_model(name)
+        path = fetch_hub_model(name)
     except ValueError as e:
-        raise gr.Error(str(e), print_exception=False) from None  # a user mistake, not a bug
+        raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
     value = catalog.add(path, label=f"{name.strip()} ({path})")
     gr.Info(f"{name.strip()} is ready; it is now selected")
     return gr.Dropdown(choices=catalog.choices(), value=value), model_notice(value)
@@ -218,9 +224,9 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                 model_dd = gr.Dropdown(catalog.choices(), value=catalog.preferred, label="Model", elem_id="model")
                 device_dd = gr.Dropdown(device_choices(), value=device, label="Device", elem_id="device")
             with gr.Row():
-                hub_id = gr.Textbox(label="Another model: a Hugging Face id or a local folder",
+                hub_id = gr.Textbox(label="Another model: a Hugging Face id (an OpenVINO export)",
                                     placeholder="OpenVINO/gpt-oss-20b-int4-ov", scale=4, elem_id="hub-id")
-                fetch_btn = gr.Button("Download / open", scale=1, elem_id="download")
+                fetch_btn = gr.Button("Download", scale=1, elem_id="download")
         status = gr.Markdown(elem_id="status")
         with gr.Row():
             base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
@@ -260,5 +266,5 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                         api_name="download", concurrency_id="download", concurrency_limit=1)
         # Models fetched by another visitor appear after a reload.
         demo.load(lambda: gr.Dropdown(choices=catalog.choices()), None, model_dd, api_name=False)
-    demo.queue(default_concurrency_limit=1)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
     return demo

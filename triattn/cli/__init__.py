@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-COMMANDS = ["infer", "bench", "sweep", "profile", "calibrate", "export", "make_tiny_model"]
+COMMANDS = ["infer", "bench", "sweep", "profile", "soak", "calibrate", "export", "make_tiny_model"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,11 +32,11 @@ def main(argv=None) -> int:
         mod = importlib.import_module(f".{name}", __name__)
         modules[mod.add_parser(sub)] = mod
     args = parser.parse_args(argv)
-    from ..model import ModelError
+    from ..errors import ModelError, redact
     try:
         return modules[args.command].run(args) or 0
     except (ValueError, ModelError, FileNotFoundError, PermissionError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

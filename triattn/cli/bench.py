@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import (add_eviction_args, add_model_args, add_sampling_args, check_output_file,
+from .common import (add_eviction_args, add_model_args, add_sampling_args, check_budgets, check_output_file,
                      fill_eviction_defaults, open_model, positive_int, progress_bar, sampling_from)
 
 
@@ -40,6 +40,7 @@ def run(args):
     texts = None if args.context_lengths else bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     check_output_file(args.output)
     model, tok = open_model(args)
+    check_budgets(model.info, [m.eviction for m in modes])
     budget_prompt = None
     if args.context_lengths:
         lengths = list(dict.fromkeys(args.context_lengths))

@@ -22,7 +22,7 @@ def positive_int(text: str) -> int:
 def add_model_args(p):
     p.add_argument("--model-dir", default=None,
                    help="OpenVINO model directory (default: the bundled demo model)")
-    p.add_argument("--device", default="CPU", help="CPU, GPU, NPU or AUTO; an absent device falls back to CPU")
+    p.add_argument("--device", default="CPU", help="CPU, GPU, NPU or AUTO (a device absent here is an error)")
     p.add_argument("--precision", default="default", choices=["default", "f32"],
                    help="default: the device's own (bf16/f16 on CPU); f32: exact reference")
 
@@ -100,9 +100,14 @@ def open_model(args):
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
     model = load_model(model_dir, args.device, args.precision)
-    if model.notice:
-        note(model.notice)
     return model, load_tokenizer(model_dir)
+
+
+def check_budgets(info, evictions) -> None:
+    """Refuse a budget the model's context can never reach before any run starts."""
+    from ..engine import check_request
+    for e in evictions:
+        check_request(info, 1, e, 1)
 
 
 def check_output_file(path) -> None:

@@ -23,17 +23,21 @@ def add_parser(sub):
 
 def run(args):
     from ..bench import FULL
+    from ..engine import check_request
     from ..policies import get_policy
+    from ..inputs import prompt_ids as encode
     from ..runs import backend_for, run as run_once
-    from ..text import encode_prompt
     eviction, sampling = eviction_from(args), sampling_from(args)
     if args.evict is not None and get_policy(eviction.policy).backend is not None:
         raise ValueError(f"--evict does not apply to {eviction.policy}: it evicts with its own mechanism "
                          f"({eviction.evict})")
     if args.compare and not eviction.prunes:
         raise ValueError("--compare needs a pruning --policy (the baseline already is policy none)")
+    if not args.prompt.strip():  # before the model is loaded
+        raise ValueError("the prompt is empty")
     model, tok = open_model(args)
-    prompt_ids = encode_prompt(tok, args.prompt, chat=not args.no_chat_template)
+    prompt_ids = encode(tok, args.prompt, model.info.max_context, chat=not args.no_chat_template)
+    check_request(model.info, len(prompt_ids), eviction, args.max_new_tokens)
     calibration = get_policy(eviction.policy).prepare(model.info.model_dir)
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     base = None

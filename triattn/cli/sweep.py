@@ -2,8 +2,8 @@
 import sys
 from pathlib import Path
 
-from .common import (add_genai_args, add_model_args, add_sampling_args, open_model, positive_int, progress_bar,
-                     sampling_from)
+from .common import (add_genai_args, add_model_args, add_sampling_args, check_budgets, open_model, positive_int,
+                     progress_bar, sampling_from)
 
 
 def add_parser(sub):
@@ -48,6 +48,7 @@ def run(args):
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a folder")
     model, tok = open_model(args)
+    check_budgets(model.info, [m.eviction for m in modes])
     res = run_sweep(model, tok, texts, modes, sampling, args.max_new_tokens, args.runs, out,
                     chat=not args.no_chat_template, bar=progress_bar, title=args.title)
     print(rows_table(res["rows"]))

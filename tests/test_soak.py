@@ -1,0 +1,48 @@
+"""The soak command (a shortened run on the tiny model) and that the soak check does catch leaks."""
+import json
+
+import numpy as np
+import pytest
+
+from triattn.model import load_model
+from triattn.soak import soak
+from triattn.text import load_tokenizer
+
+PROMPTS = ["def read_lines(path):", "class Stack:", "What are the advantages of OpenVINO?"]
+
+
+def test_soak_command_memory_stays_flat(cli, gptoss_dir):
+    r = cli("soak", "--model-dir", gptoss_dir, "--runs", 8, "--warmup", 3, "--max-new-tokens", 150,
+            "--budget", 64, "--recent-window", 16, "--limit-mb", 50, "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["runs"] == 8 and res["ok"] and res["open_requests"] == 0
+    assert res["growth_mb"] < 50 and res["rss_end_mb"] == pytest.approx(res["rss_warm_mb"] + res["growth_mb"])
+    assert res["tokens"] > 8 * 2 * 10  # both runs of every comparison generated
+    lines = r.stderr.splitlines()
+    assert sum(ln.startswith("warm-up ") for ln in lines) == 3 and sum(ln.startswith("run ") for ln in lines) == 8
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(gptoss_dir):
+    return load_model(gptoss_dir), load_tokenizer(gptoss_dir)
+
+
+def test_soak_fails_when_memory_grows(model_and_tokenizer):
+    kept = []
+
+    def leak(i, pair, rss):  # 16 MB that stays, every comparison
+        kept.append(np.ones(2 * 2**20))
+    res = soak(*model_and_tokenizer, PROMPTS, max_new_tokens=5, runs=4, warmup=1, limit_mb=30, on_run=leak)
+    assert res.growth_mb > 30 and not res.ok and "FAILED" in res.summary()
+
+
+def test_soak_fails_when_an_infer_request_is_left_open(model_and_tokenizer):
+    model, tok = model_and_tokenizer
+    kept = []
+    res = soak(model, tok, PROMPTS, max_new_tokens=5, runs=2, warmup=1,
+               on_run=lambda i, pair, rss: kept.append(model.new_session()))
+    assert res.open_requests == 3 and not res.ok
+    kept.clear()
+    res = soak(model, tok, PROMPTS, max_new_tokens=5, runs=2, warmup=1)
+    assert res.open_requests == 0 and res.ok

@@ -1,0 +1,71 @@
+"""The page's handlers called directly (no server): Stop and a closed event free the infer requests,
+each visitor's state is their own, and a large model without calibration is a clear error."""
+import copy
+import shutil
+
+import pytest
+
+gr = pytest.importorskip("gradio")
+
+from triattn import calibration, runs  # noqa: E402
+from triattn.choices import Catalog  # noqa: E402
+from triattn.model import load_model  # noqa: E402
+from triattn.ui import RunControl, compare, request_stop  # noqa: E402
+
+
+def _start(catalog, model_dir, control, policy="knorm", max_new=2000):
+    return compare("def read_lines(path):", str(model_dir.resolve()), "CPU", policy, "hard", 64, 16, 4, 16, max_new,
+                   0.0, 0, control, catalog=catalog)
+
+
+def test_closing_the_event_frees_both_infer_requests(gptoss_dir):
+    catalog, control = Catalog([str(gptoss_dir)]), RunControl()
+    model = load_model(gptoss_dir)
+    gen = _start(catalog, gptoss_dir, control)
+    try:
+        for _ in range(50):  # a run opens its request at its first step; the two take turns
+            next(gen)
+            if model.live_sessions() == 2:
+                break
+        assert model.live_sessions() == 2 and not control.idle.is_set()
+    finally:
+        gen.close()  # what Gradio does on cancel or when the tab is closed
+    assert model.live_sessions() == 0 and control.idle.is_set()
+
+
+def test_stop_ends_the_runs_with_final_results_and_frees_them(gptoss_dir):
+    catalog, control = Catalog([str(gptoss_dir)]), RunControl()
+    model = load_model(gptoss_dir)
+    gen = _start(catalog, gptoss_dir, control)
+    first = next(gen)
+    request_stop_soon = control.stop.set  # request_stop would wait for the run to end: same thread here
+    request_stop_soon()
+    outputs = list(gen)
+    final = outputs[-1]
+    assert final[2].startswith("**Stopped") and len(final[1].value) >= len(first[1].value)
+    assert model.live_sessions() == 0 and control.idle.is_set()
+    request_stop(control)  # a Stop with nothing running returns at once
+    assert control.idle.is_set()
+
+
+def test_every_visitor_gets_their_own_control_and_lead_order():
+    initial = RunControl()
+    a, b = copy.deepcopy(initial), copy.deepcopy(initial)  # as gr.State does for each visitor
+    assert a is not b and a.stop is not b.stop
+    a.stop.set()
+    assert not b.stop.is_set()
+    assert [a.next_lead_pruned() for _ in range(3)] == [False, True, False]
+    assert b.next_lead_pruned() is False  # another visitor's runs do not shift this one's order
+
+
+def test_a_large_model_without_calibration_names_the_command(gptoss_dir, tmp_path, monkeypatch):
+    model_dir = tmp_path / "model"
+    shutil.copytree(gptoss_dir, model_dir, ignore=shutil.ignore_patterns("pytorch", "*.npz"))
+    monkeypatch.setattr(runs, "CACHE", tmp_path / "cache")  # no calibration stored elsewhere either
+    monkeypatch.setattr(calibration, "AUTO_MAX_BYTES", 0)   # every model counts as large
+    catalog = Catalog([str(model_dir)])
+    with pytest.raises(gr.Error, match=f"python -m triattn calibrate --model-dir {model_dir}"):
+        list(_start(catalog, model_dir, RunControl(), policy="triattention", max_new=5))
+    assert load_model(model_dir).live_sessions() == 0
+    out = list(_start(catalog, model_dir, RunControl(), policy="knorm", max_new=5))  # and the next run works
+    assert out[-1][2].startswith("**Done")

@@ -1,0 +1,35 @@
+"""User-facing errors: the ModelError type, and turning any exception text into one short line
+with no secret in it (the CLI prints it, the web page shows it)."""
+from __future__ import annotations
+
+import os
+
+# Environment variables whose values must never reach a message or a log.
+SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "HF_API_TOKEN")
+_NOISE = ("Exception from ", "Check '")  # OpenVINO's source locations, not reasons
+
+
+class ModelError(ValueError):
+    """A model directory, hub id or device that cannot be used; the message is for the user."""
+
+
+def redact(text: str) -> str:
+    """`text` with the value of every secret environment variable replaced by ***."""
+    for name in SECRET_VARS:
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def reason(error: BaseException, limit: int = 200) -> str:
+    """The most telling line of an exception's text: OpenVINO puts its reason last, after lines of
+    source locations; others put it first. Never empty, never longer than `limit`."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(_NOISE)]
+    if useful:
+        text = useful[-1] if len(useful) < len(lines) else useful[0]
+    else:
+        text = type(error).__name__
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"

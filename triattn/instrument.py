@@ -1,0 +1,82 @@
+"""Graph instrumentation of a stateful LLM export, before it is compiled.
+
+For every layer, the NEW tokens' post-RoPE keys and their values (the last input of the Concat
+that feeds each state's Assign, `[B, kv_heads, T, head_dim]`) become extra graph outputs
+`triattn.key.{i}` and `triattn.value.{i}`; with `queries=True` the attention op's query input
+(post-RoPE) becomes `triattn.query.{i}`, for calibration. The logits output is cut to the last
+position so a long prefill does not return `T x vocab` floats.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .errors import ModelError
+
+KEY_STATE = re.compile(r"past_key_values\.(\d+)\.keypresent\.\d+\.key")
+VALUE_STATE = re.compile(r"past_key_values\.(\d+)\.valuepresent\.\d+\.value")
+
+
+def _walk_to(output, type_name: str):
+    node = output.get_node()
+    while node.get_type_name() != type_name:
+        if node.get_type_name() not in ("Convert", "Gather", "Reshape") or node.get_input_size() == 0:
+            return None
+        node = node.input_value(0).get_node()
+    return node
+
+
+def _consumers_until(node, type_name: str, depth: int = 6):
+    """Breadth-first search forward from `node` for the first op of `type_name`."""
+    frontier = [node]
+    for _ in range(depth):
+        nxt = []
+        for n in frontier:
+            for out in n.outputs():
+                for inp in out.get_target_inputs():
+                    c = inp.get_node()
+                    if c.get_type_name() == type_name:
+                        return c
+                    nxt.append(c)
+        frontier = nxt
+    return None
+
+
+def instrument(model, n_layers: int, queries: bool = False):
+    """Add `triattn.key.{i}`, `triattn.value.{i}` (and `triattn.query.{i}`) outputs; cut logits to
+    the last position."""
+    import openvino.opset13 as ops
+
+    concats, value_concats = {}, {}
+    for sink in model.get_sinks():
+        for pattern, found in ((KEY_STATE, concats), (VALUE_STATE, value_concats)):
+            m = pattern.fullmatch(sink.get_variable_id())
+            if m:
+                concat = _walk_to(sink.input_value(0), "Concat")
+                if concat is None:
+                    raise ModelError("unsupported graph: a KV state is not written by a Concat")
+                found[int(m.group(1))] = concat
+    if sorted(concats) != list(range(n_layers)) or sorted(value_concats) != list(range(n_layers)):
+        raise ModelError(f"expected key states for {n_layers} layers, found {len(concats)}; "
+                         f"is this a stateful export (text-generation-with-past)?")
+    extra = []
+    for i in range(n_layers):
+        for name, c in (("key", concats[i]), ("value", value_concats[i])):
+            extra.append((f"triattn.{name}.{i}", c.input_value(c.get_input_size() - 1)))
+        if queries:
+            sdpa = _consumers_until(concats[i], "ScaledDotProductAttention")
+            if sdpa is None:
+                raise ModelError("cannot find the attention op to read queries from")
+            extra.append((f"triattn.query.{i}", sdpa.input_value(0)))
+    # Cut logits to the last position: rewire the existing Result so its name stays "logits".
+    logits_result = model.output("logits").get_node()
+    full = logits_result.input_value(0)
+    last = ops.gather(full, ops.constant(np.array([-1], np.int64)), ops.constant(np.int64(1)))
+    logits_result.input(0).replace_source_output(last.output(0))
+    for name, out in extra:
+        r = ops.result(out)
+        r.output(0).set_names({name})
+        model.add_results([r])
+    model.validate_nodes_and_infer_types()
+    return model
