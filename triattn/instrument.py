@@ -44,8 +44,8 @@ def _consumers_until(node, type_name: str, depth: int = 6):
 
 
 def instrument(model, n_layers: int, queries: bool = False):
-    """Add `triattn.key.{i}`, `triattn.value.{i}` (and `triattn.query.{i}`) outputs; cut logits to
-    the last position."""
+    """Add `triattn.keys`, `triattn.values` (and `triattn.query.{i}`) outputs; cut logits to the
+    last position."""
     import openvino.opset13 as ops
 
     concats, value_concats = {}, {}
@@ -60,10 +60,13 @@ def instrument(model, n_layers: int, queries: bool = False):
     if sorted(concats) != list(range(n_layers)) or sorted(value_concats) != list(range(n_layers)):
         raise ModelError(f"expected key states for {n_layers} layers, found {len(concats)}; "
                          f"is this a stateful export (text-generation-with-past)?")
+    # One output for all layers' new keys and one for values ([layers, kv_heads, T, head_dim] at
+    # batch 1): a single fetch per step instead of two per layer.
     extra = []
+    for name, found in (("keys", concats), ("values", value_concats)):
+        news = [found[i].input_value(found[i].get_input_size() - 1) for i in range(n_layers)]
+        extra.append((f"triattn.{name}", ops.concat(news, 0).output(0)))
     for i in range(n_layers):
-        for name, c in (("key", concats[i]), ("value", value_concats[i])):
-            extra.append((f"triattn.{name}.{i}", c.input_value(c.get_input_size() - 1)))
         if queries:
             sdpa = _consumers_until(concats[i], "ScaledDotProductAttention")
             if sdpa is None:

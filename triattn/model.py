@@ -208,8 +208,6 @@ class Session:
         self.model = model
         self.request = model.compiled.create_infer_request()
         n = model.info.n_layers
-        self._key_names = [f"triattn.key.{i}" for i in range(n)]
-        self._value_names = [f"triattn.value.{i}" for i in range(n)]
         self._query_names = [f"triattn.query.{i}" for i in range(n)] if model.queries else []
         self._states = None
         self._beam = np.zeros(1, np.int32)
@@ -236,8 +234,8 @@ class Session:
         t2 = time.perf_counter()
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()
-        k = np.stack([r.get_tensor(n).data[0] for n in self._key_names]) if keys or values else None
-        v = np.stack([r.get_tensor(n).data[0] for n in self._value_names]) if values else None
+        k = r.get_tensor("triattn.keys").data.copy() if keys or values else None
+        v = r.get_tensor("triattn.values").data.copy() if values else None
         if self.timings is not None:
             for phase, dt in (("inputs", t1 - t0), ("infer", t2 - t1), ("outputs", time.perf_counter() - t2)):
                 self.timings[phase].append(dt)
