@@ -50,3 +50,9 @@ def test_paper_preset_with_explicit_options_winning():
     cfg = eviction_from(p.parse_args(["--preset", "triattention-paper", "--budget", "300", "--sink-tokens", "0"]))
     assert (cfg.policy, cfg.budget, cfg.sink_tokens, cfg.recent_window) == ("triattention", 300, 0, 128)
     assert eviction_from(p.parse_args([])) == eviction_from(p.parse_args(["--budget", "128"]))
+
+
+def test_prune_interval_defaults_grow_with_the_budget():
+    """Each prune event rewrites the whole cache, so the default interval grows with the budget."""
+    assert [EvictionConfig(budget=b).prune_interval for b in (64, 128, 256, 2048)] == [16, 16, 32, 256]
+    assert EvictionConfig(budget=256, prune_interval=1).prune_interval == 1

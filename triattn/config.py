@@ -30,13 +30,19 @@ def _check_int(name: str, value, minimum: int) -> None:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
+def default_interval(budget: int) -> int:
+    return max(16, budget // 8)
+
+
 @dataclass(frozen=True)
 class EvictionConfig:
     """How the pruned run manages its cache.
 
     The cache never holds more than `budget + prune_interval - 1` tokens after a decode step:
     when the next step would pass that, the cache is cut so that, with the new token, it holds
-    exactly `budget`. `prune_interval=1` prunes every step, as the model card does.
+    exactly `budget`. `prune_interval=1` prunes every step, as the model card does. Left unset it
+    is `max(16, budget // 8)`: each prune event rewrites the whole cache, so its cost grows with the
+    budget, and an interval that grows with it keeps pruning near 1% of decode time.
     The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept.
 
     A policy that runs in its own backend (ov-genai) has its own mechanism: `evict` is set to it,
@@ -47,7 +53,7 @@ class EvictionConfig:
     budget: int = 128
     recent_window: int = 32
     sink_tokens: int = 4
-    prune_interval: int = 16
+    prune_interval: int | None = None
     genai_aggregation: str = "norm_sum"
 
     def __post_init__(self):
@@ -58,6 +64,8 @@ class EvictionConfig:
         elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
         _check_int("budget", self.budget, 2)
+        if self.prune_interval is None:
+            object.__setattr__(self, "prune_interval", default_interval(self.budget))
         _check_int("recent_window", self.recent_window, 0)
         _check_int("sink_tokens", self.sink_tokens, 0)
         _check_int("prune_interval", self.prune_interval, 1)

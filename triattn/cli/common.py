@@ -47,7 +47,7 @@ def add_eviction_args(p, multi: bool = False):
                    help=f"first tokens always kept (default {d.sink_tokens})")
     p.add_argument("--prune-interval", type=positive_int, default=None,
                    help=f"let the cache grow this many tokens past the budget before cutting back; "
-                        f"1 prunes every step like the model card (default {d.prune_interval})")
+                        f"1 prunes every step like the model card (default max(16, budget // 8))")
     add_genai_args(p)
 
 
@@ -82,9 +82,11 @@ def fill_eviction_defaults(args) -> None:
     """Set the single-valued eviction options left unset from the --preset, else the defaults."""
     d = EvictionConfig().as_dict()
     preset = PRESETS[args.preset] if getattr(args, "preset", None) else {}
-    for name in ("budget", "recent_window", "sink_tokens", "prune_interval"):
+    for name in ("budget", "recent_window", "sink_tokens"):
         if getattr(args, name, None) is None:
             setattr(args, name, preset.get(name, d[name]))
+    if getattr(args, "prune_interval", None) is None:  # None: every config picks max(16, budget // 8)
+        args.prune_interval = preset.get("prune_interval")
 
 
 def sampling_from(args) -> SamplingConfig:

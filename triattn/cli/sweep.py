@@ -24,8 +24,8 @@ def add_parser(sub):
     p.add_argument("--recent-window", type=positive_int, default=16,
                    help="newest tokens always kept (default 16, so that a budget of 32 leaves room to choose)")
     p.add_argument("--sink-tokens", type=positive_int, default=4, help="first tokens always kept (default 4)")
-    p.add_argument("--prune-interval", type=positive_int, default=16,
-                   help="tokens the cache may grow past the budget before it is cut back (default 16)")
+    p.add_argument("--prune-interval", type=positive_int, default=None,
+                   help="tokens the cache may grow past the budget before it is cut back (default max(16, budget // 8))")
     add_genai_args(p)
     add_sampling_args(p)
     p.add_argument("--runs", type=positive_int, default=1, help="timed runs per prompt and configuration (default 1)")
