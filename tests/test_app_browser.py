@@ -60,8 +60,9 @@ def _wait_text(page, timeout=30):
 def test_generate_fills_both_panes_and_the_table(browser, default_app_server, tmp_path):
     page = _open(browser, default_app_server.url)
     expect(page.locator("#model-notice")).to_contain_text("tiny demo model")
-    page.get_by_text("What are the advantages of OpenVINO?").first.click()  # an example prompt
-    expect(page.locator("#prompt textarea")).to_have_value("What are the advantages of OpenVINO?")
+    page.get_by_text("class Stack:").first.click()  # an example prompt that suits the demo model
+    expect(page.locator("#prompt textarea")).to_have_value("class Stack:")
+    _set(page, "budget", 48)  # small enough that the pruned run visibly parts from the baseline
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text("Done", timeout=60000)
     assert _text(page, "baseline-output") and _text(page, "pruned-output")
@@ -69,6 +70,7 @@ def test_generate_fills_both_panes_and_the_table(browser, default_app_server, tm
     for word in ("baseline", "pruned", "Change", "TTFT", "Prune events"):
         assert word in table
     assert "Pruned vs baseline" in _status(page)
+    assert "token #" in table  # the outputs diverge, and the table says where
     assert page.locator("#eviction-view").get_by_text("evicted (some layers)").count() > 0
     time.sleep(2.0)  # let the plots draw
     shot = Path(os.environ.get("TRIATTN_SCREENSHOT") or tmp_path / "screenshot.png")
