@@ -87,3 +87,11 @@ def test_infer_compare_prints_both_texts_and_a_change_row(gptoss_dir):
 def test_infer_compare_needs_a_pruning_policy(gptoss_dir):
     r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--policy", "none", "--compare")
     assert r.returncode == 2 and "--compare needs a pruning --policy" in r.stderr
+
+
+def test_absent_gpu_falls_back_to_cpu_with_a_notice(gptoss_dir):
+    """The model card's `--device GPU` with automatic fallback; unknown names are still refused."""
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--max-new-tokens", "3", "--device", "GPU",
+            "--json")
+    assert r.returncode == 0 and "device GPU is not available here" in r.stderr and "using CPU" in r.stderr
+    assert json.loads(r.stdout)["device"] == "CPU"

@@ -121,7 +121,9 @@ def launch_device(requested: str, on_space: bool) -> tuple[str, str | None]:
     """(device, warning) for the page's initial device. An absent one is a ModelError, except on
     a Space, which must keep serving: there it is CPU, with a warning."""
     try:
-        return resolve_device(requested), None
+        device = resolve_device(requested)
+        asked = (requested or "CPU").strip().upper()
+        return device, (f"device {asked} is not available here; using CPU" if device != asked else None)
     except ModelError as e:
         if not on_space:
             raise

@@ -108,15 +108,21 @@ def available_devices() -> list[str]:
     return list(ov.Core().available_devices)
 
 
+FALLBACK_FAMILIES = ("GPU", "NPU")
+
+
 def resolve_device(requested: str) -> str:
     """The device name to compile for; a ModelError naming the devices there are if it is absent.
 
-    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device.
+    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device;
+    GPU or NPU absent here fall back to CPU (callers say so), as the model card did.
     """
     req = (requested or "CPU").strip().upper()
     devices = available_devices()
     if req == "AUTO" or req in devices or any(d.startswith(req + ".") for d in devices):
         return req
+    if req.split(".")[0] in FALLBACK_FAMILIES:  # the model card's auto fallback: a real device this machine lacks
+        return "CPU"
     raise ModelError(f"device {req!r} is not available here; choose one of: {', '.join(devices + ['AUTO'])}")
 
 

@@ -102,6 +102,9 @@ def open_model(args):
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
     model = load_model(model_dir, args.device, args.precision)
+    asked = (args.device or "CPU").strip().upper()
+    if model.device != asked:  # the card's automatic fallback, said once on stderr
+        note(f"device {asked} is not available here; using {model.device}")
     return model, load_tokenizer(model_dir)
 
 
