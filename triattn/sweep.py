@@ -66,11 +66,7 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
         ax.set_xticks(budgets)
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    quality_png = out_dir / "quality.png"
-    fig.savefig(quality_png, dpi=110)
-    plt.close(fig)
+    quality_png = _save(plt, fig, title, out_dir / "quality.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for label, rs in series:
@@ -81,12 +77,15 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return [quality_png, _save(plt, fig, title, out_dir / "tpot.png")]
+
+
+def _save(plt, fig, title: str, path: Path) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    tpot_png = out_dir / "tpot.png"
-    fig.savefig(tpot_png, dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return [quality_png, tpot_png]
+    return path
 
 
 def run_sweep(model, tokenizer, texts, modes, sampling, max_new_tokens: int, runs: int, out_dir: Path,
