@@ -19,8 +19,8 @@ class Hard:
     shared, recency_for_sliding, writes_cache = False, True, True
 
     def apply(self, session, store, keep):
-        store.compact(keep)
-        session.write_kv(store.keys, store.values)
+        keys, values = store.compact(keep)
+        session.write_kv(keys, values, owned=True)
 
     def attention_mask(self, store, ones):
         return ones[:store.n + 1]

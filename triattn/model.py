@@ -267,13 +267,18 @@ class Session:
         return ([st[("k", i)].state.data[0].copy() for i in range(n)],
                 [st[("v", i)].state.data[0].copy() for i in range(n)])
 
-    def write_kv(self, keys, values):
-        """Replace the cache with keys/values [layers, kv_heads, L, head_dim] (or per-layer lists)."""
+    def write_kv(self, keys, values, owned: bool = False):
+        """Replace the cache with keys/values [layers, kv_heads, L, head_dim] (or per-layer lists).
+
+        owned: the arrays are C-contiguous and nothing will change them afterwards, so the new
+        states are built on their memory instead of a copy (the plugin copies into its own cache).
+        """
         import openvino as ov
         st = self._state_map()
         for i, (k, v) in enumerate(zip(keys, values)):
-            st[("k", i)].state = ov.Tensor(np.ascontiguousarray(k[None]))
-            st[("v", i)].state = ov.Tensor(np.ascontiguousarray(v[None]))
+            for kind, a in (("k", k), ("v", v)):
+                a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
+                st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
 
     def cache_len(self) -> int:
         st = self._state_map()

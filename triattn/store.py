@@ -66,7 +66,13 @@ class TokenStore:
 
 
     def compact(self, keep: np.ndarray):
-        """Drop slots: `keep` [layers, n] with the same count per layer, order preserved."""
+        """Drop slots: `keep` [layers, n] with the same count per layer, order preserved.
+
+        Returns the kept keys and values as new contiguous arrays [layers, kv_heads, kept, head_dim]
+        (None where not mirrored), which nothing else holds: the cache can be written from them
+        without another copy. Gathered one layer at a time: a single fancy index over all layers
+        builds a full index array and is several times slower.
+        """
         counts = keep.sum(axis=1)
         assert (counts == counts[0]).all(), "every layer must keep the same number of tokens"
         k = int(counts[0])
@@ -74,14 +80,20 @@ class TokenStore:
         self._pos[:, :k] = np.take_along_axis(self.positions, idx, 1)
         self._alive[:, :k] = True
         self._alive[:, k:] = False
-        if self._keys is not None:
-            self._keys[:, :, :k] = np.take_along_axis(self.keys, idx[:, None, :, None], 2)
-        if self._values is not None:
-            self._values[:, :, :k] = np.take_along_axis(self.values, idx[:, None, :, None], 2)
+        kept = []
+        for buf in (self._keys, self._values):
+            if buf is None:
+                kept.append(None)
+                continue
+            out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype)
+            for layer in range(buf.shape[0]):
+                np.take(buf[layer], idx[layer], axis=1, out=out[layer])
+            buf[:, :, :k] = out
+            kept.append(out)
         self.n = self.live = k
         if self._pos.shape[1] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
-        return idx
+        return kept[0], kept[1]
 
     def _shrink(self, cap: int):
         self._pos, self._alive = self._pos[:, :cap].copy(), self._alive[:, :cap].copy()

@@ -1,0 +1,50 @@
+"""TokenStore: the host mirror of the cache. Tiny synthetic tensors whose values name their slot."""
+import numpy as np
+
+from triattn.store import TokenStore
+
+
+def filled(n_layers=2, heads=2, n=5, dim=3, capacity=8):
+    """Key [layer, head, slot, :] = 100*layer + 10*head + slot; value = the key's negative."""
+    s = TokenStore(n_layers, heads, dim, keep_keys=True, keep_values=True, capacity=capacity)
+    k = (100 * np.arange(n_layers)[:, None, None, None] + 10 * np.arange(heads)[None, :, None, None]
+         + np.arange(n)[None, None, :, None] + np.zeros(dim)).astype(np.float32)
+    s.append(np.arange(n) + 20, k, -k)
+    return s
+
+
+def test_compact_keeps_per_layer_slots_in_order_and_returns_fresh_copies():
+    """keep, 2 layers x 5 slots (x = kept):
+
+        slot     0  1  2  3  4
+        layer 0  x     x     x   -> positions 20 22 24
+        layer 1     x  x  x      -> positions 21 22 23
+    """
+    s = filled()
+    keep = np.array([[1, 0, 1, 0, 1], [0, 1, 1, 1, 0]], bool)
+    keys, values = s.compact(keep)
+    assert s.n == s.live == 3
+    assert s.positions.tolist() == [[20, 22, 24], [21, 22, 23]]
+    assert s.alive.all()
+    assert keys[0, 1, :, 0].tolist() == [10, 12, 14] and keys[1, 0, :, 0].tolist() == [101, 102, 103]
+    np.testing.assert_array_equal(values, -keys)
+    np.testing.assert_array_equal(s.keys, keys)
+    assert keys.flags.c_contiguous and not np.shares_memory(keys, s.keys)  # safe to hand to OpenVINO
+    s.append(np.array([25]), np.full((2, 2, 1, 3), 7, np.float32), np.zeros((2, 2, 1, 3), np.float32))
+    assert keys.shape[2] == 3 and s.keys.shape[2] == 4  # appending never touches the returned copy
+
+
+def test_compact_without_a_mirror_returns_none():
+    s = TokenStore(1, 1, 2, keep_keys=False, capacity=4)
+    s.append(np.arange(4), None)
+    assert s.compact(np.array([[0, 1, 0, 1]], bool)) == (None, None)
+    assert s.positions.tolist() == [[1, 3]]
+
+
+def test_mark_and_zero_leave_slots_in_place():
+    s = filled(n_layers=1, heads=1, n=4, dim=2)
+    evict = np.array([[0, 1, 0, 0]], bool)
+    s.zero(evict)
+    s.mark(~evict)
+    assert s.n == 4 and s.live == 3
+    assert s.keys[0, 0, :, 0].tolist() == [0, 0, 2, 3] and s.values[0, 0, 1].tolist() == [0, 0]
