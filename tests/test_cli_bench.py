@@ -93,3 +93,25 @@ def test_not_an_llm_export(cli, tmp_path):
     for cmd in (["bench"], ["sweep", "--output", tmp_path / "o"]):
         r = cli(*cmd, "--model-dir", tmp_path)
         assert r.returncode == 2 and "not an OpenVINO LLM export" in one_line(r.stderr)
+
+
+def test_bench_steps_interleaved_with_plot(cli, gptoss_dir, tmp_path):
+    out, png = tmp_path / "s.json", tmp_path / "ctx.png"
+    r = cli("bench", "--model-dir", gptoss_dir, "--context-lengths", "64", "128", "--budget", "32", "--runs", "2",
+            "--max-new-tokens", "12", "--recent-window", "4", "--prune-interval", "2", "--evict", "hard", "mask",
+            "--interleave", "steps", "--plot", png, "--output", out)
+    assert r.returncode == 0, r.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["interleave"] == "steps"
+    # each run index visits every prompt; within a prompt all modes ran together
+    assert [(x["run"], x["prompt"]) for x in doc["runs"]][:3] == [(0, 0)] * 3
+    assert len(doc["runs"]) == 2 * (2 * 3 + 1)
+    assert all(x["metrics"]["rss_delta_mb"] is None for x in doc["runs"])
+    assert all(len(x["token_ids"]) == 12 for x in doc["runs"])
+    assert "| 64 " in r.stdout and "knorm/mask" in r.stdout
+
+
+def test_bench_plot_needs_context_lengths(cli, gptoss_dir, tmp_path):
+    r = cli("bench", "--model-dir", gptoss_dir, "--plot", tmp_path / "x.png", "--output", tmp_path / "r.json")
+    assert r.returncode == 2 and "--context-lengths" in one_line(r.stderr)

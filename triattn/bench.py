@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import EvictionConfig
 from .policies import get_policy
 from .quality import can_force, compare, teacher_forced
-from .runs import ASSETS, run
+from .runs import ASSETS, run, stream_run
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
@@ -165,16 +165,30 @@ def warmup_tokens(mode: Mode, prompt_len: int, max_new_tokens: int) -> int:
     return min(max_new_tokens, max(WARMUP_TOKENS, e.budget + e.prune_interval - prompt_len + 1))
 
 
+INTERLEAVE = {
+    "runs": "whole runs alternate between modes; one session, so a run alone on the model gives a long "
+            "prompt's working memory back, and each run's memory delta is its own",
+    "steps": "the modes of one prompt advance one token each in turn, each in its own session (as the web "
+             "page runs them): machine drift reaches every mode alike, step by step; memory deltas overlap, "
+             "so none is reported",
+}
+
+
 def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: int, calib: dict,
-            progress=None) -> tuple[list, dict]:
+            progress=None, interleave: str = "runs") -> tuple[list, dict]:
     """Untimed warm-up per mode, then the interleaved timed runs.
     Returns (raw runs, first run's tokens per cell)."""
+    if interleave not in INTERLEAVE:
+        raise ValueError(f"unknown interleave {interleave!r}; choose one of {', '.join(INTERLEAVE)}")
     session = model.new_session()
     for m, mode in enumerate(plan.modes):
         p = next(c.prompt for c in plan.cells if c.mode == m)
         ids = plan.prompts[p].ids
         run(model, tokenizer, ids, mode.eviction, sampling, warmup_tokens(mode, len(ids), max_new_tokens),
             session=session, calibration=calib[mode.name])
+    if interleave == "steps":
+        del session
+        return _execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
     raw, tokens = [], {}
     for r, cell in schedule(plan, runs):
         mode = plan.modes[cell.mode]
@@ -185,6 +199,35 @@ def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: i
         if progress is not None:
             progress.update(1)
     return raw, tokens
+
+
+def _execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress):
+    from .ab import interleave
+    sessions = [model.new_session() for _ in plan.modes]
+    raw, tokens = [], {}
+    for r in range(runs):
+        for p in dict.fromkeys(c.prompt for c in plan.cells):
+            cells = [c for c in plan.cells if c.prompt == p]
+            results = {}
+            streams = {c: _tracked(results, c, stream_run(
+                model, tokenizer, plan.prompts[p].ids, plan.modes[c.mode].eviction, sampling, max_new_tokens,
+                session=sessions[c.mode], calibration=calib[plan.modes[c.mode].name])) for c in cells}
+            for _ in interleave(streams):
+                pass
+            for c in cells:
+                entry = raw_run(results[c], r, c, plan.modes[c.mode].name)
+                entry["metrics"]["rss_delta_mb"] = None  # the runs overlapped: no delta is one run's own
+                raw.append(entry)
+                tokens.setdefault(c, results[c].token_ids)
+                if progress is not None:
+                    progress.update(1)
+    return raw, tokens
+
+
+def _tracked(results: dict, key, stream):
+    for _, _, result in stream:
+        results[key] = result
+        yield
 
 
 def measure_quality(model, plan: Plan, tokens: dict, calib: dict, progress=None) -> list[dict]:
@@ -239,11 +282,12 @@ def describe(plan: Plan, raw: list | None = None) -> dict:
             "prompts": [{"label": p.label, "text": p.text, "tokens": len(p.ids)} for p in plan.prompts]}
 
 
-def benchmark(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: int, bar=None) -> dict:
+def benchmark(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: int, bar=None,
+              interleave: str = "runs") -> dict:
     """Timed runs, then quality. `bar(total=, desc=)`: an optional progress-bar factory (tqdm)."""
     calib = calibrations(model, plan.modes)
     progress = bar(total=runs * len(plan.cells), desc="runs") if bar else None
-    raw, tokens = execute(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
+    raw, tokens = execute(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress, interleave)
     if progress is not None:
         progress.close()
     progress = bar(total=len(plan.pairs), desc="quality") if bar else None

@@ -65,7 +65,8 @@ def change(base: dict, other: dict) -> dict:
     return {"latency_pct": pct(other["latency_s"], base["latency_s"]),
             "tpot_pct": pct(other["tpot_ms"], base["tpot_ms"]),
             "throughput_pct": pct(other["throughput_tok_s"], base["throughput_tok_s"]),
-            "rss_delta_mb_diff": other["rss_delta_mb"] - base["rss_delta_mb"],
+            "rss_delta_mb_diff": None if None in (other["rss_delta_mb"], base["rss_delta_mb"])
+            else other["rss_delta_mb"] - base["rss_delta_mb"],
             "kv_tokens_max_pct": pct(other["kv_tokens_max"], base["kv_tokens_max"])}
 
 

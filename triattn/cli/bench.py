@@ -25,11 +25,24 @@ def add_parser(sub):
     p.add_argument("--with-card", action="store_true",
                    help="also run the model card's own configuration (knorm-seed rule, K/V zeroing, pruning at "
                         "every step, no sinks) in the same interleaved runs")
+    p.add_argument("--interleave", choices=["runs", "steps"], default="runs",
+                   help="how modes alternate (default runs): runs: whole runs alternate, one session, each run's "
+                        "memory delta is its own (the model card's way); steps: the modes of a prompt advance one "
+                        "token each in turn, in their own sessions, so drift reaches all alike (no memory deltas)")
+    p.add_argument("--plot", default=None, metavar="PNG",
+                   help="with --context-lengths: draw TPOT against context length (baseline, pruned modes, "
+                        "baseline at context = budget) to this PNG file")
+    p.add_argument("--targets", action="store_true",
+                   help="check the performance targets in one run: the card scenario (budget 128, recent 32, "
+                        "200 tokens) and a 2048-token context (budget 256, 100 tokens), one --policy with hard "
+                        "compaction at the default interval; prints each figure, its target and whether it is met")
     p.add_argument("--output", default="results.json", help="JSON file for every run (default results.json)")
     return "bench"
 
 
 def run(args):
+    if args.targets:
+        return run_targets(args)
     fill_eviction_defaults(args)
     from .. import bench, report
     if args.runs < 1:
@@ -39,6 +52,10 @@ def run(args):
                              args.prune_interval, args.genai_aggregation, with_card=args.with_card)
     texts = None if args.context_lengths else bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     check_output_file(args.output)
+    if args.plot is not None:
+        if not args.context_lengths:
+            raise ValueError("--plot draws the long-context runs: give --context-lengths too")
+        check_output_file(args.plot)
     model, tok = open_model(args)
     check_budgets(model.info, [m.eviction for m in modes])
     budget_prompt = None
@@ -55,10 +72,12 @@ def run(args):
     else:
         plan = bench.prompt_plan(bench.text_prompts(tok, texts, chat=not args.no_chat_template), modes)
 
-    result = bench.benchmark(model, tok, plan, sampling, args.max_new_tokens, args.runs, bar=progress_bar)
+    result = bench.benchmark(model, tok, plan, sampling, args.max_new_tokens, args.runs, bar=progress_bar,
+                             interleave=args.interleave)
     summary = report.summarize(result["runs"], result["quality"], [m.name for m in modes], len(plan.prompts))
     settings = {"runs": args.runs, "max_new_tokens": args.max_new_tokens, "sampling": sampling.__dict__,
-                "chat_template": not args.no_chat_template, "warmup": "one untimed run per mode, "
+                "chat_template": not args.no_chat_template, "interleave": args.interleave,
+                "warmup": "one untimed run per mode, "
                 f"{bench.WARMUP_TOKENS} tokens or up to its first prune event", "context_lengths": args.context_lengths}
     out = {"settings": settings, "machine": result["machine"], "modes": result["modes"],
            "prompts": result["prompts"], "summary": summary, "quality": result["quality"], "runs": result["runs"]}
@@ -70,6 +89,12 @@ def run(args):
         out["context"] = {"rows": rows, "budget": args.budget, "baseline_at_budget_tpot_ms": ref}
         print(f"\nTPOT vs context length ({args.runs} runs, {args.max_new_tokens} new tokens, medians)\n")
         print(report.context_table(rows, ref, args.budget))
+        if args.plot is not None:
+            from ..perfplot import plot_context
+            m = result["machine"]
+            title = (f"{Path(m['model_dir']).name} ({m['model_type']}), {m['device']} {m['precision']} precision, "
+                     f"{args.runs} runs, {args.max_new_tokens} new tokens")
+            print(f"wrote {plot_context(rows, ref, args.budget, title, args.plot)}", file=sys.stderr)
     else:
         print(f"\nResults vs baseline ({len(plan.prompts)} prompts x {args.runs} runs, {args.max_new_tokens} "
               f"new tokens)\n")
@@ -77,5 +102,41 @@ def run(args):
         print("\nPer-prompt detail\n")
         print(report.prompt_table(summary, [p.label for p in plan.prompts]))
     Path(args.output).write_text(json.dumps(out, indent=1))
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
+FIXED_BY_TARGETS = ("preset", "budget", "recent_window", "prune_interval", "context_lengths", "prompts")
+
+
+def run_targets(args):
+    from .. import report, targets
+    given = [f"--{a.replace('_', '-')}" for a in FIXED_BY_TARGETS if getattr(args, a) is not None]
+    if args.with_card or args.evict != ["hard"] or len(args.policy) != 1 or given:
+        raise ValueError("--targets runs fixed scenarios with hard compaction and one --policy; drop "
+                         + (", ".join(given) if given else "--with-card / --evict / extra policies"))
+    if args.policy[0] == "none":
+        raise ValueError("--targets needs a pruning --policy")
+    check_output_file(args.output)
+    sampling = sampling_from(args)
+    model, tok = open_model(args)
+    sinks = 4 if args.sink_tokens is None else args.sink_tokens
+    out = targets.run(model, tok, sampling, args.runs, args.policy[0], sinks, chat=not args.no_chat_template,
+                      bar=progress_bar)
+    print(report.header_line(out["card"]["machine"]))
+    c, long = targets.CARD, targets.LONG
+    print(f"\nPerformance targets ({args.policy[0]}/hard, {args.runs} runs each, medians; card scenario: "
+          f"{len(out['card']['prompts'])} prompts, {c['max_new_tokens']} new tokens, budget {c['budget']}, recent "
+          f"{c['recent_window']}; long: {long['context']} tokens, {long['max_new_tokens']} new tokens, budget "
+          f"{long['budget']})\n")
+    print(targets.table(out["figures"]))
+    print("\nCard scenario\n")
+    print(report.mode_table(out["card"]["summary"]))
+    ref = next(x["tpot_ms"] for x in out["long"]["summary"]["cells"] if x["prompt"] == 1 and x["mode"] == "baseline")
+    print(f"\nLong context\n")
+    print(report.context_table(out["long"]["context_rows"], ref, long["budget"]))
+    settings = {"runs": args.runs, "sampling": sampling.__dict__, "chat_template": not args.no_chat_template,
+                "interleave": "steps", "card": c, "long": long, "limits": targets.LIMITS}
+    Path(args.output).write_text(json.dumps({"settings": settings, **out}, indent=1, default=str))
     print(f"\nwrote {args.output}", file=sys.stderr)
     return 0
