@@ -104,9 +104,14 @@ def test_bench_steps_interleaved_with_plot(cli, gptoss_dir, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     doc = json.loads(out.read_text())
     assert doc["settings"]["interleave"] == "steps"
-    # each run index visits every prompt; within a prompt all modes ran together
-    assert [(x["run"], x["prompt"]) for x in doc["runs"]][:3] == [(0, 0)] * 3
-    assert len(doc["runs"]) == 2 * (2 * 3 + 1)
+    # each run index visits every length; its modes and the baseline at context = budget (prompt 2)
+    # ran together, so every length has that baseline measured beside it
+    assert [(x["run"], x["prompt"], x["group"]) for x in doc["runs"]][:4] == [(0, 0, 0)] * 3 + [(0, 2, 0)]
+    assert len(doc["runs"]) == 2 * 2 * (3 + 1)
+    refs = {g: [x["metrics"]["tpot_ms"] for x in doc["runs"] if x["prompt"] == 2 and x["group"] == g] for g in (0, 1)}
+    for row in doc["context"]["rows"]:
+        group = [64, 128].index(row["context"])
+        assert row["ref_tpot_ms"] == pytest.approx(sorted(refs[group])[0] / 2 + sorted(refs[group])[1] / 2)
     assert all(x["metrics"]["rss_delta_mb"] is None for x in doc["runs"])
     assert all(len(x["token_ids"]) == 12 for x in doc["runs"])
     assert "| 64 " in r.stdout and "knorm/mask" in r.stdout

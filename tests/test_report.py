@@ -59,6 +59,22 @@ def test_context_rows_ratios_and_bound():
     assert rows[0]["kv_decode_bytes"] == 3300 and rows[0]["kv_bound_bytes"] == 3400
 
 
+def test_limit_ratio_pairs_the_reference_measured_alongside_each_length():
+    """Step-interleaved: the baseline at context = budget (prompt 2) ran beside each length (group
+    0: 4 and 6 ms over two runs, median 5; group 1: 3 ms), so 64 -> 6 / 5, 128 -> 6 / 3."""
+    runs = [raw("baseline", 0, 1, 8.0, 1, 0), raw("p", 0, 1, 6.0, 1, 0), raw("baseline", 1, 1, 12.0, 1, 0),
+            raw("p", 1, 1, 6.0, 1, 0)]
+    for group, tpot in ((0, 4.0), (0, 6.0), (1, 3.0)):
+        runs.append({**raw("baseline", 2, 1, tpot, 1, 0), "group": group})
+    refs = report.paired_refs(runs, 2)
+    assert refs == {0: 5.0, 1: 3.0}
+    s = report.summarize(runs, [], ["baseline", "p"], 3)
+    modes = [{"name": "baseline", "budget": 32, "prune_interval": 2}, {"name": "p", "budget": 32, "prune_interval": 2}]
+    rows = report.context_rows(s, [64, 128], modes, 2, 100, refs)
+    assert [(r["ref_tpot_ms"], r["limit_ratio"]) for r in rows] == [(5.0, 1.2), (3.0, 2.0)]
+    assert report.paired_refs([r for r in runs if "group" not in r], 2) == {}
+
+
 def test_schedule_runs_outermost_then_prompts_then_modes():
     modes = bench.make_modes(["knorm", "streaming"], ["hard"], [16], 4, 2, 2)
     assert [m.name for m in modes] == ["baseline", "knorm/hard", "streaming/hard"]
@@ -117,7 +133,7 @@ def test_context_rows_use_a_backend_modes_own_bound():
              {"name": "g", "budget": 32, "prune_interval": 2, "used": {"kv_bound_tokens": 64, "kv_bytes_per_token": 50}}]
     row = report.context_rows(s, [64], modes, 1, kv_bytes_per_token=100)[0]
     assert (row["kv_decode_bytes"], row["kv_bound_bytes"], row["prune_share"]) == (3200, 3200, None)
-    assert "| 64      | g    |" in report.context_table([row], 4.0, 32)
+    assert "| 64      | g    |" in report.context_table([row], 32)
 
 
 def test_backend_policy_is_one_mode_per_budget():

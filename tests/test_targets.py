@@ -22,7 +22,8 @@ def _results(card_tpots, long_tpots, card_kv=140, long_kv=280):
             "summary": {"cells": [{"prompt": 0, "mode": "baseline", **_stats(b)},
                                   {"prompt": 0, "mode": "knorm/hard", **_stats(p, 0.01, long_kv)},
                                   {"prompt": 1, "mode": "baseline", **_stats(ref)}]},
-            "context_rows": [{"ratio": p / b, "limit_ratio": p / ref, "prune_share": 0.01}]}
+            "context_rows": [{"ratio": p / b, "limit_ratio": p / ref, "prune_share": 0.01, "ref_tpot_ms": ref,
+                              "baseline_tpot_ms": b}]}
     return card, long
 
 

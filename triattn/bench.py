@@ -50,6 +50,7 @@ class Plan:
     modes: list
     cells: list                 # timed, in the order each run index visits them
     pairs: list                 # (baseline cell, pruned cell): the quality comparisons
+    reference: Cell | None = None  # the baseline at context = budget (long-context plans)
 
 
 CARD_MODE = "card (knorm-seed/zero, every step)"
@@ -120,13 +121,15 @@ def prompt_plan(prompts, modes) -> Plan:
     return Plan(prompts, modes, cells, pairs)
 
 
-def context_plan(prompts, modes, budget_prompt: Prompt | None) -> Plan:
+def context_plan(prompts, modes, extra: Prompt | None, reference: int) -> Plan:
     """Every length in every mode, plus the baseline alone at context = budget when the budget is
-    not one of the lengths (`budget_prompt`), for the limit ratio."""
+    not one of the lengths (`extra`), for the limit ratio. `reference`: the index of the prompt at
+    context = budget (len(prompts) when `extra` is given)."""
     plan = prompt_plan(list(prompts), modes)
-    if budget_prompt is not None:
-        plan.prompts.append(budget_prompt)
+    if extra is not None:
+        plan.prompts.append(extra)
         plan.cells.append(Cell(len(plan.prompts) - 1, 0))
+    plan.reference = Cell(reference, 0)
     return plan
 
 
@@ -202,21 +205,35 @@ def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: i
 
 
 def _execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress):
+    """Per run index and prompt, that prompt's modes advance a token each in turn. A long-context
+    plan's reference (the baseline at context = budget) runs alongside every length, in its own
+    session, so each length's limit ratio compares steps taken at the same time."""
     from .ab import interleave
-    sessions = [model.new_session() for _ in plan.modes]
+    ref = plan.reference
+    sessions = {m: model.new_session() for m in range(len(plan.modes))}
+    if ref is not None:
+        sessions["reference"] = model.new_session()
+    groups = [p for p in dict.fromkeys(c.prompt for c in plan.cells)
+              if ref is None or p != ref.prompt or any(c.prompt == p and c != ref for c in plan.cells)]
     raw, tokens = [], {}
     for r in range(runs):
-        for p in dict.fromkeys(c.prompt for c in plan.cells):
+        for p in groups:
             cells = [c for c in plan.cells if c.prompt == p]
+            extra = [ref] if ref is not None and ref not in cells else []
             results = {}
-            streams = {c: _tracked(results, c, stream_run(
-                model, tokenizer, plan.prompts[p].ids, plan.modes[c.mode].eviction, sampling, max_new_tokens,
-                session=sessions[c.mode], calibration=calib[plan.modes[c.mode].name])) for c in cells}
+            streams = {}
+            for c in cells + extra:
+                session = sessions["reference" if c in extra else c.mode]
+                mode = plan.modes[c.mode]
+                streams[c] = _tracked(results, c, stream_run(model, tokenizer, plan.prompts[c.prompt].ids,
+                                                             mode.eviction, sampling, max_new_tokens, session=session,
+                                                             calibration=calib[mode.name]))
             for _ in interleave(streams):
                 pass
-            for c in cells:
+            for c in cells + extra:
                 entry = raw_run(results[c], r, c, plan.modes[c.mode].name)
                 entry["metrics"]["rss_delta_mb"] = None  # the runs overlapped: no delta is one run's own
+                entry["group"] = p
                 raw.append(entry)
                 tokens.setdefault(c, results[c].token_ids)
                 if progress is not None:

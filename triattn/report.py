@@ -91,17 +91,29 @@ def summarize(runs: list[dict], quality: list[dict], mode_names: list[str], n_pr
     return {"modes": modes, "change": changes, "cells": cells}
 
 
+def paired_refs(runs: list[dict], reference_prompt: int, base_name: str = "baseline") -> dict:
+    """Step-interleaved runs: the reference baseline's TPOT measured alongside each prompt group
+    (median over runs), by group. Empty for runs that were not grouped."""
+    out = {}
+    for r in runs:
+        if "group" in r and r["prompt"] == reference_prompt and r["mode"] == base_name:
+            out.setdefault(r["group"], []).append(r["metrics"]["tpot_ms"])
+    return {g: statistics.median(xs) for g, xs in out.items()}
+
+
 def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_prompt: int,
-                 kv_bytes_per_token: int) -> list[dict]:
-    """Per length and pruned mode: TPOTs, ratio, limit ratio (vs the baseline at context = budget),
-    prune share of decode time, and KV bytes during decode against (budget + interval) x bytes/token.
-    A backend mode (with `used`) has its own bound in tokens and its own bytes per token."""
+                 kv_bytes_per_token: int, refs: dict | None = None) -> list[dict]:
+    """Per length and pruned mode: TPOTs, ratio, limit ratio (vs the baseline at context = budget:
+    the one measured alongside that length where `refs` has it), prune share of decode time, and KV
+    bytes during decode against (budget + interval) x bytes/token. A backend mode (with `used`) has
+    its own bound in tokens and its own bytes per token."""
     cell = {(c["prompt"], c["mode"]): c for c in summary["cells"]}
     base_name = modes[0]["name"]
-    ref = cell[(budget_prompt, base_name)]["tpot_ms"]
+    overall = cell[(budget_prompt, base_name)]["tpot_ms"]
     rows = []
     for p, n in enumerate(lengths):
         base = cell[(p, base_name)]
+        ref = (refs or {}).get(p, base["tpot_ms"] if p == budget_prompt else overall)
         for m in modes[1:]:
             c = cell[(p, m["name"])]
             q = c["quality"] or {}
@@ -110,7 +122,7 @@ def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_pr
             bound = used.get("kv_bound_tokens", m["budget"] + m["prune_interval"])
             rows.append({"context": n, "mode": m["name"], "baseline_tpot_ms": base["tpot_ms"],
                          "pruned_tpot_ms": c["tpot_ms"], "ratio": ratio(c["tpot_ms"], base["tpot_ms"]),
-                         "limit_ratio": ratio(c["tpot_ms"], ref), "prune_share": c["prune_share"],
+                         "ref_tpot_ms": ref, "limit_ratio": ratio(c["tpot_ms"], ref), "prune_share": c["prune_share"],
                          "kv_decode_bytes": c["kv_decode_max"] * per_token, "kv_bound_bytes": bound * per_token,
                          "agreement": q.get("agreement"), "delta_nll": q.get("delta_nll")})
     return rows
@@ -195,17 +207,17 @@ def prompt_table(summary: dict, labels: list[str]) -> str:
     return table(headers, rows, left=2)
 
 
-def context_table(rows: list[dict], ref_tpot_ms, budget: int) -> str:
-    headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", "Ratio", "Limit ratio",
-               "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
-    body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ratio"]),
-             fmt(r["limit_ratio"]), fmt(_pct(r["prune_share"]), ".1f", "%"), fmt_bytes(r["kv_decode_bytes"]),
-             fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"), fmt(r["delta_nll"], "+.3f")]
-            for r in rows]
+def context_table(rows: list[dict], budget: int) -> str:
+    headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", f"Baseline at {budget} (ms)", "Ratio",
+               "Limit ratio", "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
+    body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ref_tpot_ms"]),
+             fmt(r["ratio"]), fmt(r["limit_ratio"]), fmt(_pct(r["prune_share"]), ".1f", "%"),
+             fmt_bytes(r["kv_decode_bytes"]), fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"),
+             fmt(r["delta_nll"], "+.3f")] for r in rows]
     note = (f"Ratio = pruned / baseline TPOT at the same context; limit ratio = pruned TPOT / baseline TPOT at "
-            f"context = budget ({budget} tokens: {fmt(ref_tpot_ms)} ms). KV bound = (budget + prune interval) "
-            f"x bytes per token; for ov-genai, (max_cache_size + block) x its bytes per token, and it evicts "
-            f"nothing before the first decode step has attended to the whole prompt.")
+            f"context = budget ({budget} tokens; with --interleave steps, measured alongside each length). KV "
+            f"bound = (budget + prune interval) x bytes per token; for ov-genai, (max_cache_size + block) x its "
+            f"bytes per token, and it evicts nothing before the first decode step has attended to the whole prompt.")
     return table(headers, body, left=2) + "\n" + note
 
 

@@ -68,7 +68,7 @@ def run(args):
         else:
             extra = bench.context_prompts(tok, [args.budget], args.max_new_tokens, model.info.max_context)[0]
             budget_prompt = len(lengths)
-        plan = bench.context_plan(prompts, modes, extra)
+        plan = bench.context_plan(prompts, modes, extra, budget_prompt)
     else:
         plan = bench.prompt_plan(bench.text_prompts(tok, texts, chat=not args.no_chat_template), modes)
 
@@ -84,17 +84,18 @@ def run(args):
     print(report.header_line(result["machine"]))
     if args.context_lengths:
         rows = report.context_rows(summary, lengths, result["modes"], budget_prompt,
-                                   result["machine"]["kv_bytes_per_token"])
+                                   result["machine"]["kv_bytes_per_token"],
+                                   report.paired_refs(result["runs"], budget_prompt))
         ref = next(c["tpot_ms"] for c in summary["cells"] if c["prompt"] == budget_prompt and c["mode"] == "baseline")
         out["context"] = {"rows": rows, "budget": args.budget, "baseline_at_budget_tpot_ms": ref}
         print(f"\nTPOT vs context length ({args.runs} runs, {args.max_new_tokens} new tokens, medians)\n")
-        print(report.context_table(rows, ref, args.budget))
+        print(report.context_table(rows, args.budget))
         if args.plot is not None:
             from ..perfplot import plot_context
             m = result["machine"]
             title = (f"{Path(m['model_dir']).name} ({m['model_type']}), {m['device']} {m['precision']} precision, "
                      f"{args.runs} runs, {args.max_new_tokens} new tokens")
-            print(f"wrote {plot_context(rows, ref, args.budget, title, args.plot)}", file=sys.stderr)
+            print(f"wrote {plot_context(rows, args.budget, title, args.plot)}", file=sys.stderr)
     else:
         print(f"\nResults vs baseline ({len(plan.prompts)} prompts x {args.runs} runs, {args.max_new_tokens} "
               f"new tokens)\n")
@@ -132,9 +133,8 @@ def run_targets(args):
     print(targets.table(out["figures"]))
     print("\nCard scenario\n")
     print(report.mode_table(out["card"]["summary"]))
-    ref = next(x["tpot_ms"] for x in out["long"]["summary"]["cells"] if x["prompt"] == 1 and x["mode"] == "baseline")
-    print(f"\nLong context\n")
-    print(report.context_table(out["long"]["context_rows"], ref, long["budget"]))
+    print("\nLong context\n")
+    print(report.context_table(out["long"]["context_rows"], long["budget"]))
     settings = {"runs": args.runs, "sampling": sampling.__dict__, "chat_template": not args.no_chat_template,
                 "interleave": "steps", "card": c, "long": long, "limits": targets.LIMITS}
     Path(args.output).write_text(json.dumps({"settings": settings, **out}, indent=1, default=str))
