@@ -75,6 +75,19 @@ def test_limit_ratio_pairs_the_reference_measured_alongside_each_length():
     assert report.paired_refs([r for r in runs if "group" not in r], 2) == {}
 
 
+def test_at_the_budget_length_the_baseline_is_its_own_groups():
+    """Budget 64 is one of the lengths (prompt 0): its baseline also ran beside length 128 (group 1,
+    10 ms), but the 64 row takes only its own group's runs (4 ms): ratio 6 / 4, limit the same."""
+    runs = [{**raw("baseline", 0, 1, 4.0, 1, 0), "group": 0}, {**raw("p", 0, 1, 6.0, 1, 0), "group": 0},
+            {**raw("baseline", 1, 1, 12.0, 1, 0), "group": 1}, {**raw("p", 1, 1, 6.0, 1, 0), "group": 1},
+            {**raw("baseline", 0, 1, 10.0, 1, 0), "group": 1}]
+    s = report.summarize(runs, [], ["baseline", "p"], 2)
+    modes = [{"name": "baseline", "budget": 64, "prune_interval": 2}, {"name": "p", "budget": 64, "prune_interval": 2}]
+    rows = report.context_rows(s, [64, 128], modes, 0, 100, report.paired_refs(runs, 0))
+    assert [(r["baseline_tpot_ms"], r["ratio"], r["limit_ratio"]) for r in rows] == [(4.0, 1.5, 1.5),
+                                                                                     (12.0, 0.5, 0.6)]
+
+
 def test_schedule_runs_outermost_then_prompts_then_modes():
     modes = bench.make_modes(["knorm", "streaming"], ["hard"], [16], 4, 2, 2)
     assert [m.name for m in modes] == ["baseline", "knorm/hard", "streaming/hard"]
