@@ -1,6 +1,6 @@
-"""The long-context plot of `bench --context-lengths ... --plot FILE`: decode time per token against
-context length for the baseline and each pruned mode, with the baseline at context = budget drawn
-as the limit a pruned cache can reach."""
+"""Plots: the long-context plot of `bench --context-lengths ... --plot FILE` (decode time per token
+against context length for the baseline and each pruned mode, with the baseline at context =
+budget drawn as the limit a pruned cache can reach), and the one way every plot is saved."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,6 +33,11 @@ def plot_context(rows: list[dict], budget: int, title: str, path) -> Path:
         a.set_xticks(lengths)
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
+    return save_figure(plt, fig, title, path)
+
+
+def save_figure(plt, fig, title: str, path) -> Path:
+    """Title, lay out, write a PNG and free the figure: every plot of the project ends here."""
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)

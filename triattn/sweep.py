@@ -51,6 +51,8 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    from .perfplot import save_figure
+
     series = _series(rows)
     budgets = sorted({r["budget"] for r in rows})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -66,7 +68,7 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
         ax.set_xticks(budgets)
         ax.grid(alpha=0.3)
     ax1.legend(fontsize=8)
-    quality_png = _save(plt, fig, title, out_dir / "quality.png")
+    quality_png = save_figure(plt, fig, title, out_dir / "quality.png")
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for label, rs in series:
@@ -77,15 +79,7 @@ def plot(rows: list[dict], out_dir: Path, title: str) -> list[Path]:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return [quality_png, _save(plt, fig, title, out_dir / "tpot.png")]
-
-
-def _save(plt, fig, title: str, path: Path) -> Path:
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return [quality_png, save_figure(plt, fig, title, out_dir / "tpot.png")]
 
 
 def run_sweep(model, tokenizer, texts, modes, sampling, max_new_tokens: int, runs: int, out_dir: Path,
