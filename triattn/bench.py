@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import EvictionConfig
 from .policies import get_policy
 from .quality import can_force, compare, teacher_forced
-from .runs import ASSETS, run, stream_run
+from .runs import ASSETS, run
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
@@ -191,7 +191,8 @@ def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: i
             session=session, calibration=calib[mode.name])
     if interleave == "steps":
         del session
-        return _execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
+        from .stepwise import execute_steps
+        return execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
     raw, tokens = [], {}
     for r, cell in schedule(plan, runs):
         mode = plan.modes[cell.mode]
@@ -202,49 +203,6 @@ def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: i
         if progress is not None:
             progress.update(1)
     return raw, tokens
-
-
-def _execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress):
-    """Per run index and prompt, that prompt's modes advance a token each in turn. A long-context
-    plan's reference (the baseline at context = budget) runs alongside every length, in its own
-    session, so each length's limit ratio compares steps taken at the same time."""
-    from .ab import interleave
-    ref = plan.reference
-    sessions = {m: model.new_session() for m in range(len(plan.modes))}
-    if ref is not None:
-        sessions["reference"] = model.new_session()
-    groups = [p for p in dict.fromkeys(c.prompt for c in plan.cells)
-              if ref is None or p != ref.prompt or any(c.prompt == p and c != ref for c in plan.cells)]
-    raw, tokens = [], {}
-    for r in range(runs):
-        for p in groups:
-            cells = [c for c in plan.cells if c.prompt == p]
-            extra = [ref] if ref is not None and ref not in cells else []
-            results = {}
-            streams = {}
-            for c in cells + extra:
-                session = sessions["reference" if c in extra else c.mode]
-                mode = plan.modes[c.mode]
-                streams[c] = _tracked(results, c, stream_run(model, tokenizer, plan.prompts[c.prompt].ids,
-                                                             mode.eviction, sampling, max_new_tokens, session=session,
-                                                             calibration=calib[mode.name]))
-            for _ in interleave(streams):
-                pass
-            for c in cells + extra:
-                entry = raw_run(results[c], r, c, plan.modes[c.mode].name)
-                entry["metrics"]["rss_delta_mb"] = None  # the runs overlapped: no delta is one run's own
-                entry["group"] = p
-                raw.append(entry)
-                tokens.setdefault(c, results[c].token_ids)
-                if progress is not None:
-                    progress.update(1)
-    return raw, tokens
-
-
-def _tracked(results: dict, key, stream):
-    for _, _, result in stream:
-        results[key] = result
-        yield
 
 
 def measure_quality(model, plan: Plan, tokens: dict, calib: dict, progress=None) -> list[dict]:
