@@ -1,7 +1,7 @@
 """The performance targets, checked in one command: pruning must pay for itself against the baseline.
 
-Two scenarios, each one interleaved bench run (baseline and pruned alternate run by run, warm-ups
-excluded, medians), with `hard` compaction at the default prune interval:
+Two scenarios, each one bench run (warm-ups excluded, medians), with `hard` compaction at the
+default prune interval:
 - card: the model card's benchmark (its three ~20-token prompts, 200 new tokens, budget 128,
   recent window 32), where the card's own pruning made decoding 2.17x slower;
 - long: a 2048-token context from the shipped text, budget 256, 100 new tokens, and the baseline
