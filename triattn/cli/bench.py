@@ -25,10 +25,9 @@ def add_parser(sub):
     p.add_argument("--with-card", action="store_true",
                    help="also run the model card's own configuration (knorm-seed rule, K/V zeroing, pruning at "
                         "every step, no sinks) in the same interleaved runs")
-    p.add_argument("--interleave", choices=["runs", "steps"], default="runs",
-                   help="how modes alternate (default runs): runs: whole runs alternate, one session, each run's "
-                        "memory delta is its own (the model card's way); steps: the modes of a prompt advance one "
-                        "token each in turn, in their own sessions, so drift reaches all alike (no memory deltas)")
+    from ..bench import INTERLEAVE
+    p.add_argument("--interleave", choices=list(INTERLEAVE), default="runs",
+                   help="how modes alternate (default runs): " + "; ".join(f"{k}: {v}" for k, v in INTERLEAVE.items()))
     p.add_argument("--plot", default=None, metavar="PNG",
                    help="with --context-lengths: draw TPOT against context length (baseline, pruned modes, "
                         "baseline at context = budget) to this PNG file")
