@@ -7,9 +7,7 @@ Schedule: after a decode step the cache holds at most `budget + prune_interval -
 When the next step would pass that, the live tokens are cut to `budget - 1`, so that with the new
 token the step attends to exactly `budget`. The prompt is prefilled whole, never pruned mid-prefill;
 a prompt longer than that is cut right after prefill, and the cut counts in record 0 (time to
-first token), not in the decode steps. After cutting a long prompt (RELEASE_MIN_PROMPT tokens or
-more) a run that mirrors its cache also gives back the plugin's prefill working memory, when no
-other session of the model is live (see LoadedModel.release_scratch).
+first token), not in the decode steps.
 """
 from __future__ import annotations
 
@@ -35,7 +33,6 @@ class PruneEvent:
     kv_before: int                # live tokens per layer before and after
     kv_after: int
     evicted_positions: np.ndarray  # [layers, evicted] absolute positions
-    released: bool = False        # the prefill's working memory was given back after this cut
 
 
 @dataclass
@@ -49,9 +46,6 @@ class StepRecord:
     logprob: float | None = None  # log p(token), when asked for
     top1: int | None = None       # the model's argmax at this step, when asked for
     logits: np.ndarray | None = None  # the step's logits, when asked for
-
-
-RELEASE_MIN_PROMPT = 1024  # shorter prefills leave little working memory; a release costs ~0.1 s
 
 
 class PromptTooLong(ValueError):
@@ -114,8 +108,6 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     event = None
     if policy.prunes and store.live + 1 > ceiling:  # a long prompt is cut once, as part of the prefill
         event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size)
-        if mirror and prompt.size >= RELEASE_MIN_PROMPT:
-            event.released = session.model.release_scratch(session, store.keys.copy(), store.values.copy())
     record = StepRecord(0, token, 0.0, store.n, store.live, event)
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0

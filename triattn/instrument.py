@@ -3,8 +3,12 @@
 For every layer, the NEW tokens' post-RoPE keys and their values (the last input of the Concat
 that feeds each state's Assign, `[B, kv_heads, T, head_dim]`) become extra graph outputs
 `triattn.key.{i}` and `triattn.value.{i}`; with `queries=True` the attention op's query input
-(post-RoPE) becomes `triattn.query.{i}`, for calibration. The logits output is cut to the last
-position so a long prefill does not return `T x vocab` floats.
+(post-RoPE) becomes `triattn.query.{i}`, for calibration.
+
+Only the last position's logits are computed: the hidden states are cut to the last position
+BEFORE the LM head's MatMul (as OpenVINO GenAI does). A Gather after the LM head still had the
+CPU plugin compute every position's logits: a 3000-token prefill of a model with a 131,072-token
+vocabulary grew the process by 2.3 GB, where gpt-oss's 201,088 tokens would take 2.4 GB more.
 """
 from __future__ import annotations
 
@@ -43,6 +47,38 @@ def _consumers_until(node, type_name: str, depth: int = 6):
     return None
 
 
+# Ops that may stand between the LM head's MatMul and the logits Result (precision converts, a
+# soft-capping tanh between a divide and a multiply).
+_HEAD_TAIL = ("Convert", "Multiply", "Divide", "Tanh", "Add")
+
+
+def _lm_head(model):
+    """The MatMul that produces the logits, or None if the graph has another shape."""
+    node = model.output("logits").get_node().input_value(0).get_node()
+    for _ in range(8):
+        if node.get_type_name() == "MatMul":
+            return node
+        if node.get_type_name() not in _HEAD_TAIL or node.get_input_size() == 0:
+            return None
+        node = node.input_value(0).get_node()
+    return None
+
+
+def _last_position_only(model, ops):
+    """Cut the LM head's input [B, T, hidden] to the last position; if the head is not found,
+    cut the logits themselves (same result, more work)."""
+    last = ops.constant(np.array([-1], np.int64))
+    axis = ops.constant(np.int64(1))
+    head = _lm_head(model)
+    if head is not None and head.input_value(0).get_partial_shape().rank.get_length() == 3:
+        hidden = head.input_value(0)
+        head.input(0).replace_source_output(ops.gather(hidden, last, axis).output(0))
+        return
+    logits_result = model.output("logits").get_node()  # rewired, so its name stays "logits"
+    full = logits_result.input_value(0)
+    logits_result.input(0).replace_source_output(ops.gather(full, last, axis).output(0))
+
+
 def instrument(model, n_layers: int, queries: bool = False):
     """Add `triattn.keys`, `triattn.values` (and `triattn.query.{i}`) outputs; cut logits to the
     last position."""
@@ -72,11 +108,7 @@ def instrument(model, n_layers: int, queries: bool = False):
             if sdpa is None:
                 raise ModelError("cannot find the attention op to read queries from")
             extra.append((f"triattn.query.{i}", sdpa.input_value(0)))
-    # Cut logits to the last position: rewire the existing Result so its name stays "logits".
-    logits_result = model.output("logits").get_node()
-    full = logits_result.input_value(0)
-    last = ops.gather(full, ops.constant(np.array([-1], np.int64)), ops.constant(np.int64(1)))
-    logits_result.input(0).replace_source_output(last.output(0))
+    _last_position_only(model, ops)
     for name, out in extra:
         r = ops.result(out)
         r.output(0).set_names({name})

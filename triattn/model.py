@@ -163,7 +163,7 @@ class LoadedModel:
         self.kv_precision = self._kv_precision()
         self.queries = queries
         self._sessions = weakref.WeakSet()
-        self._lock = threading.Lock()  # session creation vs release_scratch
+        self._lock = threading.Lock()  # sessions are made from several threads (page visitors)
         try:
             self._warm_up()
         except RuntimeError as e:
@@ -195,37 +195,9 @@ class LoadedModel:
             self._sessions.add(s)
             return s
 
-    def release_scratch(self, session: "Session", keys, values) -> bool:
-        """Give back the plugin's working memory, which stays sized for the longest prompt seen
-        (about 1.2 GB after a 3072-token prefill of a 275M model, against a 72 MB KV cache).
-
-        `CompiledModel.release_memory()` frees it but leaves every infer request unusable, so it
-        runs only when `session` is the model's one live session: its request is dropped, memory
-        released, and a new request gets the cache back from `keys`/`values` (the host mirror, in
-        the `write_kv` layout, owned). Returns whether it ran.
-        """
-        with self._lock:
-            if any(s is not session and s.request is not None for s in list(self._sessions)):
-                return False
-            session.request, session._states = None, None
-            self.compiled.release_memory()
-            session.request = self.compiled.create_infer_request()
-            session.write_kv(keys, values, owned=True)
-        _malloc_trim()
-        return True
-
     def live_sessions(self) -> int:
         """Infer requests of this model that are neither closed nor garbage: what runs still hold."""
         return sum(1 for s in list(self._sessions) if s.request is not None)
-
-
-def _malloc_trim():
-    """Return freed heap pages to the system (glibc keeps them otherwise); a no-op elsewhere."""
-    import ctypes
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def load_model(model_dir, device="CPU", precision="default", queries=False) -> LoadedModel:

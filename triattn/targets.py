@@ -12,8 +12,7 @@ Figures and targets: (1) card pruned / baseline TPOT <= 1.02; (2) long pruned / 
 decode time; (4) KV bytes during decode never above (budget + interval) x bytes per token.
 TPOT figures come from step-interleaved runs (baseline and pruned advance one token each in turn),
 which cancels the drift of a shared machine. Memory is probed apart: process RSS after a baseline
-run and after a pruned run of the 2048-token prompt, each alone on the model, so that the pruned
-run can give the prefill's working memory back (LoadedModel.release_scratch).
+run and after a pruned run of the 2048-token prompt, each alone on the model.
 Beside (2) stands its floor, baseline TPOT at 256 / at 2048: a pruned run cannot beat a baseline
 whose cache holds only the budget, so where the floor is above 0.85 the model and machine, not
 the pruning, put that target out of reach.
@@ -64,10 +63,8 @@ def memory_probe(model, tok, ids, pruned, sampling, new_tokens: int = 16) -> dic
     """Process RSS (MB) before, after a baseline run and after a pruned run of `ids`, each run alone."""
     out = {"before_mb": rss_mb()}
     for name, cfg in (("baseline", bench.FULL), ("pruned", pruned)):
-        result = run_once(model, tok, ids, cfg, sampling, new_tokens)
+        run_once(model, tok, ids, cfg, sampling, new_tokens)
         out[f"{name}_mb"] = rss_mb()
-        first = result.records[0].prune
-        out[f"{name}_released"] = bool(first and first.released)
     return out
 
 
