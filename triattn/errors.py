@@ -3,6 +3,7 @@ with no secret in it (the CLI prints it, the web page shows it)."""
 from __future__ import annotations
 
 import os
+import re
 
 # Environment variables whose values must never reach a message or a log.
 SECRET_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "HF_API_TOKEN")
@@ -20,6 +21,21 @@ def redact(text: str) -> str:
         if value and len(value) >= 4:
             text = text.replace(value, "***")
     return text
+
+
+class RuntimeFailure(ModelError):
+    """OpenVINO or OpenVINO GenAI failed while running a request the checks let through (an internal
+    assertion, memory): bad input for this model, reported as one line, the server still serving."""
+
+
+def runtime_failure(what: str, error: BaseException) -> RuntimeFailure:
+    """`what` failed, with OpenVINO's reason: its last line, or the condition of a failed check."""
+    text = str(error)
+    check = re.search(r"Check '([^']+)' failed", text)
+    why = reason(error)
+    if check and why == type(error).__name__:  # the message is nothing but the failed check
+        why = f"internal check failed: {check.group(1)}"
+    return RuntimeFailure(f"{what}: {why}")
 
 
 def reason(error: BaseException, limit: int = 200) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .engine import PromptTooLong, StepRecord
+from .errors import runtime_failure
 from .model import PRECISIONS, ModelError
 
 BLOCK_SIZES = {"CPU": 32, "GPU": 16}   # GenAI's KV block per device (continuous_batching/cache)
@@ -218,7 +219,17 @@ def generate(model, prompt_ids: Sequence[int], eviction: EvictionConfig, samplin
 
 def _locked(pl: _Pipeline, *args):
     with pl.lock:
-        yield from _run(pl, *args)
+        try:
+            yield from _run(pl, *args)
+        except RuntimeError as e:
+            _forget(pl)  # after an internal failure its state is unknown: the next run gets a new pipeline
+            raise runtime_failure("OpenVINO GenAI failed while generating", e) from None
+
+
+def _forget(pl: _Pipeline):
+    with _cache_lock:
+        for key in [k for k, v in _pipelines.items() if v is pl]:
+            del _pipelines[key]
 
 
 def _run(pl: _Pipeline, prompt: list, config, block: int, logprobs: bool, used: dict | None):
@@ -248,5 +259,8 @@ def _run(pl: _Pipeline, prompt: list, config, block: int, logprobs: bool, used: 
     finally:
         if pipe.has_non_finished_requests():   # abandoned mid-run: free its blocks for the next run
             handle.cancel()
-            while pipe.has_non_finished_requests():
-                pipe.step()
+            try:
+                while pipe.has_non_finished_requests():
+                    pipe.step()
+            except RuntimeError:  # it failed while winding down: its state is unknown
+                _forget(pl)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, reason
+from .errors import ModelError, reason, runtime_failure
 from .instrument import KEY_STATE, VALUE_STATE, instrument
 
 REQUIRED_FILES = ("openvino_model.xml", "openvino_model.bin", "config.json")
@@ -238,7 +238,11 @@ class Session:
         if self.model.has_beam_idx:
             inputs["beam_idx"] = self._beam
         t1 = time.perf_counter()
-        self.request.infer(inputs, share_inputs=True, share_outputs=True)  # no copies of all outputs
+        try:
+            self.request.infer(inputs, share_inputs=True, share_outputs=True)  # no copies of all outputs
+        except RuntimeError as e:  # e.g. out of memory on a long prompt: the user's request, not a bug
+            raise runtime_failure(f"OpenVINO could not run the model on {inputs['input_ids'].shape[1]} tokens",
+                                  e) from None
         t2 = time.perf_counter()
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()

@@ -63,16 +63,20 @@ def one_comparison(model, tokenizer, ids, eviction, sampling, max_new_tokens, pr
     return pair
 
 
-def soak(model, tokenizer, prompts: list[str], eviction: EvictionConfig = EvictionConfig(),
+def soak(model, tokenizer, prompts: list, eviction: EvictionConfig = EvictionConfig(),
          sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200, runs: int = 50,
          warmup: int = 5, limit_mb: float = 50.0, chat: bool = True,
          on_run: Callable[[int, Pair, float], None] | None = None) -> SoakResult:
-    """`warmup` + `runs` comparisons; on_run(index, pair, rss_mb) after each (index from 0)."""
+    """`warmup` + `runs` comparisons; on_run(index, pair, rss_mb) after each (index from 0).
+
+    prompts: texts (put in the chat template if `chat`) or lists of token ids (taken as they are).
+    """
     if runs < 1 or warmup < 0:
         raise ValueError("runs must be at least 1 and warm-up at least 0")
     if not prompts:
         raise ValueError("no prompts to run")
-    ids = [prompt_ids(tokenizer, p, model.info.max_context, chat) for p in prompts]
+    ids = [prompt_ids(tokenizer, p, model.info.max_context, chat) if isinstance(p, str) else list(p)
+           for p in prompts]
     gc.collect()
     start = warm = rss_mb()
     tokens = 0

@@ -19,13 +19,17 @@ def add_parser(sub):
     p.add_argument("--runs", type=positive_int, default=50, help="comparisons measured after warm-up (default 50)")
     p.add_argument("--warmup", type=positive_int, default=5, help="comparisons before the first reading (default 5)")
     p.add_argument("--limit-mb", type=float, default=50.0, help="largest RSS growth that passes (default 50)")
-    p.add_argument("--prompts", default=None, help="one prompt a line (default: the page's example prompts)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--prompts", default=None, help="one prompt a line (default: the page's example prompts)")
+    src.add_argument("--prompt-tokens", type=positive_int, nargs="+", default=None, metavar="N",
+                     help="prompts of exactly N tokens each (the first N of the shipped text sample, no chat "
+                          "template), taken in turn: long prompts, e.g. --prompt-tokens 1500 3000")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return "soak"
 
 
 def run(args):
-    from ..bench import read_prompts
+    from ..bench import context_prompts, read_prompts
     from ..choices import example_prompts
     from ..soak import soak
     eviction, sampling = eviction_from(args), sampling_from(args)
@@ -33,8 +37,12 @@ def run(args):
         raise ValueError("runs must be at least 1")
     if not args.limit_mb >= 0:
         raise ValueError(f"--limit-mb must be a number >= 0, got {args.limit_mb}")
-    prompts = read_prompts(args.prompts) if args.prompts else example_prompts()
     model, tok = open_model(args)
+    if args.prompt_tokens:
+        prompts = [p.ids for p in context_prompts(tok, args.prompt_tokens, args.max_new_tokens,
+                                                  model.info.max_context)]
+    else:
+        prompts = read_prompts(args.prompts) if args.prompts else example_prompts()
     check_budgets(model.info, [eviction])
     total = args.warmup + args.runs
 
