@@ -15,19 +15,21 @@ from triattn.runs import default_model_dir  # noqa: E402
 from triattn.text import load_tokenizer  # noqa: E402
 
 NEW_TOKENS = 24
+STOP_NEW_TOKENS = 400  # long enough that Stop lands while the run is generating
 BUDGET = 256
 SOURCE = Path(argparse.__file__).read_text(encoding="utf-8")  # Python's own argparse.py: long, plain text
 
 
 @pytest.fixture(scope="module")
 def long_prompts():
-    """Prompts of about 1,500 and about 2,800 tokens (fewer where the model's context is smaller), as
-    the page will encode them, with their token counts."""
+    """Prompts of about 1,500 and about 2,800 tokens, and one for the Stop test that leaves room for
+    STOP_NEW_TOKENS (each fewer where the model's context is smaller), as the page will encode them,
+    with their token counts."""
     from triattn.model import read_info
     model_dir = default_model_dir(lambda m: None)
     tok, ctx = load_tokenizer(model_dir), read_info(model_dir).max_context
     out = []
-    for target in (1500, min(2800, ctx - NEW_TOKENS - 8)):
+    for target in (1500, min(2800, ctx - NEW_TOKENS - 8), min(2800, ctx - STOP_NEW_TOKENS - 8)):
         lo, hi = 1, len(SOURCE)
         while lo < hi:  # the longest prefix of the source that encodes to at most `target` tokens
             mid = (lo + hi + 1) // 2
@@ -52,7 +54,7 @@ def test_long_and_short_comparisons_in_a_row_each_run_leading(default_app_server
     """Four comparisons on one visitor (so the lead alternates: baseline, pruned, baseline, pruned),
     prompts of ~1,500 and ~2,800 tokens and a short one, then a fifth: every one finishes, the
     long ones are cut to the budget, and the server process is alive at the end."""
-    (mid, n_mid), (long, n_long) = long_prompts
+    (mid, n_mid), (long, n_long), _ = long_prompts
     assert n_mid >= 1000 and n_long > BUDGET * 4
     client = Client(default_app_server.url, verbose=False)
     for prompt, n in ((mid, n_mid), (long, n_long), ("Explain MoE transformer architectures.", None), (long, n_long)):
@@ -71,11 +73,12 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
 def test_stop_in_the_middle_of_a_long_prompt_then_more_comparisons(default_app_server, long_prompts):
-    """In a real browser: a ~2,800-token prompt, Stop while it generates, then a long and a short
+    """In a real browser: a prompt of 1,500 to 2,800 tokens, Stop while it generates, then a long and a short
     comparison: both finish."""
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
-    (mid, _), (long, _) = long_prompts
+    (mid, _), _, (long, n_long) = long_prompts
+    assert n_long >= 1500
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"]
     with sync_api.sync_playwright() as p:
@@ -104,7 +107,7 @@ def test_stop_in_the_middle_of_a_long_prompt_then_more_comparisons(default_app_s
                                    ".innerText.includes(w)", arg=until, timeout=120000)
         fill("prompt", long)
         fill("budget", BUDGET)
-        fill("max-new-tokens", 400)
+        fill("max-new-tokens", STOP_NEW_TOKENS)
         generate("Stopped", stop_when="Generating")
         for prompt in (mid, "class Stack:"):
             fill("prompt", prompt)

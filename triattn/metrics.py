@@ -8,6 +8,7 @@ RSS delta is the process's resident memory after the run minus before.
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import asdict, dataclass
 
 import psutil
@@ -15,6 +16,16 @@ import psutil
 
 def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float | None:
+    """The process's resident-memory high-water mark so far (MB); None where the OS does not keep one."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB elsewhere
 
 
 @dataclass

@@ -18,7 +18,7 @@ from .ab import Pair, plot_frames
 from .config import EvictionConfig, SamplingConfig
 from .evictview import eviction_summary, eviction_view
 from .inputs import prompt_ids
-from .metrics import rss_mb
+from .metrics import peak_rss_mb, rss_mb
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class SoakResult:
     limit_mb: float
     open_requests: int       # infer requests not freed at the end (should be 0)
     tokens: int              # new tokens generated in the measured comparisons, both runs
+    peak_rss_mb: float | None = None  # the process's high-water mark at the end (None: not kept by the OS)
 
     @property
     def growth_mb(self) -> float:
@@ -47,7 +48,8 @@ class SoakResult:
         verdict = "OK" if self.ok else "FAILED"
         return (f"RSS after {self.warmup} warm-up comparisons: {self.rss_warm_mb:.1f} MB; after {self.runs} more: "
                 f"{self.rss_end_mb:.1f} MB; growth {self.growth_mb:+.1f} MB (limit {self.limit_mb:g} MB); "
-                f"infer requests still open: {self.open_requests}; {verdict}")
+                f"infer requests still open: {self.open_requests}; "
+                + (f"peak RSS {self.peak_rss_mb:.1f} MB; " if self.peak_rss_mb is not None else "") + verdict)
 
 
 def one_comparison(model, tokenizer, ids, eviction, sampling, max_new_tokens, pruned_first) -> Pair:
@@ -91,4 +93,5 @@ def soak(model, tokenizer, prompts: list, eviction: EvictionConfig = EvictionCon
             gc.collect()
             warm = rss_mb()
     gc.collect()
-    return SoakResult(runs, warmup, start, warm, rss_mb(), limit_mb, model.live_sessions(), tokens)
+    return SoakResult(runs, warmup, start, warm, rss_mb(), limit_mb, model.live_sessions(), tokens,
+                      peak_rss_mb())

@@ -3,6 +3,7 @@ With --compare, the full-cache baseline runs first and both are shown side by si
 import json
 import sys
 
+from ..metrics import peak_rss_mb
 from .common import (add_eviction_args, add_model_args, add_sampling_args, eviction_from, open_model,
                      sampling_from)
 
@@ -19,6 +20,11 @@ def add_parser(sub):
                         "row, and how much pruning changed the output")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     return "infer"
+
+
+def _peak() -> str:
+    peak = peak_rss_mb()
+    return "" if peak is None else f" (process peak {peak:.0f} MB)"
 
 
 def run(args):
@@ -56,7 +62,8 @@ def run(args):
         quality = compare(model.new_session(), prompt_ids, base.token_ids, result.token_ids, eviction, calibration)
     if args.json:
         out = {"text": result.text, "token_ids": result.token_ids, "prompt_tokens": len(prompt_ids),
-               "eviction": eviction.as_dict(), "device": model.device, "metrics": m.as_dict()}
+               "eviction": eviction.as_dict(), "device": model.device, "metrics": m.as_dict(),
+               "peak_rss_mb": peak_rss_mb()}
         if result.used:
             out["used"] = result.used
         if base is not None:
@@ -77,7 +84,7 @@ def run(args):
               f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
           f"{m.throughput_tok_s:.1f} tok/s | KV max {m.kv_tokens_max} tokens ({m.kv_bytes_max / 2**20:.2f} MiB) | "
-          f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB", file=sys.stderr)
+          f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB{_peak()}", file=sys.stderr)
     if used:
         print(used, file=sys.stderr)
     return 0
