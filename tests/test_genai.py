@@ -153,3 +153,30 @@ def test_logprobs_match_our_engine(llama_dir, prompt):
     ours = [r.logprob for r in generate(model.new_session(), prompt, EvictionConfig(policy="none"),
                                         max_new_tokens=20, logprobs=True)]
     assert theirs == pytest.approx(ours, abs=1e-4)
+
+
+@pytest.mark.parametrize("past_start", [1, 4, 7, 8, 20])
+def test_prompt_just_past_the_start_area_runs(llama_dir, past_start):
+    """A prompt 1 to 7 tokens longer than GenAI's start area once aborted with "new_scores_size >=
+    num_snapkv_scores": the SnapKV window is narrowed to the tokens there are."""
+    model = load_model(llama_dir, "CPU")
+    used = {}
+    ids = list(range(3, 3 + 32 + past_start))
+    records = list(genai.generate(model, ids, cfg(96, 32, 32), max_new_tokens=80, used=used))
+    assert len(records) == 80
+    assert used["snapkv_window"] == min(past_start, genai.SNAPKV_WINDOW)
+    assert max(r.kv_len for r in records) <= used["kv_bound_tokens"]
+
+
+def test_a_failure_inside_genai_is_one_line_and_the_next_run_works(llama_dir, monkeypatch):
+    """GenAI's own check failing (here: its default SnapKV window on a prompt 4 tokens past the start
+    area) becomes one RuntimeFailure line; the pipeline is dropped and the next run succeeds."""
+    from triattn.errors import RuntimeFailure
+    model = load_model(llama_dir, "CPU")
+    ids = list(range(3, 3 + 36))
+    with monkeypatch.context() as m:
+        m.setattr(genai, "snapkv_window", lambda prompt_len, start: genai.SNAPKV_WINDOW)
+        with pytest.raises(RuntimeFailure, match="^OpenVINO GenAI failed while generating: internal check failed: "
+                                                 "new_scores_size >= num_snapkv_scores$"):
+            list(genai.generate(model, ids, cfg(96, 32, 32), max_new_tokens=20))
+    assert len(list(genai.generate(model, ids, cfg(96, 32, 32), max_new_tokens=20))) == 20

@@ -34,6 +34,7 @@ from .model import PRECISIONS, ModelError
 
 BLOCK_SIZES = {"CPU": 32, "GPU": 16}   # GenAI's KV block per device (continuous_batching/cache)
 MAX_PIPELINES = 4                      # compiled pipelines kept (one per distinct setting)
+SNAPKV_WINDOW = 8                      # GenAI's default SnapKV window (CacheEvictionConfig.snapkv_window_size)
 _pipelines: OrderedDict = OrderedDict()
 _cache_lock = threading.Lock()
 
@@ -56,14 +57,27 @@ def to_blocks(tokens: int, block: int) -> int:
     return block * max(1, (tokens + block // 2) // block)
 
 
-def map_settings(eviction: EvictionConfig, block: int) -> dict:
+def snapkv_window(prompt_len: int, start_size: int) -> int:
+    """GenAI's SnapKV window for a prompt: its default, narrowed where GenAI's own check would fail.
+
+    GenAI scores the prompt tokens after the start area by the attention of the last `window` prompt
+    tokens and asserts there are at least `window` of them: a prompt 1 to 7 tokens longer than the
+    start area aborted the request ("new_scores_size >= num_snapkv_scores"). There the window is the
+    number of those tokens; a prompt within the start area is not scored at all.
+    """
+    past_start = prompt_len - start_size
+    return past_start if 0 < past_start < SNAPKV_WINDOW else SNAPKV_WINDOW
+
+
+def map_settings(eviction: EvictionConfig, block: int, prompt_len: int | None = None) -> dict:
     """Our budget / recent window / sink tokens as GenAI's max_cache_size / recent_size / start_size.
 
     Each is rounded to the nearest multiple of `block` (at least one block); max_cache_size is then
     raised, if needed, to leave one evictable block between the start and recent areas (GenAI
     requires max_cache_size > start_size + recent_size). Between steps the cache holds at most
     max_cache_size + block - 1 tokens; with the next token, a step attends to at most
-    `kv_bound_tokens` = max_cache_size + block, in max_cache_size / block + 1 blocks.
+    `kv_bound_tokens` = max_cache_size + block, in max_cache_size / block + 1 blocks. With the
+    prompt's length, the SnapKV window it runs with too (`snapkv_window`).
     """
     start = to_blocks(eviction.sink_tokens, block)
     recent = to_blocks(eviction.recent_window, block)
@@ -71,15 +85,16 @@ def map_settings(eviction: EvictionConfig, block: int) -> dict:
     return {"block_size": block, "start_size": start, "recent_size": recent, "max_cache_size": max_cache,
             "evictable_size": max_cache - start - recent, "aggregation": eviction.genai_aggregation,
             "apply_rotation": False, "kv_bound_tokens": max_cache + block,
+            "snapkv_window": SNAPKV_WINDOW if prompt_len is None else snapkv_window(prompt_len, start),
             "requested": {"sink_tokens": eviction.sink_tokens, "recent_window": eviction.recent_window,
                           "budget": eviction.budget},
             "not_applied": {"prune_interval": eviction.prune_interval}}
 
 
-def settings(model, eviction: EvictionConfig) -> dict:
+def settings(model, eviction: EvictionConfig, prompt_len: int | None = None) -> dict:
     """What a run of `eviction` on `model` uses: the mapped sizes, device and GenAI version."""
     return {"backend": "openvino_genai.ContinuousBatchingPipeline", "openvino_genai": version(),
-            "device": model.device, **map_settings(eviction, block_size(model.device))}
+            "device": model.device, **map_settings(eviction, block_size(model.device), prompt_len)}
 
 
 def describe(used: dict) -> str:
@@ -88,6 +103,7 @@ def describe(used: dict) -> str:
     return (f"ov-genai used: start_size {used['start_size']} (sink tokens {req['sink_tokens']}), recent_size "
             f"{used['recent_size']} (recent window {req['recent_window']}), max_cache_size {used['max_cache_size']} "
             f"(budget {req['budget']}), in blocks of {used['block_size']} tokens; aggregation {used['aggregation']}; "
+            f"SnapKV window {used['snapkv_window']}; "
             f"whole blocks evicted after a decode step, none during prefill; evictions are not reported")
 
 
@@ -99,6 +115,7 @@ def scheduler_config(used: dict, max_context: int):
     sc.cache_eviction_config = og.CacheEvictionConfig(used["start_size"], used["recent_size"],
                                                       used["max_cache_size"], modes[used["aggregation"]],
                                                       apply_rotation=used["apply_rotation"])
+    sc.cache_eviction_config.snapkv_window_size = used["snapkv_window"]
     sc.dynamic_split_fuse = False          # the prompt is prefilled in one step, as in our engine
     sc.max_num_batched_tokens = max_context
     sc.max_num_seqs = 1
@@ -143,7 +160,7 @@ class _Pipeline:
 
 def pipeline(model, used: dict) -> _Pipeline:
     key = (str(Path(model.info.model_dir).resolve()), model.device, model.precision, used["start_size"],
-           used["recent_size"], used["max_cache_size"], used["aggregation"])
+           used["recent_size"], used["max_cache_size"], used["aggregation"], used["snapkv_window"])
     with _cache_lock:
         if key in _pipelines:
             _pipelines.move_to_end(key)
@@ -209,7 +226,7 @@ def generate(model, prompt_ids: Sequence[int], eviction: EvictionConfig, samplin
     if len(prompt) + limit > info.max_context:
         raise PromptTooLong(f"prompt ({len(prompt)} tokens) + {limit} new tokens exceed the model's "
                             f"context of {info.max_context}")
-    mapped = settings(model, eviction)
+    mapped = settings(model, eviction, len(prompt))
     if used is not None:
         used.update(mapped)
     pl = pipeline(model, mapped)   # here, not on the first next(): a caller measuring the run starts after
