@@ -48,6 +48,9 @@ class StepRecord:
     logits: np.ndarray | None = None  # the step's logits, when asked for
 
 
+PREFILL_CHUNK = None  # prompt tokens per forward during prefill (None: the whole prompt at once)
+
+
 class PromptTooLong(ValueError):
     pass
 
@@ -67,12 +70,14 @@ def check_request(info, prompt_tokens: int, eviction: EvictionConfig, max_new_to
 def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
              sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200,
              force: Sequence[int] | None = None, logprobs: bool = False,
-             keep_logits: bool = False, calibration=None) -> Iterator[StepRecord]:
+             keep_logits: bool = False, calibration=None,
+             prefill_chunk: int | None = PREFILL_CHUNK) -> Iterator[StepRecord]:
     """Run one generation on `session` (its cache is reset first).
 
     force: feed these tokens instead of sampling (teacher forcing); records then carry the forced
     token, its log-probability and the model's own argmax. Stops at EOS, or after max_new_tokens.
     logprobs / keep_logits: attach log p(token) and argmax / the raw logits to each record.
+    prefill_chunk: feed the prompt in pieces of at most this many tokens (None: whole).
     """
     info = session.model.info
     prompt = np.asarray(prompt_ids, np.int64)
@@ -102,8 +107,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
 
     session.reset()
     t0 = time.perf_counter()
-    logits, keys, values = session.forward(prompt, np.arange(prompt.size), ones[:prompt.size], mirror, want_keys)
-    store.append(np.arange(prompt.size), keys, values)
+    logits = _prefill(session, store, prompt, ones, mirror, want_keys, prefill_chunk)
     token = int(force[0]) if force is not None else sampler.pick(logits)
     event = None
     if policy.prunes and store.live + 1 > ceiling:  # a long prompt is cut once, as part of the prefill
@@ -122,13 +126,32 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
             event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
         position = prompt.size + index - 1
         logits, keys, values = session.forward(np.array([token]), np.array([position]),
-                                               mech.attention_mask(store, ones), mirror, want_keys)
+                                               mech.attention_mask(store, ones), mirror, want_keys, copy=False)
         store.append(np.array([position]), keys, values)
         token = int(force[index]) if force is not None else sampler.pick(logits)
         record = StepRecord(index, token, 0.0, store.n, store.live, event)
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
         yield record
+
+
+def _prefill(session, store, prompt, ones, mirror, want_keys, chunk):
+    """Feed the prompt in pieces of at most `chunk` tokens (whole when None); the last piece's logits.
+
+    Why: the plugin keeps the working memory of the largest forward it has run (activations of
+    every position), and the only call that gives it back corrupted the heap here. Pieces bound it
+    by the piece, not the prompt; each piece attends to everything before it, so the cache and the
+    logits are those of a whole prefill.
+    """
+    step = chunk or prompt.size
+    logits = None
+    for start in range(0, prompt.size, step):
+        piece = prompt[start:start + step]
+        positions = np.arange(start, start + piece.size)
+        logits, keys, values = session.forward(piece, positions, ones[:start + piece.size], mirror, want_keys,
+                                               copy=False)  # the store copies them now
+        store.append(positions, keys, values)
+    return logits
 
 
 def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool, keep: bool):

@@ -5,7 +5,7 @@ import sys
 
 from ..metrics import peak_rss_mb
 from .common import (add_eviction_args, add_model_args, add_sampling_args, eviction_from, open_model,
-                     sampling_from)
+                     positive_int, sampling_from)
 
 
 def add_parser(sub):
@@ -18,6 +18,8 @@ def add_parser(sub):
     p.add_argument("--compare", action="store_true",
                    help="run the baseline (full cache) first; print both texts, a metrics table with a Change "
                         "row, and how much pruning changed the output")
+    p.add_argument("--prefill-chunk", type=positive_int, default=None, metavar="N",
+                   help="prefill the prompt N tokens at a time (default: the engine's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     return "infer"
 
@@ -53,8 +55,9 @@ def run(args):
         base = run_once(model, tok, prompt_ids, FULL, sampling, args.max_new_tokens, on_text=stream)
         if not args.json:
             print(f"\n\n=== {eviction.policy}/{eviction.evict}, budget {eviction.budget} ===")
+    chunk = {} if args.prefill_chunk is None or backend_for(eviction) else {"prefill_chunk": args.prefill_chunk}
     result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream,
-                      calibration=calibration)
+                      calibration=calibration, **chunk)
     m = result.metrics
     quality = None
     if base is not None:
