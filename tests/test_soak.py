@@ -46,3 +46,14 @@ def test_soak_fails_when_an_infer_request_is_left_open(model_and_tokenizer):
     kept.clear()
     res = soak(model, tok, PROMPTS, max_new_tokens=5, runs=2, warmup=1)
     assert res.open_requests == 0 and res.ok
+
+
+def test_soak_with_long_prompts_of_exact_lengths(cli, llama_dir):
+    """--prompt-tokens: prompts of exactly N tokens, cut to the budget after prefill, taken in turn
+    (the page's path: two sessions per comparison); memory stays flat and the peak is reported."""
+    r = cli("soak", "--model-dir", llama_dir, "--prompt-tokens", 1500, 3000, "--runs", 4, "--warmup", 2,
+            "--max-new-tokens", 8, "--budget", 64, "--limit-mb", 100, "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["ok"] and res["open_requests"] == 0 and res["peak_rss_mb"] >= res["rss_start_mb"]
+    assert res["tokens"] == 4 * 2 * 8

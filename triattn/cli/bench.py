@@ -35,6 +35,10 @@ def add_parser(sub):
                    help="check the performance targets in one run: the card scenario (budget 128, recent 32, "
                         "200 tokens) and a 2048-token context (budget 256, 100 tokens), one --policy with hard "
                         "compaction at the default interval; prints each figure, its target and whether it is met")
+    p.add_argument("--vs-genai", action="store_true",
+                   help="time our full-cache baseline against OpenVINO GenAI's LLMPipeline on the same model, device "
+                        "and precision, whole runs alternating, on the card's first prompt and a 2,000-token "
+                        "context (or --context-lengths); prints TTFT and TPOT medians, their ratios and targets")
     p.add_argument("--output", default="results.json", help="JSON file for every run (default results.json)")
     return "bench"
 
@@ -42,6 +46,8 @@ def add_parser(sub):
 def run(args):
     if args.targets:
         return run_targets(args)
+    if args.vs_genai:
+        return run_vs_genai(args)
     fill_eviction_defaults(args)
     from .. import bench, report
     if args.runs < 1:
@@ -137,5 +143,43 @@ def run_targets(args):
     settings = {"runs": args.runs, "sampling": sampling.__dict__, "chat_template": not args.no_chat_template,
                 "interleave": "steps", "card": c, "long": long, "limits": targets.LIMITS}
     Path(args.output).write_text(json.dumps({"settings": settings, **out}, indent=1, default=str))
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
+VS_GENAI_CONTEXT = 2000
+VS_GENAI_LIMITS = {"tpot_ratio": 1.02, "ttft_ratio": 1.05}
+
+
+def run_vs_genai(args):
+    from .. import bench, vsgenai
+    from ..report import header_line, table
+    if args.targets or args.with_card or args.plot is not None:
+        raise ValueError("--vs-genai times the baseline only: drop --targets, --with-card and --plot")
+    check_output_file(args.output)
+    model, tok = open_model(args)
+    first = bench.read_prompts(args.prompts or bench.CARD_PROMPTS)[0]
+    prompts = {bench.short_label(first): bench.text_prompts(tok, [first], chat=not args.no_chat_template)[0].ids}
+    lengths = args.context_lengths or [min(VS_GENAI_CONTEXT, model.info.max_context - args.max_new_tokens)]
+    prompts.update({p.label: p.ids for p in bench.context_prompts(tok, lengths, args.max_new_tokens,
+                                                                   model.info.max_context)})
+    bar = progress_bar(total=2 * args.runs * len(prompts), desc="runs")
+    rows = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar)
+    bar.close()
+    machine = bench.machine_info(model)
+    print(header_line(machine))
+    print(f"\nOur baseline vs OpenVINO GenAI LLMPipeline ({args.runs} runs each, alternating, up to "
+          f"{args.max_new_tokens} new tokens, greedy, medians; ratio = ours / GenAI)\n")
+    lim = VS_GENAI_LIMITS
+    cells = [[r["prompt"], r["prompt_tokens"], f"{r['ours']['ttft_ms']:.1f}", f"{r['genai']['ttft_ms']:.1f}",
+              f"{r['ttft_ratio']:.3f}", "met" if r["ttft_ratio"] <= lim["ttft_ratio"] else "missed",
+              f"{r['ours']['tpot_ms']:.2f}", f"{r['genai']['tpot_ms']:.2f}", f"{r['tpot_ratio']:.3f}",
+              "met" if r["tpot_ratio"] <= lim["tpot_ratio"] else "missed", "yes" if r["same_tokens"] else "no"]
+             for r in rows]
+    print(table(["Prompt", "Tokens", "TTFT ours (ms)", "TTFT GenAI (ms)", "TTFT ratio",
+                          f"<= {lim['ttft_ratio']}", "TPOT ours (ms)", "TPOT GenAI (ms)", "TPOT ratio",
+                          f"<= {lim['tpot_ratio']}", "Same tokens"], cells))
+    Path(args.output).write_text(json.dumps({"machine": machine, "limits": lim, "rows": rows},
+                                            indent=1))
     print(f"\nwrote {args.output}", file=sys.stderr)
     return 0
