@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from triattn.demo.prepare import ROPE, select_files
-from triattn.demo.train import GptOss
+from scripts.demo_model.prepare import ROPE, select_files
+from scripts.demo_model.train import GptOss
 
 DEMO = Path(__file__).resolve().parent.parent / "assets" / "demo-model"
 

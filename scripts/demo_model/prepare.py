@@ -9,7 +9,7 @@ files), so the split does not depend on listing order or on the seed.
 Output folder: `hf/` (tokenizer + `config.json`), `train.bin` / `val.bin` (uint16 token ids, each
 file followed by `<|eos|>`), `corpus.tsv` (split, bytes, tokens, path per file) and `meta.json`.
 
-    python -m triattn.demo.prepare --out /work/main/.data
+    python -m scripts.demo_model.prepare --out .data
 """
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ import argparse
 import hashlib
 import json
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
 
-STDLIB = Path("/root/.pyenv/versions/3.11.7/lib/python3.11")
+STDLIB = Path(sysconfig.get_paths()["stdlib"])  # this interpreter's Lib folder (the corpus is CPython 3.11's)
 SKIP_PREFIXES = ("test/", "idlelib/", "lib2to3/tests/", "site-packages/", "pydoc_data/",
                  "config-3.11-")
 SKIP_NAMES = ("_sysconfigdata_",)
@@ -60,7 +61,7 @@ def build_config(tok):
 
 
 def prepare(root: Path, out: Path, vocab_size: int = VOCAB) -> dict:
-    from ..tiny import train_tokenizer
+    from triattn.tiny import train_tokenizer
 
     files = select_files(root)
     train_paths = [root / rel for rel, split in files if split == "train"]

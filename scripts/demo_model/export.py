@@ -5,7 +5,7 @@ the training network), export fp16 and int8 IRs with optimum-intel, compute the 
 each IR on CPU in f32 inference precision (2048-token windows, as in training), keep int8 when
 its loss is within 2% of fp16, and write `eval.json` next to the model.
 
-    python -m triattn.demo.export --data /work/main/.data --weights OUT/best --out assets/demo-model
+    python -m scripts.demo_model.export --data .data --weights OUT/best --out assets/demo-model
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def dir_mb(d: Path) -> float:
 def export(data: Path, weights: Path, out: Path, train_log: Path | None = None, seq: int = 2048) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import GenerationConfig, PreTrainedTokenizerFast
-    from ..export import export_to_openvino
+    from triattn.export import export_to_openvino
 
     val = np.fromfile(data / "val.bin", np.uint16)
     hf, ref, diff = load_hf(data, weights)
