@@ -16,7 +16,8 @@ from pathlib import Path
 from .config import EvictionConfig
 from .policies import get_policy
 from .quality import can_force, compare, teacher_forced
-from .runs import ASSETS, run
+from .paths import ASSETS
+from .runs import run
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"

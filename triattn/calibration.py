@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import ASSETS, CACHE
 from .rope import layer_ropes
 
 FORMAT = 1
 FILENAME = "triattention-calibration.npz"
-DEFAULT_TEXT = Path(__file__).resolve().parent.parent / "assets" / "text" / "stdlib-sample.txt"
+DEFAULT_TEXT = ASSETS / "text" / "stdlib-sample.txt"
 DEFAULT_MAX_TOKENS = 8192
 DEFAULT_CHUNK = 512
 AUTO_MAX_BYTES = 256 * 2**20  # models up to this size (openvino_model.bin) calibrate themselves
@@ -86,7 +87,6 @@ def fingerprint(model_dir) -> str:
 
 
 def _cache_dir() -> Path:
-    from .runs import CACHE
     return CACHE / "calibration"
 
 

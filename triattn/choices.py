@@ -16,7 +16,8 @@ from .config import MECHANISMS
 from .errors import reason
 from .model import ModelError, available_devices, read_info, resolve_device
 from .policies import list_policies
-from .runs import ASSETS, DEMO_MODEL, default_model_dir
+from .paths import ASSETS
+from .runs import DEMO_MODEL, default_model_dir
 
 PROMPTS = ASSETS / "prompts"
 DEFAULT = "default"

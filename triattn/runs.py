@@ -6,7 +6,6 @@ and the metrics (figures) without adding any model logic of its own.
 from __future__ import annotations
 
 import importlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -15,11 +14,10 @@ from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord, generate
 from .metrics import RunMetrics, rss_mb, summarize
 from .policies import get_policy
+from .paths import ASSETS, CACHE
 from .text import StreamDecoder
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEMO_MODEL = ASSETS / "demo-model"
-CACHE = Path(os.environ.get("TRIATTN_CACHE", Path.home() / ".cache" / "triattn"))
 
 
 @dataclass

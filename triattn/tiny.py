@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from .export import export_to_openvino
+from .paths import ASSETS
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
 
 PRESETS = {
