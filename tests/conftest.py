@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# The suite sets the environment it depends on: hub errors are tested as a machine without the hub
+# meets them (a probe that fails), not as HF_HUB_OFFLINE words them; tests that want the offline mode
+# set it themselves. Popped before anything imports huggingface_hub, which reads it once.
+os.environ.pop("HF_HUB_OFFLINE", None)
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = Path(os.environ.get("TRIATTN_TEST_MODELS", ROOT / ".cache" / "test-models"))
 
@@ -95,9 +99,19 @@ class AppServer:
         self.stop()
         raise RuntimeError(f"app.py did not start in 90 s:\n{self.log.read_text()}")
 
-    def cpu_percent(self, seconds: float = 1.0) -> float:
-        import psutil
-        return psutil.Process(self.proc.pid).cpu_percent(interval=seconds)
+    def runs_ended(self) -> int:
+        """Comparisons the server has finished, stopped or dropped, and freed (its log says so)."""
+        from triattn.ui import RUN_ENDED
+        return self.log.read_text(errors="replace").count(RUN_ENDED)
+
+    def wait_until(self, condition, what: str, timeout: float = 60):
+        """Poll `condition()` until it holds (a server-side event seen from outside); fail after `timeout`."""
+        import time
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.05)
 
     def stop(self):
         self.proc.terminate()

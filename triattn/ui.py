@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import sys
 import traceback
 
 import gradio as gr
@@ -85,6 +86,9 @@ class RunControl:
         return RunControl()
 
 
+RUN_ENDED = "triattn: comparison ended, infer requests freed"
+
+
 def compare(prompt, model_value, device, policy, evict, budget, recent_window, sink_tokens, prune_interval,
             max_new_tokens, temperature, seed, control: RunControl, progress=gr.Progress(), *, catalog: Catalog):
     """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view)."""
@@ -103,6 +107,7 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
         raise gr.Error(redact(f"generation failed: {type(e).__name__}: {e}"), print_exception=False) from None
     finally:
         control.idle.set()
+        print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
 
 
 def _compare(prompt, model_value, device, settings, control, progress, catalog):
