@@ -84,6 +84,16 @@ def check_ov_tokenizer(model_dir: Path) -> None:
         assert back == tok.decode(ids, skip_special_tokens=True), f"detokenizer differs on {text!r}: {back!r}"
 
 
+def forget_local_paths(model_dir: Path) -> None:
+    """optimum records the local checkpoint folder as the quantization's tokenizer; a shipped
+    export should not carry the builder's paths."""
+    path = model_dir / "openvino_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("quantization_config"), dict) and "tokenizer" in config["quantization_config"]:
+        config["quantization_config"]["tokenizer"] = SMOLLM2
+        path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
 def build(output: Path, work: Path, weight_format: str, calibration_text: Path | None, max_tokens: int) -> None:
     work.mkdir(parents=True, exist_ok=True)
     gguf, licence = fetch_gguf(work)
@@ -92,6 +102,7 @@ def build(output: Path, work: Path, weight_format: str, calibration_text: Path |
         make_checkpoint(gguf, ckpt)
     export_to_openvino(ckpt, output, weight_format, recipe=SMOLLM2)
     check_ov_tokenizer(output)
+    forget_local_paths(output)
     shutil.copy(licence, output / "LICENSE")
     (output / "NOTICE").write_text(NOTICE, encoding="utf-8")
     for junk in ("model.safetensors",):
