@@ -61,8 +61,11 @@ def main(argv=None) -> int:
             print(f"warning: MODEL_ID: {e}", file=sys.stderr)
     catalog = Catalog(dirs)
     if not dirs:
+        from triattn.model import load_model
         from triattn.runs import default_model_dir
-        default_model_dir()  # build the tiny model now, not during the first visitor's click
+        # build (a checkout without bundled models) and compile the default model now, not during
+        # the first visitor's click
+        load_model(default_model_dir(), device)
     from triattn.ui import build
     demo = build(catalog, device)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=wants_browser(args))

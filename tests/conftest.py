@@ -184,7 +184,7 @@ def app_server(gptoss_dir, broken_models, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_app_server(tmp_path_factory):
-    """Launched with no model and no address: the bundled demo model, on the default address."""
+    """Launched with no model and no address: the bundled SmolLM2-135M-Instruct, on the default address."""
     server = AppServer([], tmp_path_factory.mktemp("default-cache"), host=None)
     yield server
     server.stop()

@@ -1,9 +1,11 @@
 """The page in a real browser (Debian's chromium through playwright): generate, stop, close the tab.
 
-TRIATTN_SCREENSHOT=path saves a full-page screenshot of a finished comparison there
-(the README's assets/screenshot.png comes from this test).
+TRIATTN_SCREENSHOT=path saves a full-page screenshot of the first click on the first example there,
+TRIATTN_SCREENSHOT_PASSAGE=path one of a long-passage example (the README's assets/screenshot.png and
+assets/screenshot-passage.png come from these tests).
 """
 import os
+import re
 import time
 from pathlib import Path
 
@@ -57,33 +59,58 @@ def _wait_text(page, timeout=30):
     raise AssertionError(f"no streamed text; status: {_status(page)!r}")
 
 
-def test_generate_fills_both_panes_and_the_table(browser, default_app_server, tmp_path):
+def _no_warning(page):
+    toasts = page.locator("[data-testid='toast-body']")  # gr.Warning, gr.Error and gr.Info pop up as these
+    assert toasts.count() == 0, toasts.all_inner_texts()
+
+
+def test_first_click_on_the_first_example_shows_a_difference(browser, default_app_server, tmp_path):
+    """A new visitor changes nothing and presses Generate: English in both panes, the table filled, the
+    outputs parting, which precision ran, no warning, and the runs done in under 15 s."""
+    from triattn.choices import example_prompts
     page = _open(browser, default_app_server.url)
-    expect(page.locator("#model-notice")).to_contain_text("tiny demo model")
-    page.get_by_text("class Stack:").first.click()  # an example prompt that suits the demo model
-    expect(page.locator("#prompt textarea")).to_have_value("class Stack:")
-    _set(page, "budget", 48)  # small enough that the pruned run visibly parts from the baseline
+    expect(page.locator("#model-notice")).to_contain_text("SmolLM2-135M-Instruct")
+    expect(page.locator("#prompt textarea")).to_have_value(example_prompts()[0])
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text("Done", timeout=60000)
-    assert _text(page, "baseline-output") and _text(page, "pruned-output")
+    status = _status(page)
+    assert float(re.search(r"Done after ([0-9.]+) s", status).group(1)) < 15, status
+    base, pruned = _text(page, "baseline-output"), _text(page, "pruned-output")
+    assert len(base.split()) > 50 and " the " in base and " the " in pruned
     table = page.locator("#metrics").inner_text()
     for word in ("baseline", "pruned", "Change", "TTFT", "Prune events"):
         assert word in table
-    assert "Pruned vs baseline" in _status(page)
-    assert "token #" in table  # the outputs diverge, and the table says where
+    assert "Pruned vs baseline" in status and "token #" in table  # the outputs diverge, and the table says where
+    assert "f32 precision" in page.locator("#baseline-output").inner_text()
     assert page.locator("#eviction-view").get_by_text("evicted (some layers)").count() > 0
-    time.sleep(2.0)  # let the plots draw
+    _no_warning(page)
+    page.wait_for_selector("#latency-plot canvas, #latency-plot svg")
     shot = Path(os.environ.get("TRIATTN_SCREENSHOT") or tmp_path / "screenshot.png")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
     page.close()
 
 
+def test_a_long_passage_the_pruned_cache_forgets(browser, default_app_server, tmp_path):
+    """The lighthouse example at the page's budget of 64: the baseline names the dog, the pruned run
+    (which evicted the sentence that names it) does not."""
+    page = _open(browser, default_app_server.url)
+    page.get_by_text("A story about a lighthouse keeper").first.click()
+    expect(page.locator("#prompt textarea")).to_have_value(re.compile(r"What was the dog called\?"))
+    page.click("#generate")
+    expect(page.locator("#status")).to_contain_text("Done", timeout=90000)
+    assert "Pepper" in _text(page, "baseline-output")
+    assert "Pepper" not in _text(page, "pruned-output")
+    _no_warning(page)
+    shot = Path(os.environ.get("TRIATTN_SCREENSHOT_PASSAGE") or tmp_path / "screenshot-passage.png")
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+
+
 def _start_long_run(browser, server):
     page = _open(browser, server.url)
-    _set(page, "prompt", "def read_lines(path):")
-    _set(page, "budget", 64)
-    _set(page, "max-new-tokens", 1500)  # within the demo model's 2048-token context
+    _set(page, "prompt", "Count from 1 to 1000, one number per line.")  # a long answer
+    _set(page, "max-new-tokens", 1500)
     page.click("#generate")
     _wait_text(page)
     return page

@@ -6,7 +6,7 @@ from triattn.choices import (DEFAULT, Catalog, example_prompts, fetch_hub_model,
 from triattn.config import MECHANISMS
 from triattn.model import ModelError
 from triattn.policies import list_policies
-from triattn.runs import DEMO_MODEL
+from triattn.runs import DEMO_MODEL, ENGLISH_MODEL
 
 CARD_PROMPTS = ["Explain the difference between MoE and dense transformer architectures.",
                 "Write a Python function that returns the n-th Fibonacci number.",
@@ -16,9 +16,13 @@ CARD_PROMPTS = ["Explain the difference between MoE and dense transformer archit
 def test_example_prompts_come_from_every_file(tmp_path):
     prompts = example_prompts()
     assert prompts[:3] == CARD_PROMPTS and "def fibonacci(n):" in prompts and "class Stack:" in prompts
-    (tmp_path / "b.txt").write_text("second\n\n")
+    assert len(prompts) == len(set(prompts))
+    passages = [p for p in prompts if len(p) > 4000]
+    assert len(passages) >= 2 and all(p.count("\n\n") > 5 for p in passages)
+    (tmp_path / "b.txt").write_text("second\n\nfirst\n")
     (tmp_path / "a.txt").write_text("first\n  \nalso first\n")
-    assert example_prompts(tmp_path) == ["first", "also first", "second"]
+    (tmp_path / "c.txt").write_text("one\nprompt\n---\n\nanother\n---\n")
+    assert example_prompts(tmp_path) == ["first", "also first", "second", "one\nprompt", "another"]
 
 
 def test_policy_and_mechanism_labels_explain_each_choice():
@@ -44,12 +48,18 @@ def test_catalog_selects_the_first_model_dir_and_checks_it(gptoss_dir, tmp_path)
     assert Catalog().preferred == DEFAULT
 
 
+def test_the_menu_offers_the_english_model_then_the_gpt_oss_demo_model(gptoss_dir):
+    choices = Catalog([str(gptoss_dir)]).choices()
+    assert choices[0] == ("SmolLM2-135M-Instruct: writes English", DEFAULT)
+    assert choices[1] == ("gpt-oss architecture: sliding windows and sinks, writes Python", str(DEMO_MODEL.resolve()))
+    assert choices[2][1] == str(gptoss_dir.resolve()) and len(choices) == 3
+    assert Catalog().resolve(DEFAULT) == ENGLISH_MODEL
+    assert "gpt-oss-family demo model" in model_notice(str(DEMO_MODEL.resolve()))
+
+
 def test_default_model_notice_says_what_it_is():
     text = model_notice(DEFAULT)
-    if (DEMO_MODEL / "openvino_model.xml").is_file():
-        assert "tiny demo model" in text
-    else:
-        assert "random" in text.lower()
+    assert "SmolLM2-135M-Instruct" in text and "English" in text
     assert "OpenVINO/gpt-oss-20b-int4-ov" in text and "python app.py --model-dir models/gpt-oss-20b" in text
     assert load_big_model_steps() in text
 

@@ -108,3 +108,37 @@ def test_exports_hold_a_working_openvino_tokenizer(model_dir, tmp_path):
     assert list(detok(np.array([ids], np.int64)).values())[0].tolist() == [text]
     (tmp_path / "openvino_detokenizer.xml").write_text("<net/>")
     assert missing_ov_tokenizer(tmp_path) == ["openvino_tokenizer.xml"]
+
+
+def test_smollm2_from_the_hub_gets_the_bundled_models_settings(monkeypatch, tmp_path):
+    """The hub conversion of HuggingFaceTB/SmolLM2-135M-Instruct uses the recipe the offline build
+    used for assets/smollm2-135m-instruct (checked without a network: the hub and optimum are stubbed)."""
+    import json
+
+    from triattn import export
+    from triattn.runs import ENGLISH_MODEL
+    q = quantization_config("int4", export.SMOLLM2)
+    assert (q["bits"], q["sym"], q["group_size"], q["quant_method"], q["scale_estimation"]) == (4, False, 32, "awq", True)
+    assert q["num_samples"] == len(q["dataset"]) > 10 and all(isinstance(t, str) for t in q["dataset"])
+    shipped = json.loads((ENGLISH_MODEL / "openvino_config.json").read_text())["quantization_config"]
+    assert shipped["dataset"] == q["dataset"] and shipped["default_config"]["quant_method"] == "awq"
+    import openvino as ov
+    int4 = [op for op in ov.Core().read_model(ENGLISH_MODEL / "openvino_model.xml").get_ops()
+            if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "u4"]
+    weights = [op for op in int4 if not op.get_friendly_name().endswith("zero_point")]
+    assert len(weights) == 210 and all(list(op.get_output_shape(0))[-1] == 32 for op in weights)  # groups of 32
+    seen = {}
+    monkeypatch.setattr(export, "hub_files", lambda model_id: ["config.json", "model.safetensors"])
+    monkeypatch.setattr(export, "export_to_openvino", lambda src, out, fmt: seen.update(src=src, fmt=fmt))
+    export.export_model(export.SMOLLM2, tmp_path / "out")
+    assert seen == {"src": export.SMOLLM2, "fmt": "int4"}
+    assert json.loads((ENGLISH_MODEL / "triattn.json").read_text()) == export.RECIPES[export.SMOLLM2]["settings"]
+
+
+def test_precision_setting_of_a_model_folder(tmp_path):
+    from triattn.settings import model_precision, write_settings
+    assert model_precision(tmp_path) == "default"
+    write_settings(tmp_path, {"precision": "f32"})
+    assert model_precision(tmp_path) == "f32" and model_precision(tmp_path, "default") == "default"
+    (tmp_path / "triattn.json").write_text("{not json")
+    assert model_precision(tmp_path) == "default"

@@ -85,13 +85,14 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
 
 
 def read_prompts(path) -> list[str]:
-    """One prompt a line; blank lines are skipped."""
+    """One prompt a line, or prompts of several lines separated by lines of `---`; blanks are skipped."""
+    from .text import split_prompts
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"prompts file not found: {p}")
-    prompts = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    prompts = split_prompts(p.read_text(encoding="utf-8"))
     if not prompts:
-        raise ValueError(f"{p} holds no prompts (one prompt a line)")
+        raise ValueError(f"{p} holds no prompts (one prompt a line, or blocks separated by lines of ---)")
     return prompts
 
 

@@ -157,7 +157,7 @@ def collect(session, ids: np.ndarray, chunk: int = DEFAULT_CHUNK, progress: bool
 
 
 def calibrate(model_dir, text=None, max_tokens: int = DEFAULT_MAX_TOKENS, output=None, device: str = "CPU",
-              precision: str = "default", chunk: int = DEFAULT_CHUNK, progress: bool = True) -> tuple[Calibration, Path]:
+              precision: str = "auto", chunk: int = DEFAULT_CHUNK, progress: bool = True) -> tuple[Calibration, Path]:
     """Measure the query statistics of the model in `model_dir` and save them; returns (stats, path)."""
     from .model import LoadedModel
     from .text import load_tokenizer
@@ -171,7 +171,7 @@ def calibrate(model_dir, text=None, max_tokens: int = DEFAULT_MAX_TOKENS, output
     stats = collect(model.new_session(), ids, chunk, progress)
     fp = fingerprint(model_dir)
     meta = dict(format=FORMAT, fingerprint=fp, model_dir=str(Path(model_dir).resolve()), text=str(text),
-                device=model.device, precision=precision, chunk=chunk,
+                device=model.device, precision=model.precision, chunk=chunk,
                 created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
     cal = stats.result(meta)
     path = save(cal, output or default_output(model_dir, fp))

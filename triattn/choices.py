@@ -1,7 +1,8 @@
 """What the web page offers: example prompts, policy and mechanism labels, models and devices.
 
-Models are the default one (`runs.default_model_dir`: the bundled demo model, or a random-weight
-tiny model built on first use), directories named at launch (`--model-dir`, or MODEL_ID on a
+Models are the default one (`runs.default_model_dir`: the bundled SmolLM2-135M-Instruct, or a
+random-weight tiny model built on first use in a checkout without it), the bundled gpt-oss-family
+demo model, directories named at launch (`--model-dir`, or MODEL_ID on a
 Space), and Hugging Face downloads. What a visitor types reaches the hub as a checked model id,
 never the file system as a path. Every failure is a ModelError or ValueError whose message is
 meant for the user.
@@ -17,19 +18,30 @@ from .errors import reason
 from .model import ModelError, available_devices, read_info, resolve_device
 from .policies import list_policies
 from .paths import ASSETS
-from .runs import DEMO_MODEL, default_model_dir
+from .runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models, default_model_dir
 
 PROMPTS = ASSETS / "prompts"
 DEFAULT = "default"
 BIG_MODEL = "OpenVINO/gpt-oss-20b-int4-ov"
+# What each bundled model is for, in the model menu and above the results.
+LABELS = {ENGLISH_MODEL: "SmolLM2-135M-Instruct: writes English",
+          DEMO_MODEL: "gpt-oss architecture: sliding windows and sinks, writes Python"}
+NOTICES = {
+    ENGLISH_MODEL: "**Model: SmolLM2-135M-Instruct** (135M parameters, int4 weights, bundled): a small "
+                   "instruct model that writes fluent English, though its facts are often wrong.",
+    DEMO_MODEL: "**Model: the gpt-oss-family demo model** (16.8M parameters, bundled): gpt-oss's sliding-window "
+                "layers and attention sinks, trained on the Python standard library; it writes Python-like text.",
+}
 
 
 def example_prompts(folder: Path = PROMPTS) -> list[str]:
-    """One prompt per non-empty line, from every *.txt file in the folder, files in name order."""
+    """The prompts of every *.txt file in the folder, files in name order (one prompt a line, or
+    blocks between lines of `---`); a prompt in two files is offered once."""
+    from .text import split_prompts
     prompts = []
     for f in sorted(folder.glob("*.txt")):
-        prompts += [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return prompts
+        prompts += split_prompts(f.read_text(encoding="utf-8"))
+    return list(dict.fromkeys(prompts))
 
 
 def policy_choices() -> list[tuple[str, str]]:
@@ -69,6 +81,8 @@ class Catalog:
     def __init__(self, model_dirs=(), preferred: str | None = None):
         self.models: dict[str, str] = {DEFAULT: default_label()}
         self._lock = threading.Lock()  # a download may add while another visitor's page lists
+        for d in bundled_models()[1:]:  # the first is DEFAULT
+            self.add(d, LABELS[d])
         for d in model_dirs:
             self.add(d)
         self.preferred = preferred or (str(Path(model_dirs[0]).resolve()) if model_dirs else DEFAULT)
@@ -96,21 +110,26 @@ class Catalog:
 
 
 def default_label() -> str:
-    if is_demo_model_bundled():
-        return "default: tiny demo model (bundled)"
+    bundled = bundled_models()
+    if bundled:
+        return LABELS[bundled[0]]
     return "default: tiny model with RANDOM weights (text is noise)"
 
 
-def is_demo_model_bundled() -> bool:
-    return (DEMO_MODEL / "openvino_model.xml").is_file()
+def _bundled(value: str) -> Path | None:
+    """The bundled model a menu value stands for, if any."""
+    bundled = bundled_models()
+    if value == DEFAULT:
+        return bundled[0] if bundled else None
+    return next((d for d in bundled if str(d.resolve()) == value), None)
 
 
 def model_notice(value: str) -> str:
     """Markdown shown above the page's results for the chosen model."""
     steps = f"```bash\n{load_big_model_steps()}\n```"
-    if value == DEFAULT and is_demo_model_bundled():
-        return ("**Model: a tiny demo model**, small enough to run anywhere; its answers are far from a real "
-                f"LLM's. To compare on gpt-oss-20b (int4, a download of over 10 GB):\n{steps}")
+    bundled = _bundled(value)
+    if bundled is not None:
+        return f"{NOTICES[bundled]} To compare on gpt-oss-20b (int4, a download of over 10 GB):\n{steps}"
     if value == DEFAULT:
         return ("⚠️ **This model's weights are random: its text is noise.** It shows how pruning changes "
                 "speed, memory and which tokens are kept, not answer quality. To compare on a real model, "

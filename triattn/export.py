@@ -12,7 +12,23 @@ import shutil
 import warnings
 from pathlib import Path
 
+from .paths import ASSETS
+
 WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32")
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
+# Settings measured for one model (its model card has the figures), shared by the hub conversion
+# (`python -m triattn export --model-id ...`) and the offline build from the GGUF
+# (scripts/build_smollm2.py), so both give the same export. `quantization` replaces the weight
+# format's generic config; `settings` goes to the export's triattn.json (see triattn.settings).
+# SmolLM2: every layer int4 asymmetric in groups of 32 (the GGUF's own blocks), tuned by AWQ and scale
+# estimation on English text; f32 inference, since the CPU's bf16 default flipped greedy answers.
+RECIPES = {
+    SMOLLM2: dict(weight_format="int4", settings={"precision": "f32"},
+                  quantization={"bits": 4, "sym": False, "group_size": 32, "ratio": 1.0, "quant_method": "awq",
+                                "scale_estimation": True, "dataset": "english-sample"}),
+}
+ENGLISH_TEXT = ASSETS / "text" / "python-reference-sample.txt"
+ENGLISH_DATA_CHARS = 18_000  # about the 4096 tokens the calibration reads; quality is measured after them
 OV_TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_detokenizer.xml")
 PROBE_TIMEOUT_S = float(os.environ.get("TRIATTN_HUB_TIMEOUT", "8"))
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -116,6 +132,13 @@ def quantization_config(weight_format: str, model_id: str):
     knows one (gpt-oss has a mixed int4/int8 recipe), else the generic one optimum-cli uses."""
     if weight_format not in ("int4", "int8"):
         return None
+    recipe = RECIPES.get(model_id)
+    if recipe and recipe["weight_format"] == weight_format:
+        config = dict(recipe["quantization"])
+        if config.get("dataset") == "english-sample":
+            config["dataset"] = english_samples()
+            config["num_samples"] = len(config["dataset"])
+        return config
     from optimum.intel.openvino.configuration import _DEFAULT_4BIT_WQ_CONFIG, get_default_quantization_config
     default = get_default_quantization_config(model_id, weight_format)
     if default is not None:
@@ -126,10 +149,19 @@ def quantization_config(weight_format: str, model_id: str):
     return {**_DEFAULT_4BIT_WQ_CONFIG, "group_size_fallback": "adjust"}
 
 
-def export_to_openvino(src: str | Path, out_dir: str | Path, weight_format: str = "fp16") -> None:
+def english_samples(min_chars: int = 200) -> list[str]:
+    """Data for AWQ and scale estimation: the paragraphs of at least `min_chars` in the first part
+    of the shipped English text (a local list, so no dataset is downloaded)."""
+    text = ENGLISH_TEXT.read_text(encoding="utf-8")[:ENGLISH_DATA_CHARS]
+    return [p for p in text.split("\n\n") if len(p) >= min_chars]
+
+
+def export_to_openvino(src: str | Path, out_dir: str | Path, weight_format: str = "fp16",
+                       recipe: str | None = None) -> None:
     """optimum-intel export of a transformers checkpoint (a local directory or a hub id) to a stateful
     IR with past, plus the OpenVINO tokenizer and detokenizer (openvino-tokenizers), written to
-    `<out_dir>.partial` and moved into place only when complete."""
+    `<out_dir>.partial` and moved into place only when complete. `recipe` names the RECIPES entry
+    to use (default: the one for `src`, if any)."""
     from optimum.exporters.openvino import main_export
     from optimum.exporters.openvino.__main__ import _main_quantize
     from optimum.intel.openvino.configuration import OVConfig, _GPTOSSQuantizationConfig
@@ -137,7 +169,8 @@ def export_to_openvino(src: str | Path, out_dir: str | Path, weight_format: str 
     out_dir = Path(out_dir)
     tmp_out = Path(str(out_dir) + ".partial")
     shutil.rmtree(tmp_out, ignore_errors=True)
-    quant = quantization_config(weight_format, str(src))
+    recipe = recipe or str(src)
+    quant = quantization_config(weight_format, recipe)
     ov_config = OVConfig(quantization_config=quant) if quant else OVConfig(dtype=weight_format)
     task = "text-generation-with-past"
     main_export(str(src), output=tmp_out, task=task, stateful=True, convert_tokenizer=True, ov_config=ov_config)
@@ -147,7 +180,10 @@ def export_to_openvino(src: str | Path, out_dir: str | Path, weight_format: str 
         from huggingface_hub.constants import HF_HUB_CACHE
         _main_quantize(str(src), task, "transformers", ov_config.quantization_config, tmp_out, HF_HUB_CACHE)
     if Path(src).is_dir():
-        for f in Path(src).glob("*token*"):
+        for f in [*Path(src).glob("*token*"), *Path(src).glob("chat_template.*")]:
             shutil.copy(f, tmp_out / f.name)
+    if recipe in RECIPES:
+        from .settings import write_settings
+        write_settings(tmp_out, RECIPES[recipe]["settings"])
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp_out.rename(out_dir)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import ModelError, reason, runtime_failure
 from .instrument import KEY_STATE, VALUE_STATE, instrument
+from .settings import AUTO, model_precision
 
 REQUIRED_FILES = ("openvino_model.xml", "openvino_model.bin", "config.json")
 __all__ = ["ModelError", "ModelInfo", "LoadedModel", "Session", "read_info", "load_model", "resolve_device"]
@@ -134,8 +135,9 @@ _cache_lock = threading.Lock()
 class LoadedModel:
     """A compiled, instrumented model; share one across threads, one Session per run."""
 
-    def __init__(self, model_dir, device="CPU", precision="default", queries=False):
+    def __init__(self, model_dir, device="CPU", precision=AUTO, queries=False):
         import openvino as ov
+        precision = model_precision(model_dir, precision)
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.info = read_info(model_dir)
@@ -200,9 +202,10 @@ class LoadedModel:
         return sum(1 for s in list(self._sessions) if s.request is not None)
 
 
-def load_model(model_dir, device="CPU", precision="default", queries=False) -> LoadedModel:
-    """Compile once per (model, device, precision, queries) and reuse across runs."""
-    key = (str(Path(model_dir).resolve()), resolve_device(device), precision, queries)
+def load_model(model_dir, device="CPU", precision=AUTO, queries=False) -> LoadedModel:
+    """Compile once per (model, device, precision, queries) and reuse across runs. AUTO precision
+    is the model folder's own choice (triattn.settings), else the device's default."""
+    key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries)
     with _cache_lock:
         if key not in _cache:
             _cache[key] = LoadedModel(model_dir, key[1], precision, queries)

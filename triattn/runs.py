@@ -18,6 +18,7 @@ from .paths import ASSETS, CACHE
 from .text import StreamDecoder
 
 DEMO_MODEL = ASSETS / "demo-model"
+ENGLISH_MODEL = ASSETS / "smollm2-135m-instruct"
 
 
 @dataclass
@@ -74,10 +75,18 @@ def run(model, tokenizer, prompt_ids, eviction, sampling=SamplingConfig(), max_n
     return result
 
 
+def bundled_models() -> list[Path]:
+    """The models shipped in assets/, default first: SmolLM2-135M-Instruct (writes English), then
+    the gpt-oss-family demo model (writes Python)."""
+    return [d for d in (ENGLISH_MODEL, DEMO_MODEL) if (d / "openvino_model.xml").is_file()]
+
+
 def default_model_dir(notify: Callable[[str], None] = print) -> Path:
-    """The bundled demo model, or (until one ships) a random-weight tiny model built once into the cache."""
-    if (DEMO_MODEL / "openvino_model.xml").is_file():
-        return DEMO_MODEL
+    """The first bundled model, or (in a checkout without one) a random-weight tiny model built
+    once into the cache."""
+    bundled = bundled_models()
+    if bundled:
+        return bundled[0]
     target = CACHE / "tiny-gpt-oss"
     if not (target / "openvino_model.xml").is_file():
         notify(f"building a tiny random-weight gpt-oss model in {target} (once; about 15 s)")

@@ -26,6 +26,25 @@ def load_tokenizer(model_dir: str | Path):
         raise ModelError(f"cannot load the tokenizer from {model_dir}: {reason(e)}") from None
 
 
+PROMPT_SEPARATOR = "---"
+
+
+def split_prompts(text: str) -> list[str]:
+    """Prompts in a file: blocks between lines of `---` when there are such lines (a prompt may then
+    span lines, like a passage followed by a question), else one prompt a line. Blanks are skipped."""
+    lines = text.splitlines()
+    if any(line.strip() == PROMPT_SEPARATOR for line in lines):
+        blocks, current = [], []
+        for line in lines + [PROMPT_SEPARATOR]:
+            if line.strip() == PROMPT_SEPARATOR:
+                blocks.append("\n".join(current).strip())
+                current = []
+            else:
+                current.append(line)
+        return [b for b in blocks if b]
+    return [line.strip() for line in lines if line.strip()]
+
+
 def encode_prompt(tokenizer, text: str, chat: bool = True) -> list[int]:
     """Token ids for `text`, wrapped in the chat template when the tokenizer has one and `chat`."""
     if not text or not text.strip():

@@ -21,10 +21,11 @@ def positive_int(text: str) -> int:
 
 def add_model_args(p):
     p.add_argument("--model-dir", default=None,
-                   help="OpenVINO model directory (default: the bundled demo model)")
+                   help="OpenVINO model directory (default: the bundled SmolLM2-135M-Instruct)")
     p.add_argument("--device", default="CPU", help="CPU, GPU, NPU or AUTO (a device absent here is an error)")
-    p.add_argument("--precision", default="default", choices=["default", "f32"],
-                   help="default: the device's own (bf16/f16 on CPU); f32: exact reference")
+    p.add_argument("--precision", default="auto", choices=["auto", "default", "f32"],
+                   help="auto (default): the model's own choice (triattn.json in its folder), else the "
+                        "device's; default: the device's own (bf16/f16 on CPU); f32: exact reference")
 
 
 def add_eviction_args(p, multi: bool = False):
