@@ -2,8 +2,10 @@
 import numpy as np
 import pytest
 
-from triattn.ab import (BASELINE, CHANGE, PRUNED, Pair, first_divergence, headline, interleave, metrics_table,
-                        percent_change, plot_frames)
+from triattn.ab import Pair, headline, plot_frames
+from triattn.interleave import interleave
+from triattn.quality import first_divergence
+from triattn.tables import BASELINE, CHANGE, PRUNED, metrics_table, percent_change
 from triattn.config import EvictionConfig, SamplingConfig
 from triattn.engine import PruneEvent, StepRecord, generate
 from triattn.evictview import (EVICTED_ALL, EVICTED_SOME, evicted_layer_counts, eviction_summary, eviction_view,
@@ -41,21 +43,22 @@ def _metrics(**kw):
     return RunMetrics(**{**base, **kw})
 
 
-def test_table_rows_and_percent_change():
+def test_table_rows_and_the_change_rule():
+    """Percentages of bases well above their noise; memory and TTFT as differences (memory is often a
+    few MB or 0; TTFT depends on which run prefilled first); no change for counts the baseline lacks."""
     b = _metrics()
     p = _metrics(ttft_s=0.15, tpot_ms=8.0, throughput_tok_s=60.0, latency_s=1.5, kv_tokens_max=150,
                  kv_bytes_max=150 * 1024, prune_events=6, prune_time_s=0.012, rss_delta_mb=2.0)
     t = metrics_table(b, p, {"Outputs diverge at": "token #8"})
     assert t["Run"].tolist() == [BASELINE, PRUNED, CHANGE]
     row = dict(zip(t.columns, t.iloc[2]))
-    assert row["TTFT (ms)"] == "+50.0%"
+    assert row["TTFT (ms)"] == "+50.0 ms"
     assert row["TPOT (ms)"] == "-20.0%"
     assert row["Throughput (tok/s)"] == "+20.0%"
     assert row["Latency (s)"] == "-25.0%"
     assert row["KV tokens"] == "-50.0%" and row["KV size (KiB)"] == "-50.0%"
-    assert row["Memory Δ (MB)"] == "-75.0%"
-    assert row["Tokens"] == "0.0%"
-    assert row["Prune events"] == "—"  # the baseline never prunes: no ratio
+    assert row["Memory Δ (MB)"] == "-6.0 MB"
+    assert row["Tokens"] == "" and row["Prune events"] == "" and row["Prune time (ms)"] == ""
     assert row["Outputs diverge at"] == "token #8"
     pruned = dict(zip(t.columns, t.iloc[1]))
     assert pruned["TTFT (ms)"] == "150.0" and pruned["KV size (KiB)"] == "150.0" and pruned["Prune events"] == "6"
@@ -212,7 +215,7 @@ def test_pair_quality_columns(gptoss_dir, prompt, budget, identical):
 
 
 def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
-    """A backend policy runs through its own pipeline; with a cache above the sequence it matches
+    """A choice another runtime runs (ov-genai) goes through its own pipeline; with a cache above the sequence it matches
     the baseline's tokens (f32 on both sides), and the table says what it cannot observe."""
     model = load_model(llama_dir, precision="f32")
     cfg = EvictionConfig(policy="ov-genai", budget=256, recent_window=32, sink_tokens=4)
@@ -224,3 +227,15 @@ def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
     assert q.agreement == 1.0 and q.delta_nll is None
     row = pair.table().loc[2]
     assert row["Token agreement"] == "100.0%" and row["ΔNLL (forced)"] == ""
+
+
+def test_page_and_cli_tables_share_one_change_rule():
+    """`infer --compare` prints the page's rows: same cells, same Change row."""
+    from triattn.tables import markdown
+    b = _metrics()
+    p = _metrics(ttft_s=0.15, tpot_ms=8.0, rss_delta_mb=0.0, prune_events=3, prune_time_s=0.002)
+    page = metrics_table(b, p)
+    md = markdown(b, p, PRUNED).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in md[2:5]]
+    assert cells == page.values.tolist()
+    assert cells[2][page.columns.get_loc("Memory Δ (MB)")] == "-8.0 MB"

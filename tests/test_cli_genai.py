@@ -28,12 +28,13 @@ def test_infer_compare_prints_the_used_sizes(cli, llama_dir):
     assert r.returncode == 0, r.stderr
     assert "=== ov-genai/blocks, budget 64 ===" in r.stdout and "| Change" in r.stdout
     assert "not available (this policy cannot be fed the baseline's tokens)" in r.stdout
+    assert "Token agreement:" in r.stdout
     assert "max_cache_size 96 (budget 64)" in r.stdout
 
 
 def test_infer_rejects_a_mechanism_for_ov_genai(cli, llama_dir):
     r = cli("infer", "--model-dir", llama_dir, "--prompt", "x", "--policy", "ov-genai", "--evict", "zero")
-    assert r.returncode == 2 and "--evict does not apply to ov-genai" in one_line(r.stderr)
+    assert r.returncode == 2 and "--evict and --prefill-chunk do not apply to ov-genai" in one_line(r.stderr)
     r = cli("infer", "--model-dir", llama_dir, "--prompt", "x", "--policy", "ov-genai", "--genai-aggregation", "max")
     assert r.returncode == 2 and "invalid choice" in one_line(r.stderr)
 

@@ -81,7 +81,7 @@ def test_infer_compare_prints_both_texts_and_a_change_row(gptoss_dir):
             "--budget", "16", "--recent-window", "4", "--sink-tokens", "2", "--compare")
     assert r.returncode == 0, r.stderr
     assert "=== baseline (full cache) ===" in r.stdout and "=== knorm/hard, budget 16 ===" in r.stdout
-    assert "| Change" in r.stdout and "quality: agreement" in r.stdout
+    assert "| Change" in r.stdout and "Token agreement:" in r.stdout and "Outputs diverge at:" in r.stdout
 
 
 def test_infer_compare_needs_a_pruning_policy(gptoss_dir):

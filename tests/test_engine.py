@@ -7,10 +7,10 @@ import pytest
 from triattn.config import MECHANISMS, EvictionConfig, SamplingConfig
 from triattn.engine import PromptTooLong, generate
 from triattn.model import load_model
-from triattn.policies import get_policy, list_policies
+from triattn.policies import get_policy, pruning_policies
 
-# the scorers of our decode loop; a backend policy (ov-genai) has its own tests (test_genai.py)
-PRUNING = [p for p in list_policies() if p != "none" and get_policy(p).backend is None]
+# the scorers of our decode loop; a choice another runtime runs (ov-genai) has its own tests (test_genai.py)
+PRUNING = [p for p in pruning_policies() if get_policy(p).runtime == "loop"]
 BASE = EvictionConfig(policy="none")
 
 

@@ -133,7 +133,7 @@ def test_no_teacher_forcing(llama_dir, prompt):
     model, _ = _setup(llama_dir)
     with pytest.raises(ValueError, match="cannot be teacher-forced"):
         genai.generate(model, prompt, cfg(), force=[1, 2, 3])
-    with pytest.raises(ValueError, match="own backend"):
+    with pytest.raises(ValueError, match="own runtime"):
         next(generate(model.new_session(), prompt, cfg()))
     q = compare(model.new_session(), prompt, [5, 6, 7, 8], [5, 6, 9, 8], cfg())
     assert (q.agreement, q.first_divergence, q.divergence_tokens) == (0.75, 2, (7, 9))

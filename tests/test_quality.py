@@ -7,15 +7,18 @@ import pytest
 from triattn.config import EvictionConfig
 from triattn.engine import StepRecord, generate
 from triattn.model import load_model
-from triattn.quality import compare, forced_scores, token_agreement
+from triattn.quality import compare, first_divergence, forced_scores, token_agreement
 from triattn.sampling import log_softmax
 
 
 def test_token_agreement_counts_over_the_longer_run():
-    """baseline 1 2 3 4, pruned 1 2 9 4 5 -> same at 0,1,3 of 5 positions; first divergence at 2."""
-    assert token_agreement([1, 2, 3, 4], [1, 2, 9, 4, 5]) == (3 / 5, 2)
-    assert token_agreement([1, 2], [1, 2]) == (1.0, None)
-    assert token_agreement([], []) == (1.0, None)
+    """baseline 1 2 3 4, pruned 1 2 9 4 5 -> same at 0,1,3 of 5 positions; first divergence at 2,
+    by the same rule the page uses (first_divergence, with both runs ended)."""
+    assert token_agreement([1, 2, 3, 4], [1, 2, 9, 4, 5]) == 3 / 5
+    assert first_divergence([1, 2, 3, 4], [1, 2, 9, 4, 5]).index == 2
+    assert token_agreement([1, 2], [1, 2]) == 1.0 and first_divergence([1, 2], [1, 2]) is None
+    assert token_agreement([], []) == 1.0
+    assert first_divergence([1, 2], [1, 2, 3]).index == 2  # one run ended, the other went on
 
 
 def test_forced_scores_from_hand_made_logits():

@@ -13,16 +13,18 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EvictionConfig
+from .config import EvictionConfig, full_cache
 from .policies import get_policy
-from .quality import can_force, compare, teacher_forced
+from .quality import compare, teacher_forced
+from .runner import can_force
 from .paths import ASSETS
-from .runs import run
+from .runs import raw_run, run
+from .stepwise import execute_steps
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
 WARMUP_TOKENS = 16
-FULL = EvictionConfig(policy="none")
+FULL = full_cache()
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
     A backend policy has its own mechanism (e.g. ov-genai/blocks): one mode per budget.
     with_card adds the model card's own configuration (its rule, K/V zeroing, pruning at every step,
     no sink tokens) at the same budget and recent window, to measure it side by side."""
-    pruned = [p for p in dict.fromkeys(policies) if p != "none"]
+    pruned = [p for p in dict.fromkeys(policies) if get_policy(p).prunes]
     if not pruned:
         raise ValueError("give at least one pruning policy (the baseline always runs)")
     budgets = list(dict.fromkeys(budgets))
@@ -72,7 +74,7 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
             raise ValueError(f"budget {b} must exceed sink tokens + recent window ({sink_tokens} + {recent_window})")
     kw = dict(recent_window=recent_window, sink_tokens=sink_tokens, prune_interval=prune_interval,
               genai_aggregation=genai_aggregation)
-    modes = [Mode("baseline", EvictionConfig(policy="none", budget=max(budgets), **kw))]
+    modes = [Mode("baseline", full_cache(budget=max(budgets), **kw))]
     for b, p, e in itertools.product(budgets, pruned, dict.fromkeys(evicts)):
         cfg = EvictionConfig(policy=p, evict=e, budget=b, **kw)
         name = f"{p}/{cfg.evict}" + (f"@{b}" if len(budgets) > 1 else "")
@@ -140,24 +142,6 @@ def schedule(plan: Plan, runs: int) -> list[tuple[int, Cell]]:
     return [(r, c) for r in range(runs) for c in plan.cells]
 
 
-def raw_run(result, run_index: int = 0, cell: Cell | None = None, mode: str = "") -> dict:
-    recs = result.records
-    return {
-        "run": run_index, "prompt": cell.prompt if cell else 0, "mode": mode,
-        "metrics": result.metrics.as_dict(),
-        "decode_time_s": sum(r.time_s for r in recs[1:]),
-        # prune time inside decode steps; a long prompt's one cut after prefill counts in TTFT
-        "decode_prune_time_s": sum(r.prune.time_s for r in recs[1:] if r.prune),
-        "kv_decode_max": max((r.kv_len for r in recs[1:]), default=recs[0].kv_len),
-        "step_times_s": [r.time_s for r in recs],
-        "kv_len": [r.kv_len for r in recs],
-        "prune": [{"step": r.index, "time_s": r.prune.time_s, "evicted": r.prune.evicted,
-                   "kv_before": r.prune.kv_before, "kv_after": r.prune.kv_after} for r in recs if r.prune],
-        "token_ids": list(result.token_ids),
-        **({"used": result.used} if result.used else {}),
-    }
-
-
 def calibrations(model, modes) -> dict:
     return {m.name: get_policy(m.eviction.policy).prepare(model.info.model_dir) for m in modes}
 
@@ -193,7 +177,6 @@ def execute(model, tokenizer, plan: Plan, sampling, max_new_tokens: int, runs: i
             session=session, calibration=calib[mode.name])
     if interleave == "steps":
         del session
-        from .stepwise import execute_steps
         return execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress)
     raw, tokens = [], {}
     for r, cell in schedule(plan, runs):

@@ -45,8 +45,8 @@ class EvictionConfig:
     budget, and an interval that grows with it keeps pruning near 1% of decode time.
     The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept.
 
-    A policy that runs in its own backend (ov-genai) has its own mechanism: `evict` is set to it,
-    and `genai_aggregation` picks how that backend aggregates attention scores.
+    A choice that runs in another runtime (ov-genai) has its own mechanism: `evict` is set to it,
+    and `genai_aggregation` picks how that runtime aggregates attention scores.
     """
     policy: str = "knorm"
     evict: str = "hard"
@@ -59,7 +59,7 @@ class EvictionConfig:
     def __post_init__(self):
         from .policies import get_policy  # late import: policies import nothing from here
         policy = get_policy(self.policy)
-        if policy.backend is not None:
+        if policy.mechanism is not None:  # it evicts its own way
             object.__setattr__(self, "evict", policy.mechanism)
         elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
@@ -78,13 +78,14 @@ class EvictionConfig:
 
     @property
     def prunes(self) -> bool:
-        return self.policy != "none"
+        from .policies import get_policy
+        return get_policy(self.policy).prunes
 
     def as_dict(self) -> dict:
-        """The settings; genai_aggregation only for a policy that runs in a backend (it means nothing else)."""
+        """The settings; those that only some choice reads (genai_aggregation) only for that choice."""
         from .policies import get_policy
         d = asdict(self)
-        if get_policy(self.policy).backend is None:
+        if "genai_aggregation" not in get_policy(self.policy).settings:
             d.pop("genai_aggregation")
         return d
 
@@ -116,3 +117,9 @@ def check_max_new_tokens(n) -> int:
     if n > MAX_NEW_TOKENS_CAP:
         raise ValueError(f"max_new_tokens is capped at {MAX_NEW_TOKENS_CAP}, got {n}")
     return n
+
+
+def full_cache(**kw) -> EvictionConfig:
+    """The baseline's settings: the full cache, nothing evicted (other fields as given, for display)."""
+    from .policies import BASELINE_POLICY
+    return EvictionConfig(policy=BASELINE_POLICY, **kw)

@@ -84,9 +84,9 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
     check_request(info, prompt.size, eviction, limit)
     policy = get_policy(eviction.policy)
-    if policy.backend is not None:
-        raise ValueError(f"policy {eviction.policy!r} runs in its own backend ({policy.backend}), not in this "
-                         f"decode loop; run it through runs.stream_run")
+    if policy.runtime != "loop":
+        raise ValueError(f"policy {eviction.policy!r} runs in its own runtime ({policy.runtime}), not in this "
+                         f"decode loop; run it through runner.runner_for")
     mech = get_mechanism(eviction.evict)
     recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
     # A window of W slots covers the query and W - 1 cached tokens: a budget of W keeps it whole.

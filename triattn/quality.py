@@ -8,7 +8,7 @@
   delta NLL = mean(-log p_pruned(t)) - mean(-log p_full(t)) over the baseline tokens t,
   perplexity ratio = exp(delta NLL), and top-1 agreement = share of steps where the two caches'
   argmax predictions agree.
-  A policy that runs in its own backend (ov-genai) cannot be fed given tokens, so for it these
+  A run that another runtime executes (ov-genai) cannot be fed given tokens, so for it these
   three are None (not available), and only token agreement is measured.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .config import EvictionConfig
+from .config import EvictionConfig, full_cache
 from .engine import generate
-from .policies import get_policy
+from .runner import can_force
 
 
 @dataclass
@@ -36,23 +36,37 @@ class Quality:
         return asdict(self)
 
 
-def token_agreement(baseline: list, pruned: list) -> tuple[float, int | None]:
+@dataclass(frozen=True)
+class Divergence:
+    index: int              # 0-based index among the new tokens
+    baseline: int | None    # token id, None where that run had already ended
+    pruned: int | None
+
+
+def first_divergence(a: list, b: list, a_done: bool = True, b_done: bool = True) -> Divergence | None:
+    """First new token where the runs differ; None if they agree as far as both have got.
+
+    A run that has ended counts as differing from one that goes on (its token is None);
+    a run still going may yet produce the other's next token, so it is not compared.
+    """
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return Divergence(i, x, y)
+    n = min(len(a), len(b))
+    if len(a) != len(b) and ((len(a) == n and a_done) or (len(b) == n and b_done)):
+        return Divergence(n, a[n] if len(a) > n else None, b[n] if len(b) > n else None)
+    return None
+
+
+def token_agreement(baseline: list, pruned: list) -> float:
+    """Share of positions, over the longer output, where both runs chose the same token."""
     n = max(len(baseline), len(pruned))
-    if n == 0:
-        return 1.0, None
-    same = [i < len(baseline) and i < len(pruned) and baseline[i] == pruned[i] for i in range(n)]
-    first = next((i for i, s in enumerate(same) if not s), None)
-    return sum(same) / n, first
+    return 1.0 if n == 0 else sum(x == y for x, y in zip(baseline, pruned)) / n
 
 
 def forced_scores(records) -> tuple[np.ndarray, np.ndarray]:
     """(negative log-likelihoods, argmax predictions) from teacher-forced records."""
     return np.array([-r.logprob for r in records]), np.array([r.top1 for r in records])
-
-
-def can_force(eviction: EvictionConfig) -> bool:
-    """Whether the configuration runs in our decode loop, which can be fed given tokens."""
-    return get_policy(eviction.policy).backend is None
 
 
 def teacher_forced(session, prompt_ids, tokens, eviction: EvictionConfig, calibration=None):
@@ -64,17 +78,15 @@ def compare(session, prompt_ids, baseline_tokens, pruned_tokens, eviction: Evict
     """Quality of `eviction` against the full cache. `full_forced`: teacher-forced records of the
     baseline (policy none) over its own tokens, if already computed (they are the same for every
     pruned configuration, so a caller comparing many can pass them once)."""
-    agreement, first = token_agreement(baseline_tokens, pruned_tokens)
-    div = None
-    if first is not None:
-        div = (baseline_tokens[first] if first < len(baseline_tokens) else None,
-               pruned_tokens[first] if first < len(pruned_tokens) else None)
+    agreement = token_agreement(baseline_tokens, pruned_tokens)
+    d = first_divergence(baseline_tokens, pruned_tokens)
+    first, div = (None, None) if d is None else (d.index, (d.baseline, d.pruned))
     if not can_force(eviction):
         return Quality(agreement, first, div, None, None, None)
     if not baseline_tokens:
         return Quality(agreement, first, div, 0.0, 1.0, 1.0)
     if full_forced is None:
-        full_forced = teacher_forced(session, prompt_ids, baseline_tokens, EvictionConfig(policy="none"))
+        full_forced = teacher_forced(session, prompt_ids, baseline_tokens, full_cache())
     pruned_forced = teacher_forced(session, prompt_ids, baseline_tokens, eviction, calibration)
     nll_full, top_full = forced_scores(full_forced)
     nll_pruned, top_pruned = forced_scores(pruned_forced)

@@ -221,35 +221,3 @@ def context_table(rows: list[dict], budget: int) -> str:
             f"bound = (budget + prune interval) x bytes per token; for ov-genai, (max_cache_size + block) x its "
             f"bytes per token, and it evicts nothing before the first decode step has attended to the whole prompt.")
     return table(headers, body, left=2) + "\n" + note
-
-
-def compare_table(base, pruned, name: str) -> str:
-    """Two runs (runs.RunResult) and their Change row, for `infer --compare`."""
-    headers = ["Mode", "Latency (s)", "TTFT (ms)", "TPOT (ms/tok, median)", "Throughput (tok/s)", "KV tokens max",
-               "KV max", "Prune events", "Prune time (ms)", "Mem Δ (MB)"]
-    rows, stats = [], []
-    for label, r in (("baseline", base), (name, pruned)):
-        m = r.metrics
-        stats.append({"latency_s": m.latency_s, "tpot_ms": m.tpot_ms, "throughput_tok_s": m.throughput_tok_s,
-                      "rss_delta_mb": m.rss_delta_mb, "kv_tokens_max": m.kv_tokens_max})
-        rows.append([label, fmt(m.latency_s, ".3f"), fmt(1000 * m.ttft_s, ".1f"), fmt(m.tpot_ms),
-                     fmt(m.throughput_tok_s, ".1f"), m.kv_tokens_max, fmt_bytes(m.kv_bytes_max),
-                     fmt(m.prune_events, "d"), fmt(_ms(m.prune_time_s), ".1f"), fmt(m.rss_delta_mb, "+.1f")])
-    c = change(*stats)
-    rows.append(["Change", fmt(c["latency_pct"], "+.1f", "%"), "", fmt(c["tpot_pct"], "+.1f", "%"),
-                 fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["kv_tokens_max_pct"], "+.1f", "%"), "", "", "",
-                 fmt(c["rss_delta_mb_diff"], "+.1f", " MB")])
-    return table(headers, rows)
-
-
-def quality_line(q: dict) -> str:
-    if q["first_divergence"] is None:
-        div = "identical tokens"
-    else:
-        a, b = q["divergence_tokens"]
-        div = f"first divergence at token {q['first_divergence']} (baseline id {a}, pruned id {b})"
-    if q["delta_nll"] is None:
-        return (f"quality: agreement {q['agreement']:.1%} | {div} | teacher-forced ΔNLL, PPL ratio and top-1: "
-                f"not available (this policy cannot be fed the baseline's tokens)")
-    return (f"quality: agreement {q['agreement']:.1%} | {div} | ΔNLL {q['delta_nll']:+.4f} nats/token | "
-            f"PPL ratio {q['ppl_ratio']:.4f} | forced top-1 agreement {q['forced_top1_agreement']:.1%}")

@@ -14,9 +14,8 @@ import gc
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from .ab import Pair, plot_frames
+from .ab import Pair
 from .config import EvictionConfig, SamplingConfig
-from .evictview import eviction_summary, eviction_view
 from .inputs import prompt_ids
 from .metrics import peak_rss_mb, rss_mb
 
@@ -57,11 +56,7 @@ def one_comparison(model, tokenizer, ids, eviction, sampling, max_new_tokens, pr
     pair = Pair(model, tokenizer, ids, eviction, sampling, max_new_tokens, pruned_first=pruned_first)
     for _ in pair.steps():
         pass
-    pair.table()
-    plot_frames(pair.sides)
-    side, n_layers = pair.pruned, model.info.n_layers
-    eviction_view(tokenizer, pair.prompt_ids, side.token_ids, side.records, n_layers)
-    eviction_summary(side.records, len(pair.prompt_ids) + len(side.token_ids), n_layers)
+    pair.figures(final=True)
     return pair
 
 

@@ -17,12 +17,14 @@ import traceback
 import gradio as gr
 import pandas as pd
 
-from .ab import BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, first_divergence, headline, plot_frames
+from .ab import Pair, headline, plot_frames
+from .quality import first_divergence
+from .tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
 from .errors import redact
-from .evictview import COLORS, eviction_summary, eviction_view
+from .evictview import COLORS
 from .inputs import parse_settings, prompt_ids
 from .model import load_model
 from .text import load_tokenizer
@@ -59,8 +61,7 @@ def _tokenizer(model_dir: str):
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=["Run"] + [h for h, _, _ in COLUMNS] + ["Outputs diverge at"]
-                        + list(QUALITY_COLUMNS))
+    return pd.DataFrame(columns=headers() + ["Outputs diverge at"] + list(QUALITY_COLUMNS))
 
 
 def _divergence_text(pair: Pair) -> str:
@@ -152,7 +153,7 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
         yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
                                      "tokens)…", detail=True, final=False)
         pair.measure_quality()
-    b, p = (s.metrics(model.kv_bytes_per_token) for s in (pair.baseline, pair.pruned))
+    b, p = pair.baseline.current_metrics(), pair.pruned.current_metrics()
     done = "Stopped" if control.stop.is_set() else "Done"
     status = f"**{done} after {time.monotonic() - started:.1f} s.**"
     if b is not None and p is not None:
@@ -178,15 +179,11 @@ def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
              gr.Textbox(value=pair.pruned.text, label=labels[1]), status, _divergence_text(pair))
     if not detail:
         return texts + (gr.skip(),) * 5
-    table = pair.table()
-    lat, kv = plot_frames(pair.sides)
-    details = texts + (table if table is not None else _empty_table(), lat, kv)
+    f = pair.figures(final)
+    details = texts + (f["table"] if f["table"] is not None else _empty_table(), f["latency"], f["kv"])
     if not final:
         return details + ([], "The eviction view appears when the runs end.")
-    side, n_layers = pair.pruned, pair.model.info.n_layers
-    view = eviction_view(pair.tokenizer, pair.prompt_ids, side.token_ids, side.records, n_layers)
-    summary = eviction_summary(side.records, len(pair.prompt_ids) + len(side.token_ids), n_layers)
-    return details + (view, summary)
+    return details + (f["view"], f["summary"])
 
 
 def request_stop(control: RunControl):
@@ -259,7 +256,7 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
         # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
         table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True,
                              column_widths=["6%"] + ["6%" if h.startswith("Throughput") else "5%"
-                                                     for h, _, _ in COLUMNS] + ["13%"] + ["6%"] * 4)
+                                                     for h in headers()[1:]] + ["13%"] + ["6%"] * 4)
         with gr.Accordion("What the numbers mean", open=False):
             gr.Markdown(GLOSSARY)
         with gr.Row():

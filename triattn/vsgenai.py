@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 
-from .config import EvictionConfig, SamplingConfig
+from .config import SamplingConfig, full_cache
 from .engine import generate
 from .errors import runtime_failure
 from .model import PRECISIONS, ModelError
 
-BASELINE = EvictionConfig(policy="none")
+BASELINE = full_cache()
 
 
 def pipeline(model):

@@ -117,11 +117,12 @@ FIXED_BY_TARGETS = ("preset", "budget", "recent_window", "prune_interval", "cont
 
 def run_targets(args):
     from .. import report, targets
+    from ..policies import get_policy
     given = [f"--{a.replace('_', '-')}" for a in FIXED_BY_TARGETS if getattr(args, a) is not None]
     if args.with_card or args.evict != ["hard"] or len(args.policy) != 1 or given:
         raise ValueError("--targets runs fixed scenarios with hard compaction and one --policy; drop "
                          + (", ".join(given) if given else "--with-card / --evict / extra policies"))
-    if args.policy[0] == "none":
+    if not get_policy(args.policy[0]).prunes:
         raise ValueError("--targets needs a pruning --policy")
     check_output_file(args.output)
     sampling = sampling_from(args)

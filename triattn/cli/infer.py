@@ -30,15 +30,14 @@ def _peak() -> str:
 
 
 def run(args):
-    from ..bench import FULL
     from ..engine import check_request
-    from ..policies import get_policy
     from ..inputs import prompt_ids as encode
-    from ..runs import backend_for, run as run_once
+    from ..policies import get_policy
     eviction, sampling = eviction_from(args), sampling_from(args)
-    if args.evict is not None and get_policy(eviction.policy).backend is not None:
-        raise ValueError(f"--evict does not apply to {eviction.policy}: it evicts with its own mechanism "
-                         f"({eviction.evict})")
+    policy = get_policy(eviction.policy)
+    if policy.mechanism is not None and (args.evict is not None or args.prefill_chunk is not None):
+        raise ValueError(f"--evict and --prefill-chunk do not apply to {eviction.policy}: it evicts with its own "
+                         f"mechanism ({eviction.evict}) and prefills its own way")
     if args.compare and not eviction.prunes:
         raise ValueError("--compare needs a pruning --policy (the baseline already is policy none)")
     if not args.prompt.strip():  # before the model is loaded
@@ -46,49 +45,55 @@ def run(args):
     model, tok = open_model(args)
     prompt_ids = encode(tok, args.prompt, model.info.max_context, chat=not args.no_chat_template)
     check_request(model.info, len(prompt_ids), eviction, args.max_new_tokens)
-    calibration = get_policy(eviction.policy).prepare(model.info.model_dir)
-    stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
-    base = None
     if args.compare:
-        if not args.json:
-            print("=== baseline (full cache) ===")
-        base = run_once(model, tok, prompt_ids, FULL, sampling, args.max_new_tokens, on_text=stream)
-        if not args.json:
-            print(f"\n\n=== {eviction.policy}/{eviction.evict}, budget {eviction.budget} ===")
-    chunk = {} if args.prefill_chunk is None or backend_for(eviction) else {"prefill_chunk": args.prefill_chunk}
+        return _compare(args, model, tok, prompt_ids, eviction, sampling)
+    from ..runs import run as run_once
+    chunk = {} if args.prefill_chunk is None else {"prefill_chunk": args.prefill_chunk}
+    stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream,
-                      calibration=calibration, **chunk)
+                      calibration=policy.prepare(model.info.model_dir), **chunk)
     m = result.metrics
-    quality = None
-    if base is not None:
-        from ..quality import compare
-        quality = compare(model.new_session(), prompt_ids, base.token_ids, result.token_ids, eviction, calibration)
     if args.json:
         out = {"text": result.text, "token_ids": result.token_ids, "prompt_tokens": len(prompt_ids),
                "eviction": eviction.as_dict(), "device": model.device, "metrics": m.as_dict(),
-               "peak_rss_mb": peak_rss_mb()}
-        if result.used:
-            out["used"] = result.used
-        if base is not None:
-            out["baseline"] = {"text": base.text, "token_ids": base.token_ids, "metrics": base.metrics.as_dict()}
-            out["quality"] = quality.as_dict()
+               "peak_rss_mb": peak_rss_mb(), **({"used": result.used} if result.used else {})}
         print(json.dumps(out))
-        return 0
-    used = backend_for(eviction).describe(result.used) if result.used else None
-    if base is not None:
-        from ..report import compare_table, quality_line
-        print("\n")
-        print(compare_table(base, result, f"{eviction.policy}/{eviction.evict}"))
-        print(quality_line(quality.as_dict()))
-        if used:
-            print(used)
         return 0
     prunes = ("prune events not reported" if m.prune_events is None else
               f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
           f"{m.throughput_tok_s:.1f} tok/s | KV max {m.kv_tokens_max} tokens ({m.kv_bytes_max / 2**20:.2f} MiB) | "
           f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB{_peak()}", file=sys.stderr)
-    if used:
-        print(used, file=sys.stderr)
+    if result.describe():
+        print(result.describe(), file=sys.stderr)
     return 0
 
+
+def _compare(args, model, tok, prompt_ids, eviction, sampling):
+    """The page's comparison in a terminal: both runs interleaved token by token (ab.Pair), then
+    both texts, the page's table and the quality cost."""
+    from ..ab import Pair
+    from ..quality import first_divergence
+    from ..tables import describe_divergence, markdown, quality_columns
+    pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens)
+    for _ in pair.steps():
+        pass
+    quality = pair.measure_quality()
+    b, p = pair.baseline, pair.pruned
+    if args.json:
+        out = {"text": p.text, "token_ids": p.token_ids, "prompt_tokens": len(prompt_ids),
+               "eviction": eviction.as_dict(), "device": model.device, "metrics": p.metrics.as_dict(),
+               "baseline": {"text": b.text, "token_ids": b.token_ids, "metrics": b.metrics.as_dict()},
+               "quality": quality.as_dict(), "peak_rss_mb": peak_rss_mb(), **({"used": p.used} if p.used else {})}
+        print(json.dumps(out))
+        return 0
+    name = f"{eviction.policy}/{eviction.evict}, budget {eviction.budget}"
+    print(f"=== baseline (full cache) ===\n{b.text}\n\n=== {name} ===\n{p.text}\n")
+    div = describe_divergence(first_divergence(b.token_ids, p.token_ids), tok, finished=True)
+    print(markdown(b.metrics, p.metrics, eviction.policy, {"Outputs diverge at": div, **quality_columns(quality)}))
+    if quality.delta_nll is None:
+        print("ΔNLL, PPL ratio, top-1 agreement (forced): not available (this policy cannot be fed the baseline's "
+              "tokens)")
+    if p.describe():
+        print(p.describe())
+    return 0

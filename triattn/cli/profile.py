@@ -17,11 +17,11 @@ def add_parser(sub):
 def run(args):
     from .. import profile
     from ..bench import context_prompts
-    from ..config import EvictionConfig
+    from ..config import EvictionConfig, full_cache
     fill_eviction_defaults(args)
     model, tok = open_model(args)
     prompt = context_prompts(tok, [args.context], args.max_new_tokens, model.info.max_context)[0].ids
-    modes = {"baseline": EvictionConfig(policy="none")}
+    modes = {"baseline": full_cache()}
     for policy in args.policy:
         for evict in args.evict:
             modes[f"{policy}/{evict}"] = EvictionConfig(policy=policy, evict=evict, budget=args.budget,

@@ -8,8 +8,8 @@ from .common import (add_genai_args, add_model_args, add_sampling_args, check_bu
 
 def add_parser(sub):
     from ..config import MECHANISMS
-    from ..policies import list_policies
-    pruning = [p for p in list_policies() if p != "none"]
+    from ..policies import pruning_policies
+    pruning = pruning_policies()
     p = sub.add_parser("sweep", help="quality and TPOT over a grid of budgets x policies, with plots",
                        description="Every budget x policy x mechanism is compared with one baseline over the "
                                    "prompts (interleaved runs, untimed warm-ups); writes sweep.csv, sweep.json, "

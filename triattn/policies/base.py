@@ -1,5 +1,6 @@
-"""The policy interface and registry. A policy is one pure `score()`: higher means keep (or, for a
-policy that evicts inside another runtime, the name of the module that runs it: `backend`)."""
+"""The policy interface and registry. A policy is one pure `score()`: higher means keep. A choice
+that evicts inside another runtime (ov-genai) is registered beside the policies as a `Runtime`: it
+has no score, only the name of the runner that executes it (runner.py) and the mechanism it uses."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,10 +24,9 @@ class Policy:
     description = ""
     prunes = True          # False only for the baseline
     needs_keys = True      # keep post-RoPE keys of cached tokens on the host
-    # A policy that cannot be a scorer in our decode loop names the module of this package that runs
-    # the whole generation instead (`generate()`, `settings()`, `describe()`), and the mechanism it evicts with.
-    backend: str | None = None
-    mechanism: str | None = None
+    runtime = "loop"       # runs in our decode loop (runner.py)
+    mechanism: str | None = None   # None: the run's --evict mechanism applies
+    settings: tuple = ()   # EvictionConfig fields that only this choice reads
 
     def prepare(self, model_dir: str) -> object:
         """Load what the policy needs for a model (e.g. calibration); None if nothing."""
@@ -37,19 +37,20 @@ class Policy:
         raise NotImplementedError
 
 
+class Runtime:
+    """A choice that another runtime executes whole, with its own eviction: no scorer."""
+    name = ""
+    description = ""
+    prunes = True
+    needs_keys = False
+    runtime = ""           # the runner (runner.RUNNERS)
+    mechanism = ""         # what it evicts with, shown where our mechanisms are
+    settings: tuple = ()
+
+    def prepare(self, model_dir: str) -> object:
+        return None
+
+
 def register(cls):
     _REGISTRY[cls.name] = cls()
     return cls
-
-
-def get_policy(name: str) -> Policy:
-    from . import _load_all  # noqa: F401  (fills the registry)
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def list_policies() -> dict:
-    """name -> one-line description, baseline first."""
-    from . import _load_all  # noqa: F401
-    return {n: p.description for n, p in sorted(_REGISTRY.items(), key=lambda kv: (kv[1].prunes, kv[0]))}

@@ -1,0 +1,28 @@
+"""Advance several streams one item at a time, in turn: how two runs (or a benchmark's modes) share
+one machine so that each step's time is its own and drift reaches all alike."""
+from __future__ import annotations
+
+from typing import Iterator
+
+
+def interleave(streams: dict) -> Iterator[tuple[str, object]]:
+    """Advance named iterators one item at a time, in turn, yielding (name, item).
+
+    The lead alternates each round (A B, B A, A B, ...) so that neither run always follows the
+    other: whatever one step leaves behind in CPU caches is shared out evenly. An iterator that
+    ends drops out; the others go on.
+    """
+    live = dict(streams)
+    order = list(streams)
+    rounds = 0
+    while live:
+        for name in (order if rounds % 2 == 0 else order[::-1]):
+            if name not in live:
+                continue
+            try:
+                item = next(live[name])
+            except StopIteration:
+                del live[name]
+                continue
+            yield name, item
+        rounds += 1
