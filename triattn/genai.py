@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -30,13 +29,13 @@ import numpy as np
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .engine import PromptTooLong, StepRecord
 from .errors import runtime_failure
+from .lru import Bounded
 from .model import PRECISIONS, ModelError
 
 BLOCK_SIZES = {"CPU": 32, "GPU": 16}   # GenAI's KV block per device (continuous_batching/cache)
 MAX_PIPELINES = 4                      # compiled pipelines kept (one per distinct setting)
 SNAPKV_WINDOW = 8                      # GenAI's default SnapKV window (CacheEvictionConfig.snapkv_window_size)
-_pipelines: OrderedDict = OrderedDict()
-_cache_lock = threading.Lock()
+_pipelines = Bounded(MAX_PIPELINES)
 
 
 def version() -> str:
@@ -161,22 +160,22 @@ class _Pipeline:
 def pipeline(model, used: dict) -> _Pipeline:
     key = (str(Path(model.info.model_dir).resolve()), model.device, model.precision, used["start_size"],
            used["recent_size"], used["max_cache_size"], used["aggregation"], used["snapkv_window"])
-    with _cache_lock:
-        if key in _pipelines:
-            _pipelines.move_to_end(key)
-            return _pipelines[key]
+    return _pipelines.get(key, lambda: _Pipeline(_compile(model, used)))
+
+
+def _compile(model, used: dict):
     import openvino_genai as og
     props = {"PERFORMANCE_HINT": "LATENCY", **PRECISIONS[model.precision]}
     try:
-        pipe = og.ContinuousBatchingPipeline(model.info.model_dir, scheduler_config(used, model.info.max_context),
+        return og.ContinuousBatchingPipeline(model.info.model_dir, scheduler_config(used, model.info.max_context),
                                              model.device, props)
     except RuntimeError as e:
         raise ModelError(f"OpenVINO GenAI cannot load {model.info.model_dir} on {model.device}: {_short(e)}") from None
-    with _cache_lock:
-        _pipelines[key] = _pipelines.get(key) or _Pipeline(pipe)
-        while len(_pipelines) > MAX_PIPELINES:
-            _pipelines.popitem(last=False)
-        return _pipelines[key]
+
+
+def unload_pipelines() -> None:
+    """Stop holding every compiled pipeline."""
+    _pipelines.clear()
 
 
 def _occupancy(pl: _Pipeline, metrics, written: int, prompt_len: int, first: bool, block: int) -> tuple[int, int]:
@@ -244,9 +243,7 @@ def _locked(pl: _Pipeline, *args):
 
 
 def _forget(pl: _Pipeline):
-    with _cache_lock:
-        for key in [k for k, v in _pipelines.items() if v is pl]:
-            del _pipelines[key]
+    _pipelines.forget(pl)
 
 
 def _run(pl: _Pipeline, prompt: list, config, block: int, logprobs: bool, used: dict | None):

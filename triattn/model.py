@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, reason, runtime_failure
+from .lru import Bounded
 from .instrument import KEY_STATE, VALUE_STATE, instrument
 from .settings import AUTO, model_precision
 
@@ -128,8 +129,8 @@ def resolve_device(requested: str) -> str:
 
 
 PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
-_cache: dict = {}
-_cache_lock = threading.Lock()
+MAX_MODELS = 2  # compiled models held at once (the page offers several; each holds its weights)
+_models = Bounded(MAX_MODELS)
 
 
 class LoadedModel:
@@ -206,10 +207,12 @@ def load_model(model_dir, device="CPU", precision=AUTO, queries=False) -> Loaded
     """Compile once per (model, device, precision, queries) and reuse across runs. AUTO precision
     is the model folder's own choice (triattn.settings), else the device's default."""
     key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries)
-    with _cache_lock:
-        if key not in _cache:
-            _cache[key] = LoadedModel(model_dir, key[1], precision, queries)
-        return _cache[key]
+    return _models.get(key, lambda: LoadedModel(model_dir, key[1], precision, queries))
+
+
+def unload_models() -> None:
+    """Stop holding every compiled model (runs that still hold one finish with it)."""
+    _models.clear()
 
 
 class Session:
