@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from bad_input import PAGE_CASES, fill
 from conftest import ROOT, SECRET
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -40,54 +41,19 @@ def _tokens_column(out):
     return [row[table["headers"].index("Tokens")] for row in table["data"][:2]]
 
 
-# (changes to a good request, message, whether triattn itself refuses it: Gradio's own refusals of
-# values the page cannot send, outside a menu's choices or a slider's range, log a traceback)
-BAD_INPUT = [
-    (dict(prompt=""), "the prompt is empty", True),
-    (dict(prompt=" \n\t "), "the prompt is empty", True),
-    (dict(prompt=None), "the prompt is empty", True),
-    (dict(prompt="word " * 5000), "exceed the model's context of 4096", True),
-    (dict(prompt="x" * 200_000), "far longer than the model's context of 4096 tokens", True),
-    (dict(budget=6, recent=4, sinks=2), "must exceed sink tokens + recent window", True),
-    (dict(budget=5000), "budget (5000 tokens) is above the model's context of 4096 tokens", True),
-    (dict(budget=0), "budget must be at least 2, got 0", True),
-    (dict(budget=-3), "budget must be at least 2, got -3", True),
-    (dict(budget="abc"), "budget must be a whole number", True),
-    (dict(budget=10 ** 400), "budget must be a whole number of sensible size", True),
-    (dict(budget=None), "budget is empty", True),
-    (dict(recent=-1), "recent window must be at least 0", True),
-    (dict(sinks=1.5), "sink tokens must be a whole number, got 1.5", True),
-    (dict(interval=0), "prune interval must be at least 1", True),
-    (dict(max_new=0), "max new tokens must be at least 1", True),
-    (dict(max_new=-5), "max new tokens must be at least 1", True),
-    (dict(max_new=10 ** 9), "max_new_tokens is capped at 4096", True),
-    (dict(max_new=4096), "new tokens exceed the model's context of 4096", True),
-    (dict(seed=-1), "seed must be at least 0", True),
-    (dict(policy="h2o"), "not in the list of choices", False),
-    (dict(evict="delete"), "not in the list of choices", False),
-    (dict(device="NO-SUCH-DEVICE"), "not in the list of choices", False),
-    (dict(model="/etc"), "not in the list of choices", False),
-    (dict(temperature=50), "greater than maximum", False),
-    (dict(model="{garbage-xml}"), "is not an OpenVINO IR file", True),
-    (dict(model="{truncated-bin}"), "Incorrect weights in bin file", True),
-    (dict(model="{foreign-bin}"), "the .xml and .bin are from different exports", True),
-    (dict(model="{not-an-llm}"), "is not a text-generation export", True),
-    (dict(model="{no-tokenizer}"), "no tokenizer in", True),
-]
-
-
-@pytest.mark.parametrize("change, message, ours", BAD_INPUT, ids=[m for _, m, _ in BAD_INPUT])
+@pytest.mark.parametrize("case", PAGE_CASES, ids=[c.id for c in PAGE_CASES])
 def test_bad_input_is_a_clear_error_and_the_next_request_is_served(client, app_server, gptoss_dir, broken_models,
-                                                                   solo, change, message, ours):
-    change = {k: (str(broken_models[v[1:-1]].resolve()) if isinstance(v, str) and v.startswith("{") else v)
-              for k, v in change.items()}
+                                                                   solo, case):
+    """The shared bad-input matrix (bad_input.py), as the page takes it: Gradio's own refusals of
+    values the page cannot send (outside a menu's choices or a slider's range) log a traceback."""
+    change = {k: fill(v, broken_models) for k, v in case.page.items()}
     log_start = len(app_server.log.read_text())
-    with pytest.raises(Exception, match=re.escape(message)) as e:
+    with pytest.raises(AppError, match=re.escape(case.page_message or case.message)) as e:
         client.predict(*_args(**{"model": str(gptoss_dir.resolve()), **change}), api_name="/generate")
     assert "\n" not in str(e.value).strip()
     out = client.predict(*_args(str(gptoss_dir.resolve()), prompt=PROMPTS[0]), api_name="/generate")
     assert out[2].startswith("**Done") and _texts(out) == _texts(solo[PROMPTS[0]])
-    if ours:  # a user's mistake is not a crash, not even in the log
+    if case.ours:  # a user's mistake is not a crash, not even in the log
         assert "Traceback" not in app_server.log.read_text()[log_start:]
 
 

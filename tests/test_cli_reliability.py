@@ -5,12 +5,12 @@ import re
 import shutil
 
 import pytest
+from bad_input import CLI_CASES, fill
 from conftest import BROKEN, SECRET, one_line
 
 from triattn import calibration, runs
 from triattn.cli import main
 
-TOO_LONG = "word " * 5000  # about 5000 tokens; the tiny models' context is 4096
 
 
 def _run(capfd, *args):
@@ -22,32 +22,14 @@ def _run(capfd, *args):
     return rc, out, err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--prompt", ""], "the prompt is empty"),
-    (["--prompt", " \n\t "], "the prompt is empty"),
-    (["--prompt", TOO_LONG], "exceed the model's context of 4096"),
-    (["--prompt", "x" * 200_000], "far longer than the model's context"),
-    (["--budget", "5000"], "budget (5000 tokens) is above the model's context of 4096 tokens"),
-    (["--budget", "0"], "budget must be at least 2"),
-    (["--budget", "-4"], "expected a number >= 0"),
-    (["--budget", "2.5"], "expected a whole number"),
-    (["--budget", "24", "--recent-window", "16", "--sink-tokens", "8"], "must exceed sink tokens + recent window"),
-    (["--prune-interval", "0"], "prune_interval must be at least 1"),
-    (["--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
-    (["--max-new-tokens", "999999999"], "max_new_tokens is capped at 4096"),
-    (["--max-new-tokens", "4096"], "new tokens exceed the model's context of 4096"),
-    (["--temperature", "nan"], "temperature must be a number"),
-    (["--temperature", "-1"], "temperature must be between 0 and 10"),
-    (["--top-p", "0"], "top_p must be in (0, 1]"),
-    (["--policy", "h2o"], "invalid choice: 'h2o'"),
-    (["--evict", "delete"], "invalid choice: 'delete'"),
-    (["--device", "NO-SUCH-DEVICE"], "device 'NO-SUCH-DEVICE' is not available here; choose one of: CPU"),
-    (["--precision", "f64"], "invalid choice: 'f64'"),
-])
-def test_infer_bad_settings(capfd, gptoss_dir, args, message):
-    rc, out, err = _run(capfd, "infer", "--model-dir", gptoss_dir, "--max-new-tokens", 5, *(
-        ["--prompt", "def f(x):"] if "--prompt" not in args else []), *args)
-    assert rc == 2 and out == "" and message in one_line(err), err
+@pytest.mark.parametrize("case", CLI_CASES, ids=[c.id for c in CLI_CASES])
+def test_infer_bad_input(capfd, gptoss_dir, broken_models, case):
+    """The shared bad-input matrix (bad_input.py), as the CLI takes it."""
+    args = [fill(a, broken_models) for a in case.cli]
+    model = [] if "--model-dir" in args else ["--model-dir", gptoss_dir]
+    prompt = [] if "--prompt" in args else ["--prompt", "def f(x):"]
+    rc, out, err = _run(capfd, "infer", *model, "--max-new-tokens", 5, *prompt, *args)
+    assert rc == 2 and out == "" and (case.cli_message or case.message) in one_line(err), err
 
 
 @pytest.mark.parametrize("kind, message", [
