@@ -5,6 +5,7 @@ import pytest
 
 from triattn.cli.common import add_eviction_args, eviction_from
 from triattn.config import EvictionConfig, SamplingConfig, check_max_new_tokens
+from triattn.policies import get_policy
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -42,14 +43,30 @@ def test_defaults_are_valid_and_baseline_does_not_prune():
     assert EvictionConfig().prunes and not EvictionConfig(policy="none").prunes
 
 
-def test_paper_preset_with_explicit_options_winning():
+def test_presets_have_the_reference_settings_and_explicit_options_win():
+    """paper: the reference's paper path (prompt kept, no window, no sinks, prune at budget + 128 back
+    to the budget); vllm: its vLLM runtime (128 newest kept, prompt prunable). Both per KV head."""
     p = argparse.ArgumentParser()
     add_eviction_args(p)
-    cfg = eviction_from(p.parse_args(["--preset", "triattention-paper"]))
-    assert (cfg.policy, cfg.budget, cfg.prune_interval, cfg.recent_window) == ("triattention", 2048, 128, 128)
-    cfg = eviction_from(p.parse_args(["--preset", "triattention-paper", "--budget", "300", "--sink-tokens", "0"]))
-    assert (cfg.policy, cfg.budget, cfg.sink_tokens, cfg.recent_window) == ("triattention", 300, 0, 128)
+    fields = ("policy", "evict", "budget", "prune_interval", "recent_window", "sink_tokens", "keep_prompt")
+    paper = eviction_from(p.parse_args(["--preset", "triattention-paper"]))
+    assert tuple(getattr(paper, f) for f in fields) == ("triattention", "hard", 2048, 128, 0, 0, True)
+    vllm = eviction_from(p.parse_args(["--preset", "triattention-vllm"]))
+    assert tuple(getattr(vllm, f) for f in fields) == ("triattention", "hard", 2048, 128, 128, 0, False)
+    assert get_policy(paper.policy).per_kv_head
+    cfg = eviction_from(p.parse_args(["--preset", "triattention-paper", "--budget", "300", "--sink-tokens", "2",
+                                      "--no-keep-prompt"]))
+    assert (cfg.policy, cfg.budget, cfg.sink_tokens, cfg.recent_window, cfg.keep_prompt) == \
+        ("triattention", 300, 2, 0, False)
     assert eviction_from(p.parse_args([])) == eviction_from(p.parse_args(["--budget", "128"]))
+    assert not eviction_from(p.parse_args([])).keep_prompt
+
+
+def test_per_kv_head_policy_needs_compaction():
+    for evict in ("mask", "zero"):
+        with pytest.raises(ValueError, match=r"per KV head, which only hard eviction can do .*triattention-layer"):
+            EvictionConfig(policy="triattention", evict=evict)
+        assert EvictionConfig(policy="triattention-layer", evict=evict).evict == evict
 
 
 def test_prune_interval_defaults_grow_with_the_budget():

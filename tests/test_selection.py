@@ -1,7 +1,7 @@
 """Selection on small hand-drawn cases (one row per layer)."""
 import numpy as np
 
-from triattn.selection import protected, select_keep
+from triattn.selection import protected, select_keep, top_k
 
 
 def _one(scores, keep, sinks=0, recent=0, alive=None):
@@ -61,3 +61,23 @@ def test_recency_layers_keep_newest_whatever_the_scores():
     pos = np.tile(np.arange(4), (2, 1))
     kept = select_keep(s, pos, np.ones_like(s, bool), 2, recency_layers=np.array([True, False]))
     assert [np.flatnonzero(r).tolist() for r in kept] == [[2, 3], [0, 1]]
+
+
+def test_per_kv_head_lanes_choose_on_their_own():
+    """[layers=1, kv_heads=2, L=4]: each head keeps its own top 2; a recency layer overrides both."""
+    s = np.array([[[9, 0, 9, 0], [0, 9, 0, 9]]], float)
+    pos = np.broadcast_to(np.arange(4), s.shape)
+    kept = select_keep(s, pos, np.ones_like(s, bool), 2)
+    assert [np.flatnonzero(r).tolist() for r in kept[0]] == [[0, 2], [1, 3]]
+    kept = select_keep(s, pos, np.ones_like(s, bool), 2, recency_layers=np.array([True]))
+    assert [np.flatnonzero(r).tolist() for r in kept[0]] == [[2, 3], [2, 3]]
+
+
+def test_top_k_matches_a_sort_with_ties_to_the_newest():
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 4, size=(50, 30)).astype(float)  # many ties
+    for k in (0, 1, 7, 29, 30):
+        got = top_k(s, k)
+        for row, kept in zip(s, got):
+            order = sorted(range(30), key=lambda i: (row[i], i))  # ascending score, then slot
+            assert np.flatnonzero(kept).tolist() == sorted(order[30 - k:])

@@ -48,3 +48,22 @@ def test_mark_and_zero_leave_slots_in_place():
     s.mark(~evict)
     assert s.n == 4 and s.live == 3
     assert s.keys[0, 0, :, 0].tolist() == [0, 0, 2, 3] and s.values[0, 0, 1].tolist() == [0, 0]
+
+
+def test_per_head_compaction_keeps_a_set_per_kv_head():
+    """keep, 1 layer x 2 KV heads x 5 slots: each head its own slots, the same count.
+
+        slot     0  1  2  3  4
+        head 0   x        x      -> positions 20 23
+        head 1      x  x         -> positions 21 22
+    """
+    s = TokenStore(1, 2, 3, keep_keys=True, keep_values=True, capacity=8, per_head=True)
+    k = (10 * np.arange(2)[None, :, None, None] + np.arange(5)[None, None, :, None] + np.zeros(3)).astype(np.float32)
+    s.append(np.arange(5) + 20, k, -k)
+    assert s.positions.shape == (1, 2, 5)
+    keys, values = s.compact(np.array([[[1, 0, 0, 1, 0], [0, 1, 1, 0, 0]]], bool))
+    assert s.positions.tolist() == [[[20, 23], [21, 22]]] and s.n == s.live == 2
+    assert keys[0, 0, :, 0].tolist() == [0, 3] and keys[0, 1, :, 0].tolist() == [11, 12]
+    np.testing.assert_array_equal(values, -keys)
+    s.append(np.array([25]), np.zeros((1, 2, 1, 3), np.float32), np.zeros((1, 2, 1, 3), np.float32))
+    assert s.positions.tolist() == [[[20, 23, 25], [21, 22, 25]]]

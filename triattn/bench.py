@@ -60,7 +60,7 @@ CARD_MODE = "card (knorm-seed/zero, every step)"
 
 
 def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_interval,
-               genai_aggregation: str = "norm_sum", with_card: bool = False) -> list[Mode]:
+               genai_aggregation: str = "norm_sum", with_card: bool = False, keep_prompt: bool = False) -> list[Mode]:
     """The baseline, then every policy x mechanism x budget; names carry the budget when several.
     A backend policy has its own mechanism (e.g. ov-genai/blocks): one mode per budget.
     with_card adds the model card's own configuration (its rule, K/V zeroing, pruning at every step,
@@ -73,7 +73,7 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
         if b <= sink_tokens + recent_window:
             raise ValueError(f"budget {b} must exceed sink tokens + recent window ({sink_tokens} + {recent_window})")
     kw = dict(recent_window=recent_window, sink_tokens=sink_tokens, prune_interval=prune_interval,
-              genai_aggregation=genai_aggregation)
+              genai_aggregation=genai_aggregation, keep_prompt=keep_prompt)
     modes = [Mode("baseline", full_cache(budget=max(budgets), **kw))]
     for b, p, e in itertools.product(budgets, pruned, dict.fromkeys(evicts)):
         cfg = EvictionConfig(policy=p, evict=e, budget=b, **kw)

@@ -16,10 +16,16 @@ GENAI_AGGREGATIONS = {
     "sum": "attention scores summed over steps",
 }
 MAX_NEW_TOKENS_CAP = 4096
-# Named settings, one option away. TriAttention's paper schedule: prune every 128 tokens, always keep
-# the 128 most recent; budget 2048 is the paper's GPT-OSS-20B setting (override with --budget).
+# Named settings, one option away; budget 2048 is the paper's GPT-OSS-20B setting (override with
+# --budget). Both follow the reference code (github.com/WeianMao/triattention):
+# - paper: its Hugging Face path that the paper's numbers come from: the prompt is never pruned, no
+#   recent window, no sinks; prune when the cache reaches budget + 128 and cut back to the budget.
+# - vllm: its vLLM runtime: the 128 newest tokens always kept, the prompt prunable like the rest.
 PRESETS = {
-    "triattention-paper": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=128),
+    "triattention-paper": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=0,
+                               sink_tokens=0, keep_prompt=True),
+    "triattention-vllm": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=128,
+                              sink_tokens=0, keep_prompt=False),
 }
 
 
@@ -43,7 +49,9 @@ class EvictionConfig:
     exactly `budget`. `prune_interval=1` prunes every step, as the model card does. Left unset it
     is `max(16, budget // 8)`: each prune event rewrites the whole cache, so its cost grows with the
     budget, and an interval that grows with it keeps pruning near 1% of decode time.
-    The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept.
+    The first `sink_tokens` positions and the `recent_window` newest cached tokens are always kept;
+    `keep_prompt` keeps every prompt token too (only generated tokens compete), as TriAttention's
+    reference does on its paper path.
 
     A choice that runs in another runtime (ov-genai) has its own mechanism: `evict` is set to it,
     and `genai_aggregation` picks how that runtime aggregates attention scores.
@@ -55,6 +63,7 @@ class EvictionConfig:
     sink_tokens: int = 4
     prune_interval: int | None = None
     genai_aggregation: str = "norm_sum"
+    keep_prompt: bool = False
 
     def __post_init__(self):
         from .policies import get_policy  # late import: policies import nothing from here
@@ -63,12 +72,18 @@ class EvictionConfig:
             object.__setattr__(self, "evict", policy.mechanism)
         elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
+        elif policy.per_kv_head and self.evict != "hard":
+            raise ValueError(f"policy {self.policy} keeps a token set per KV head, which only hard eviction can do "
+                             f"({self.evict} applies one mask to every head); use --evict hard, or --policy "
+                             f"{self.policy}-layer for one token set per layer")
         _check_int("budget", self.budget, 2)
         if self.prune_interval is None:
             object.__setattr__(self, "prune_interval", default_interval(self.budget))
         _check_int("recent_window", self.recent_window, 0)
         _check_int("sink_tokens", self.sink_tokens, 0)
         _check_int("prune_interval", self.prune_interval, 1)
+        if not isinstance(self.keep_prompt, bool):
+            raise ValueError(f"keep_prompt must be true or false, got {self.keep_prompt!r}")
         if self.genai_aggregation not in GENAI_AGGREGATIONS:
             raise ValueError(f"unknown GenAI aggregation {self.genai_aggregation!r}; choose one of "
                              f"{', '.join(GENAI_AGGREGATIONS)}")

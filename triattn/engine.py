@@ -22,7 +22,7 @@ from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .mechanisms import get_mechanism
 from .policies import ScoreContext, get_policy
 from .sampling import Sampler, log_softmax
-from .selection import select_keep
+from .prune import choose_keep
 from .store import TokenStore
 
 
@@ -32,7 +32,7 @@ class PruneEvent:
     time_s: float
     kv_before: int                # live tokens per layer before and after
     kv_after: int
-    evicted_positions: np.ndarray  # [layers, evicted] absolute positions
+    evicted_positions: np.ndarray  # [layers, evicted] absolute positions ([layers, kv_heads, evicted] per KV head)
 
 
 @dataclass
@@ -62,6 +62,9 @@ def check_request(info, prompt_tokens: int, eviction: EvictionConfig, max_new_to
     if eviction.prunes and eviction.budget > info.max_context:
         raise ValueError(f"budget ({eviction.budget} tokens) is above the model's context of {info.max_context} "
                          f"tokens; choose at most {info.max_context}")
+    if eviction.prunes and eviction.keep_prompt and prompt_tokens > eviction.budget - 1:
+        raise ValueError(f"the prompt ({prompt_tokens} tokens) is kept whole, so the budget ({eviction.budget}) "
+                         f"must exceed it; raise the budget or let the prompt be pruned")
     if prompt_tokens + max_new_tokens > info.max_context:
         raise PromptTooLong(f"prompt ({prompt_tokens} tokens) + {max_new_tokens} new tokens exceed the model's "
                             f"context of {info.max_context}")
@@ -95,12 +98,13 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
                       f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
-    ctx = ScoreContext(0, sampling.seed, info.config, calibration)
+    ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)
     sampler = Sampler(sampling)
     mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from
     want_keys = policy.prunes and policy.needs_keys
     store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, want_keys, mirror,
-                       capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval))
+                       capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
+                       per_head=policy.prunes and policy.per_kv_head)
     ones = np.ones(prompt.size + limit + 1, np.int64)
     ceiling = eviction.budget + eviction.prune_interval - 1
     eos = set(info.eos_token_ids)
@@ -166,11 +170,9 @@ def _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
     t0 = time.perf_counter()
     before = store.live
     ctx.query_position = query_position
-    scores = policy.score(store.keys, store.positions, ctx)
-    keep = select_keep(scores, store.positions, store.alive, eviction.budget - 1,
-                       eviction.sink_tokens, eviction.recent_window, mech.shared, recency)
+    keep = choose_keep(store, policy, eviction, ctx, mech.shared, recency)
     evicted = store.alive & ~keep
-    n_evicted = int(evicted.sum(axis=1)[0])
-    evicted_positions = store.positions[evicted].reshape(evicted.shape[0], n_evicted)
+    n_evicted = int(evicted.sum(axis=-1).flat[0])
+    evicted_positions = store.positions[evicted].reshape(evicted.shape[:-1] + (n_evicted,))
     mech.apply(session, store, keep)
     return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live, evicted_positions)

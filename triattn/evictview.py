@@ -1,7 +1,7 @@
 """What the pruned run's cache forgot: its prompt and output as text spans, each marked by how
 many layers evicted it.
 
-With `hard` eviction each layer chooses on its own (gpt-oss's sliding-window layers keep their
+With `hard` eviction each layer (or each KV head of a layer) chooses on its own (gpt-oss's sliding-window layers keep their
 newest tokens, full layers follow the policy), so a token can be gone from some layers and still
 cached in others. `mask` and `zero` evict the same tokens in every layer.
 """
@@ -17,17 +17,21 @@ COLORS = {EVICTED_ALL: "#ef4444", EVICTED_SOME: "#fbbf24"}
 
 
 def evicted_layer_counts(records, n_positions: int, n_layers: int) -> np.ndarray:
-    """For each absolute position, in how many layers it has been evicted."""
-    gone = np.zeros((n_layers, n_positions), bool)
+    """For each absolute position, in how many layers it has been evicted. With a token set per
+    KV head (evicted positions [layers, kv_heads, n]) a layer counts by the share of its KV heads
+    that evicted the token, so "all layers" still means gone from every head of every layer."""
+    gone = None
     for r in records:
         if r.prune is None or r.prune.evicted == 0:
             continue
         ep = np.asarray(r.prune.evicted_positions)
-        rows = np.repeat(np.arange(ep.shape[0]), ep.shape[1])
-        cols = ep.ravel()
-        inside = cols < n_positions
-        gone[rows[inside], cols[inside]] = True
-    return gone.sum(axis=0)
+        ep = ep.reshape(ep.shape[0], -1, ep.shape[-1])  # [layers, lanes, n]
+        if gone is None:
+            gone = np.zeros((n_layers, ep.shape[1], n_positions), bool)
+        layer, lane = np.indices(ep.shape)[:2]
+        inside = ep < n_positions
+        gone[layer[inside], lane[inside], ep[inside]] = True
+    return np.zeros(n_positions) if gone is None else gone.mean(axis=1).sum(axis=0)
 
 
 def token_spans(tokenizer, ids) -> list[tuple[str, list[int]]]:
@@ -61,7 +65,7 @@ def eviction_view(tokenizer, prompt_ids, token_ids, records, n_layers: int) -> l
     counts = evicted_layer_counts(records, len(ids), n_layers)
     out = []
     for text, positions in token_spans(tokenizer, ids):
-        c = [int(counts[p]) for p in positions]
+        c = [float(counts[p]) for p in positions]
         if min(c) >= n_layers:
             label = EVICTED_ALL
         elif max(c) > 0:

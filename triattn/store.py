@@ -5,42 +5,52 @@ Slot i of layer l mirrors slot i of that layer's KV state. Keys and values come 
 graph outputs, one step at a time, never from reading the state; a mechanism that rewrites the
 cache writes it from this mirror. Buffers grow by doubling, so appending a step allocates nothing
 in the steady state.
+
+With `per_head=True` every KV head of a layer is a lane of its own: compaction may keep a different
+set of tokens per KV head (each keeps the same count, so one all-ones attention mask still serves
+every layer), and positions and liveness are [layers, kv_heads, L] instead of [layers, L].
 """
 from __future__ import annotations
 
 import numpy as np
 
 
+def _widen(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+    pad = list(a.shape)
+    pad[axis] = size - a.shape[axis]
+    return np.concatenate([a, np.zeros(pad, a.dtype)], axis)
+
+
 class TokenStore:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, keep_values: bool = False,
-                 capacity: int = 256):
+                 capacity: int = 256, per_head: bool = False):
         self.n = 0
-        self.live = 0  # live slots per layer (every layer holds the same number)
-        self._pos = np.zeros((n_layers, capacity), np.int64)
-        self._alive = np.zeros((n_layers, capacity), bool)
+        self.live = 0  # live slots per lane (every lane holds the same number)
+        self.per_head = per_head
+        lanes = kv_heads if per_head else 1
+        self._pos = np.zeros((n_layers, lanes, capacity), np.int64)
+        self._alive = np.zeros((n_layers, lanes, capacity), bool)
         shape = (n_layers, kv_heads, capacity, head_dim)
         self._keys = np.zeros(shape, np.float32) if keep_keys or keep_values else None
         self._values = np.zeros(shape, np.float32) if keep_values else None
 
     def _grow(self, need: int):
-        cap = self._pos.shape[1]
+        cap = self._pos.shape[2]
         if need <= cap:
             return
         new = max(need, 2 * cap)
-        self._pos = np.concatenate([self._pos, np.zeros((self._pos.shape[0], new - cap), np.int64)], 1)
-        self._alive = np.concatenate([self._alive, np.zeros((self._alive.shape[0], new - cap), bool)], 1)
+        self._pos, self._alive = _widen(self._pos, 2, new), _widen(self._alive, 2, new)
         if self._keys is not None:
-            pad = np.zeros(self._keys.shape[:2] + (new - cap, self._keys.shape[3]), np.float32)
-            self._keys = np.concatenate([self._keys, pad], 2)
-            if self._values is not None:
-                self._values = np.concatenate([self._values, pad], 2)
+            self._keys = _widen(self._keys, 2, new)
+        if self._values is not None:
+            self._values = _widen(self._values, 2, new)
 
     def append(self, positions: np.ndarray, keys: np.ndarray | None, values: np.ndarray | None = None):
         """positions [T]; keys and values [layers, kv_heads, T, head_dim] (keys post-RoPE)."""
         t = len(positions)
         self._grow(self.n + t)
-        self._pos[:, self.n:self.n + t] = positions
-        self._alive[:, self.n:self.n + t] = True
+        self._pos[:, :, self.n:self.n + t] = positions
+        self._alive[:, :, self.n:self.n + t] = True
         if self._keys is not None:
             self._keys[:, :, self.n:self.n + t] = keys
         if self._values is not None:
@@ -48,13 +58,17 @@ class TokenStore:
         self.n += t
         self.live += t
 
+    def _lanes(self, a: np.ndarray) -> np.ndarray:
+        return a if self.per_head else a[:, 0]
+
     @property
     def positions(self) -> np.ndarray:
-        return self._pos[:, :self.n]
+        """[layers, L], or [layers, kv_heads, L] per KV head; slots are in position order."""
+        return self._lanes(self._pos[:, :, :self.n])
 
     @property
     def alive(self) -> np.ndarray:
-        return self._alive[:, :self.n]
+        return self._lanes(self._alive[:, :, :self.n])
 
     @property
     def keys(self) -> np.ndarray | None:
@@ -64,39 +78,45 @@ class TokenStore:
     def values(self) -> np.ndarray | None:
         return None if self._values is None else self._values[:, :, :self.n]
 
-
     def compact(self, keep: np.ndarray):
-        """Drop slots: `keep` [layers, n] with the same count per layer, order preserved.
+        """Drop slots: `keep` shaped like `positions`, the same count per lane, order preserved.
 
         Returns the kept keys and values as new contiguous arrays [layers, kv_heads, kept, head_dim]
         (None where not mirrored), which nothing else holds: the cache can be written from them
-        without another copy. Gathered one layer at a time: a single fancy index over all layers
-        builds a full index array and is several times slower.
+        without another copy. Gathered one layer (or one KV head) at a time: a single fancy index
+        over all of them builds a full index array and is several times slower.
         """
-        counts = keep.sum(axis=1)
-        assert (counts == counts[0]).all(), "every layer must keep the same number of tokens"
-        k = int(counts[0])
-        idx = np.nonzero(keep)[1].reshape(keep.shape[0], k)
-        self._pos[:, :k] = np.take_along_axis(self.positions, idx, 1)
-        self._alive[:, :k] = True
-        self._alive[:, k:] = False
-        kept = []
-        for buf in (self._keys, self._values):
-            if buf is None:
-                kept.append(None)
-                continue
-            out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype)
-            for layer in range(buf.shape[0]):
-                np.take(buf[layer], idx[layer], axis=1, out=out[layer])
-            buf[:, :, :k] = out
-            kept.append(out)
+        keep = keep.reshape(self._pos.shape[:2] + (self.n,))
+        counts = keep.sum(axis=2)
+        assert (counts == counts.flat[0]).all(), "every layer and head must keep the same number of tokens"
+        k = int(counts.flat[0])
+        idx = np.nonzero(keep)[2].reshape(keep.shape[:2] + (k,))
+        self._pos[:, :, :k] = np.take_along_axis(self._pos[:, :, :self.n], idx, 2)
+        self._alive[:, :, :k] = True
+        self._alive[:, :, k:] = False
+        kept = [None if buf is None else self._gather(buf, idx) for buf in (self._keys, self._values)]
         self.n = self.live = k
-        if self._pos.shape[1] > 4 * max(k, 64):  # after a long prompt: give the memory back
+        if self._pos.shape[2] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
         return kept[0], kept[1]
 
+    @staticmethod
+    def _gather(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Kept slots of `buf` [layers, kv_heads, cap, D] by `idx` [layers, lanes, k], into a new
+        array that the buffer's head is then set from."""
+        k = idx.shape[2]
+        out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype)
+        for layer in range(buf.shape[0]):
+            if idx.shape[1] == 1:
+                np.take(buf[layer], idx[layer, 0], axis=1, out=out[layer])
+            else:
+                for head in range(buf.shape[1]):
+                    np.take(buf[layer, head], idx[layer, head], axis=0, out=out[layer, head])
+        buf[:, :, :k] = out
+        return out
+
     def _shrink(self, cap: int):
-        self._pos, self._alive = self._pos[:, :cap].copy(), self._alive[:, :cap].copy()
+        self._pos, self._alive = self._pos[:, :, :cap].copy(), self._alive[:, :, :cap].copy()
         if self._keys is not None:
             self._keys = self._keys[:, :, :cap].copy()
         if self._values is not None:
@@ -104,8 +124,8 @@ class TokenStore:
 
     def mark(self, keep: np.ndarray):
         """Evict without moving slots (mask and zero mechanisms)."""
-        self._alive[:, :self.n] &= keep
-        self.live = int(self.alive.sum(axis=1).max())
+        self._alive[:, :, :self.n] &= keep.reshape(self._alive.shape[:2] + (self.n,))
+        self.live = int(self._alive[:, :, :self.n].sum(axis=2).max())
 
     def zero(self, slots: np.ndarray):
         """Set the mirrored K and V of `slots` [layers, n] to zero (the model card's soft prune)."""

@@ -54,7 +54,8 @@ def run(args):
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
     modes = bench.make_modes(args.policy, args.evict, [args.budget], args.recent_window, args.sink_tokens,
-                             args.prune_interval, args.genai_aggregation, with_card=args.with_card)
+                             args.prune_interval, args.genai_aggregation, with_card=args.with_card,
+                             keep_prompt=args.keep_prompt)
     texts = None if args.context_lengths else bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     check_output_file(args.output)
     if args.plot is not None:

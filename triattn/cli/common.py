@@ -49,7 +49,14 @@ def add_eviction_args(p, multi: bool = False):
     p.add_argument("--prune-interval", type=positive_int, default=None,
                    help=f"let the cache grow this many tokens past the budget before cutting back; "
                         f"1 prunes every step like the model card (default max(16, budget // 8))")
+    add_keep_prompt_arg(p)
     add_genai_args(p)
+
+
+def add_keep_prompt_arg(p):
+    p.add_argument("--keep-prompt", action=argparse.BooleanOptionalAction, default=None,
+                   help="never prune the prompt: only generated tokens compete for the budget (default off; "
+                        "on in the triattention-paper preset)")
 
 
 def add_genai_args(p):
@@ -71,7 +78,8 @@ def add_sampling_args(p):
 def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
     """EvictionConfig defaults, then the --preset, then the options given explicitly."""
     fields = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
-    for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval", "genai_aggregation"):
+    for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval", "genai_aggregation",
+                 "keep_prompt"):
         value = getattr(args, name, None)
         if value is not None and not isinstance(value, list):
             fields[name] = value
@@ -83,7 +91,7 @@ def fill_eviction_defaults(args) -> None:
     """Set the single-valued eviction options left unset from the --preset, else the defaults."""
     d = EvictionConfig().as_dict()
     preset = PRESETS[args.preset] if getattr(args, "preset", None) else {}
-    for name in ("budget", "recent_window", "sink_tokens"):
+    for name in ("budget", "recent_window", "sink_tokens", "keep_prompt"):
         if getattr(args, name, None) is None:
             setattr(args, name, preset.get(name, d[name]))
     if getattr(args, "prune_interval", None) is None:  # None: every config picks max(16, budget // 8)

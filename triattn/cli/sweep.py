@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from .common import (add_genai_args, add_model_args, add_sampling_args, check_budgets, open_model, positive_int,
+from .common import (add_genai_args, add_keep_prompt_arg, add_model_args, add_sampling_args, check_budgets, open_model, positive_int,
                      progress_bar, sampling_from)
 
 
@@ -26,6 +26,7 @@ def add_parser(sub):
     p.add_argument("--sink-tokens", type=positive_int, default=4, help="first tokens always kept (default 4)")
     p.add_argument("--prune-interval", type=positive_int, default=None,
                    help="tokens the cache may grow past the budget before it is cut back (default max(16, budget // 8))")
+    add_keep_prompt_arg(p)
     add_genai_args(p)
     add_sampling_args(p)
     p.add_argument("--runs", type=positive_int, default=1, help="timed runs per prompt and configuration (default 1)")
@@ -42,7 +43,7 @@ def run(args):
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
     modes = bench.make_modes(args.policies, args.evict, args.budgets, args.recent_window, args.sink_tokens,
-                             args.prune_interval, args.genai_aggregation)
+                             args.prune_interval, args.genai_aggregation, keep_prompt=bool(args.keep_prompt))
     texts = bench.read_prompts(args.prompts or bench.CARD_PROMPTS)
     out = Path(args.output)
     if out.exists() and not out.is_dir():

@@ -17,6 +17,13 @@ class ScoreContext:
     seed: int = 0                             # the run's seed, for policies with randomness
     model_config: dict = field(default_factory=dict)   # the model's config.json (RoPE parameters...)
     calibration: object = None                # per-model statistics, for policies that need them
+    # Slots whose scores compete, shaped like `positions`: live and not pinned (a kept prompt).
+    # Statistics over tokens (z-scores) are taken over these only; None: every slot.
+    scored: np.ndarray | None = None
+    # [layers] bool: layers whose choice follows the scores (the others, sliding-window layers under
+    # compaction, keep their newest tokens); a policy may leave the rest unscored. None: all.
+    layers: np.ndarray | None = None
+    prompt_len: int = 0                       # tokens of the prompt (positions 0 .. prompt_len - 1)
 
 
 class Policy:
@@ -27,13 +34,17 @@ class Policy:
     runtime = "loop"       # runs in our decode loop (runner.py)
     mechanism: str | None = None   # None: the run's --evict mechanism applies
     settings: tuple = ()   # EvictionConfig fields that only this choice reads
+    # True: score() gets positions [layers, kv_heads, L] and returns one score per KV head of each
+    # layer; only compaction (`hard`) can keep a different token set per KV head.
+    per_kv_head = False
 
     def prepare(self, model_dir: str) -> object:
         """Load what the policy needs for a model (e.g. calibration); None if nothing."""
         return None
 
     def score(self, keys: np.ndarray, positions: np.ndarray, ctx: ScoreContext) -> np.ndarray:
-        """keys [layers, kv_heads, L, head_dim] post-RoPE; positions [layers, L] -> scores [layers, L]."""
+        """keys [layers, kv_heads, L, head_dim] post-RoPE; positions [layers, L] -> scores [layers, L]
+        (per KV head: positions and scores [layers, kv_heads, L])."""
         raise NotImplementedError
 
 
@@ -54,3 +65,9 @@ class Runtime:
 def register(cls):
     _REGISTRY[cls.name] = cls()
     return cls
+
+
+def register_variant(policy: Policy) -> Policy:
+    """Register an instance under its own name: one policy class, other settings."""
+    _REGISTRY[policy.name] = policy
+    return policy

@@ -4,36 +4,42 @@ Mao et al. 2026, "TriAttention" (arXiv 2604.04921; reference code github.com/Wei
 Pre-RoPE queries of a head concentrate around a fixed centre, so the attention logit a future query
 gives a cached key is, per RoPE frequency band, a trigonometric function of their distance.
 
-Each key k (post-RoPE, from the cache) is un-rotated to its pre-RoPE vector and split into
-head_dim/2 complex bands k_f = k[f] + i k[f + head_dim/2] with RoPE frequencies w_f. With the
-calibrated query statistics E[q_f] and E|q_f| of a query head and the distance
-D = query_position - key_position, the head's score of the key is
+Split a key into head_dim/2 complex bands k_f = k[f] + i k[f + head_dim/2] with RoPE frequencies
+w_f. With the calibrated query statistics E[q_f] and E|q_f| of a query head and the distance
+D = t - p from the key's position p to the query position t, the paper scores the pre-RoPE key as
 
     S(k) = mean over d in {1, 2, 4, ..., offset_max} of
                sum_f |E[q_f]| |k_f| cos(w_f (D + d) + phi_f),   phi_f = arg E[q_f] - arg k_f
            + sum_f (E|q_f| - |E[q_f]|) |k_f|
 
-(trigonometric term averaged over geometric future offsets, plus the norm term). As in the reference
-code: offsets 1, 2, 4, ... up to 65536 averaged with equal weight ("mean" aggregation); keys and
-queries are un-rotated with the attention scaling divided out (YaRN); scores are z-scored per query
-head over the cached tokens (population std, floored at 1e-6), then the max over the query heads
-that share a KV head is taken. The reference multiplies both terms by the squared attention
-scaling, a constant that z-scoring cancels. Our selection keeps one token set per layer, so the
-per-KV-head scores are averaged over the layer's KV heads (the reference likewise averages the
-axis it cannot select on: layers, in its per-KV-head mode).
+(trigonometric term averaged over geometric future offsets, plus the norm term). We score the
+post-RoPE key the cache holds, k_rot_f = s k_f e^{i w_f p} (s: the YaRN attention scaling), without
+un-rotating it: the trigonometric term is Re(sum_f conj(k_rot_f) c_f) with the per-head vector
+c_f = E[q_f] M_f e^{i w_f t} / s and M_f = mean_d e^{i w_f d}, a dot product of the key with
+[Re c; Im c]; and |k_f| = |k_rot_f| / s. (Like the reference's vLLM kernel, which scores post-RoPE
+keys.) The rest follows the reference code: offsets 1, 2, ... 65536 with equal weight; scores
+z-scored per query head over the competing tokens (population std, floored at 1e-6; tokens already
+evicted or pinned by a kept prompt do not count); the max over the query heads sharing a KV head.
 
-The offset mean is taken in closed form: mean_d cos(a + w d) = Re(e^{ia} M), M = mean_d e^{iwd}.
+Then the selection axis:
+- per KV head (`triattention`, the reference's per-head pruning, which its paper numbers use): the
+  mean over layers of that max, so each KV head keeps its own token set, the same in every layer
+  (compaction only). Layers whose choice does not follow scores (gpt-oss's sliding-window layers,
+  which keep their newest tokens) are neither scored nor counted.
+- per layer (`triattention-layer`): the mean over the layer's KV heads; one token set per layer.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..rope import layer_ropes
-from .base import Policy, register
+from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
+_TABLES: dict = {}
 
 
 def offsets(offset_max: int) -> np.ndarray:
@@ -42,59 +48,75 @@ def offsets(offset_max: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class TriAttentionSettings:
+class RopeTables:
+    """Per layer: band frequencies w_f, M_f = mean_d e^{i w_f d}, and 1 / attention scaling."""
+    inv_freq: np.ndarray   # [layers, F] float64
+    m: np.ndarray          # [layers, F] complex128
+    inv_scale: np.ndarray  # [layers]
+
+    @classmethod
+    def of(cls, ropes, offset_max: int) -> "RopeTables":
+        w = np.stack([r.inv_freq.astype(np.float64) for r in ropes])
+        m = np.exp(1j * offsets(offset_max)[:, None, None] * w).mean(axis=0)
+        return cls(w, m, np.array([1.0 / r.attention_scaling for r in ropes]))
+
+
+def rope_tables(cfg: dict, n_layers: int, offset_max: int) -> RopeTables:
+    """Built once per model config, layer count and offset range: not on every prune event."""
+    key = (json.dumps(cfg, sort_keys=True, default=str), n_layers, offset_max)
+    if key not in _TABLES:
+        _TABLES[key] = RopeTables.of(layer_ropes(cfg, n_layers), offset_max)
+    return _TABLES[key]
+
+
+def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None) -> np.ndarray:
+    """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
+    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached."""
+    n_layers, kv_heads, length, dim = keys.shape
+    q_mean, q_abs = calibration.q_mean, calibration.q_abs_mean
+    if q_mean.shape[0] != n_layers or q_mean.shape[2] != dim // 2 or q_mean.shape[1] % kv_heads:
+        raise ValueError(f"calibration for {q_mean.shape[0]} layers x {q_mean.shape[1]} query heads x "
+                         f"{q_mean.shape[2]} bands does not fit keys of shape {keys.shape}")
+    layers = np.arange(n_layers) if layers is None else np.asarray(layers)
+    heads, half = q_mean.shape[1], dim // 2
+    group = heads // kv_heads  # query head h reads KV head h // group
+    # c_f = E[q_f] M_f e^{i w_f t} / s in float64 (t w_f reaches 1e5 rad), then float32 weights
+    turn = tables.m * np.exp(1j * tables.inv_freq * float(query_position)) * tables.inv_scale[:, None]
+    c = q_mean * turn[:, None, :]
+    w_trig = np.concatenate([c.real, c.imag], axis=-1).astype(np.float32)          # [layers, H, D]
+    w_norm = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).astype(np.float32)
+    out = np.empty((len(layers), heads, length), np.float32)
+    for j, i in enumerate(layers):
+        k = keys[i]                                                                  # [kv, L, D]
+        mag = np.sqrt(np.square(k[..., :half]) + np.square(k[..., half:]))          # |k_rot_f|
+        s = w_trig[i].reshape(kv_heads, group, dim) @ k.transpose(0, 2, 1)          # [kv, group, L]
+        s += w_norm[i].reshape(kv_heads, group, half) @ mag.transpose(0, 2, 1)
+        out[j] = s.reshape(heads, length)
+    return out
+
+
+def standardise(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
+    """z-score each head's row [..., heads, L] over the `scored` slots (broadcastable mask, or None)."""
+    if scored is None or scored.all():
+        mu, sd = raw.mean(axis=-1, keepdims=True), raw.std(axis=-1, keepdims=True)
+    else:  # dead (mask/zero) or pinned slots would drag the statistics: leave them out
+        n = np.maximum(scored.sum(axis=-1, keepdims=True), 1)
+        mu = np.where(scored, raw, 0).sum(axis=-1, keepdims=True) / n
+        sd = np.sqrt(np.where(scored, np.square(raw - mu), 0).sum(axis=-1, keepdims=True) / n)
+    return (raw - mu) / np.maximum(sd, 1e-6)
+
+
+@dataclass(frozen=True)
+class TriAttention(Policy):
+    name: str = "triattention"
+    description: str = ("TriAttention (Mao et al. 2026): future attention predicted from calibrated query "
+                        "centres and RoPE distance; each KV head keeps its own tokens (hard eviction only)")
+    per_kv_head: bool = True
     offset_max: int = PAPER_OFFSET_MAX
 
     def __post_init__(self):
         if isinstance(self.offset_max, bool) or not isinstance(self.offset_max, int) or self.offset_max < 1:
             raise ValueError(f"offset_max must be a whole number >= 1, got {self.offset_max!r}")
-
-
-def head_scores(keys, positions, query_position, calibration, ropes, offset_max=PAPER_OFFSET_MAX) -> np.ndarray:
-    """Raw per-query-head scores S [layers, q_heads, L] (formula in the module docstring).
-
-    keys [layers, kv_heads, L, head_dim] post-RoPE; positions [layers, L]; ropes: one per layer.
-    """
-    layers, kv_heads, length, dim = keys.shape
-    q_mean, q_abs = calibration.q_mean, calibration.q_abs_mean
-    if q_mean.shape[0] != layers or q_mean.shape[2] != dim // 2 or q_mean.shape[1] % kv_heads:
-        raise ValueError(f"calibration for {q_mean.shape[0]} layers x {q_mean.shape[1]} query heads x "
-                         f"{q_mean.shape[2]} bands does not fit keys of shape {keys.shape}")
-    group = q_mean.shape[1] // kv_heads  # query head h reads KV head h // group
-    d = offsets(offset_max)
-    out = np.empty((layers, q_mean.shape[1], length))
-    for i in range(layers):
-        w = ropes[i].inv_freq.astype(np.float64)                             # [F]
-        pre = ropes[i].unrotate(keys[i], positions[i][None, :])              # [kv, L, D]
-        k = pre[..., :dim // 2] + 1j * pre[..., dim // 2:]                   # [kv, L, F]
-        distance = (query_position - positions[i]).astype(np.float64)        # [L]
-        z = np.conj(k) * np.exp(1j * distance[:, None] * w)                 # conj(k_f) e^{i w_f D}
-        m = np.exp(1j * np.outer(d, w)).mean(axis=0)                         # M_f
-        c = (q_mean[i] * m).reshape(kv_heads, group, -1)                     # E[q_f] M_f
-        trig = np.real(c @ z.transpose(0, 2, 1))                             # [kv, group, L]
-        extra = (q_abs[i] - np.abs(q_mean[i])).reshape(kv_heads, group, -1)
-        norm = extra @ np.abs(k).transpose(0, 2, 1)
-        out[i] = (trig + norm).reshape(-1, length)
-    return out
-
-
-def combine(scores: np.ndarray, kv_heads: int) -> np.ndarray:
-    """[layers, q_heads, L] -> [layers, L]: z-score per head, max over each KV group, mean over KV heads."""
-    mu = scores.mean(axis=-1, keepdims=True)
-    sd = np.maximum(scores.std(axis=-1, keepdims=True), 1e-6)
-    z = (scores - mu) / sd
-    layers, heads, length = z.shape
-    return z.reshape(layers, kv_heads, heads // kv_heads, length).max(axis=2).mean(axis=1)
-
-
-@register
-class TriAttention(Policy):
-    name = "triattention"
-    description = ("TriAttention (Mao et al. 2026): future attention predicted from calibrated query "
-                   "centres and RoPE distance")
-
-    def __init__(self, settings: TriAttentionSettings = TriAttentionSettings()):
-        self.settings = settings
 
     def prepare(self, model_dir):
         from ..calibration import load_or_make
@@ -103,6 +125,35 @@ class TriAttention(Policy):
     def score(self, keys, positions, ctx):
         if ctx.calibration is None:
             raise ValueError("the triattention policy needs calibration (policy.prepare(model_dir))")
-        ropes = layer_ropes(ctx.model_config, keys.shape[0])
-        raw = head_scores(keys, positions, ctx.query_position, ctx.calibration, ropes, self.settings.offset_max)
-        return combine(raw, keys.shape[1])
+        n_layers, kv_heads, length, _ = keys.shape
+        layers = np.arange(n_layers) if ctx.layers is None else np.flatnonzero(ctx.layers)
+        tables = rope_tables(ctx.model_config, n_layers, self.offset_max)
+        raw = head_scores(keys, ctx.query_position, ctx.calibration, tables, layers)
+        group = raw.shape[1] // kv_heads
+        scored = None if ctx.scored is None else ctx.scored[layers]
+        if scored is not None:  # one mask row per query head
+            scored = np.repeat(scored, group, axis=1) if self.per_kv_head else scored[:, None, :]
+        z = standardise(raw, scored).reshape(len(layers), kv_heads, group, length).max(axis=2)
+        if self.per_kv_head:
+            return self._per_kv_head(z, positions, layers, n_layers)
+        out = np.zeros((n_layers, length), np.float32)
+        out[layers] = z.mean(axis=1)
+        return out
+
+    @staticmethod
+    def _per_kv_head(z, positions, layers, n_layers):
+        """[scored layers, kv, L] -> [layers, kv, L]: each KV head's mean over the scored layers."""
+        if positions.ndim != 3:
+            raise ValueError("per-KV-head scoring needs positions [layers, kv_heads, L]")
+        if not len(layers):  # no layer follows scores: nothing to choose
+            return np.zeros(positions.shape, np.float32)
+        if not (positions[layers] == positions[layers[0]]).all():
+            raise ValueError("per-KV-head scoring needs the scored layers to hold the same tokens per KV head")
+        return np.broadcast_to(z.mean(axis=0), (n_layers,) + z.shape[1:])
+
+
+register_variant(TriAttention())
+register_variant(TriAttention(
+    name="triattention-layer", per_kv_head=False,
+    description="TriAttention with one token set per layer (the max over a KV head's query heads, averaged "
+                "over the layer's KV heads); works with every mechanism"))
