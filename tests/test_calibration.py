@@ -17,7 +17,7 @@ def text_file(tmp_path):
     return p
 
 
-def _pytorch_stats(model_dir, ids):
+def _pytorch_stats(model_dir, ids, segment):
     import torch
     from transformers import AutoModelForCausalLM
     pt = AutoModelForCausalLM.from_pretrained(model_dir / "pytorch", dtype=torch.float32).eval()
@@ -25,20 +25,23 @@ def _pytorch_stats(model_dir, ids):
     for i, layer in enumerate(pt.model.layers):
         layer.self_attn.q_proj.register_forward_hook(
             lambda mod, args, out, i=i: seen.__setitem__(i, out[0].detach().numpy().astype(np.float64)))
+    parts = []
     with torch.no_grad():
-        pt(torch.tensor(ids)[None])
+        for start in range(0, len(ids), segment):  # each segment its own pass, from position 0
+            pt(torch.tensor(ids[start:start + segment])[None])
+            parts.append(np.stack([seen[i] for i in range(len(seen))]))  # [layers, T, heads * D]
     head_dim, half = pt.config.head_dim, pt.config.head_dim // 2
-    q = np.stack([seen[i].reshape(len(ids), -1, head_dim) for i in range(len(seen))])  # [layers, T, heads, D]
+    q = np.concatenate(parts, axis=1).reshape(len(parts[0]), len(ids), -1, head_dim)  # [layers, T, heads, D]
     bands = q[..., :half] + 1j * q[..., half:]
     return bands.mean(axis=1), np.abs(bands).mean(axis=1)
 
 
 def test_openvino_statistics_equal_pytorch(model_dir, text_file, tmp_path):
     cal, path = calibration.calibrate(model_dir, text_file, max_tokens=300, output=tmp_path / "c.npz",
-                                      precision="f32", chunk=64, progress=False)  # 5 chunks, the last partial
+                                      precision="f32", segment=64, progress=False)  # 5 segments, the last partial
     ids = calibration.text_tokens(load_tokenizer(model_dir), text_file, 300)
     assert cal.meta["tokens"] == len(ids) == 300
-    q_mean, q_abs = _pytorch_stats(model_dir, ids)
+    q_mean, q_abs = _pytorch_stats(model_dir, ids, 64)
     np.testing.assert_allclose(cal.q_mean, q_mean, atol=2e-6)
     np.testing.assert_allclose(cal.q_abs_mean, q_abs, atol=2e-6)
     assert np.abs(q_mean).min() < np.abs(q_abs).min()  # the two statistics differ (|E q| < E|q|)
