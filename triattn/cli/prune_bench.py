@@ -1,0 +1,40 @@
+"""prune-bench: the time of one prune event (score + select + compaction of the host mirror) at
+gpt-oss-20b shapes, with synthetic keys, against its targets."""
+import json
+from pathlib import Path
+
+from .common import positive_int
+
+
+def add_parser(sub):
+    from ..prunebench import TARGETS
+    p = sub.add_parser("prune-bench", help="time one prune event at gpt-oss-20b shapes (no model needed)",
+                       description="Score, select and compact a synthetic cache shaped like gpt-oss-20b's (24 "
+                                   "layers, 64 query heads, 8 KV heads, head_dim 64, YaRN RoPE) of budget + 128 "
+                                   "tokens back to the budget, as a prune event does; prints the medians next to "
+                                   "the targets (" + ", ".join(f"<= {1e3 * t:.0f} ms at {n}" for n, t in
+                                                              TARGETS.items()) + " tokens).")
+    p.add_argument("--policy", default="triattention", help="scoring policy (default triattention)")
+    p.add_argument("--tokens", type=positive_int, nargs="+", default=list(TARGETS), metavar="N",
+                   help="cached tokens at the event (default " + " ".join(map(str, TARGETS)) + ")")
+    p.add_argument("--repeats", type=positive_int, default=7, help="events timed per size (default 7)")
+    p.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    return "prune-bench"
+
+
+def run(args):
+    from ..policies import get_policy
+    from ..prunebench import INTERVAL, run, table
+    policy = get_policy(args.policy)
+    if not policy.prunes or policy.backend is not None:
+        raise ValueError(f"policy {args.policy!r} does not score tokens in our decode loop")
+    if args.repeats < 1 or min(args.tokens) <= 2 * INTERVAL:
+        raise ValueError(f"give --repeats >= 1 and --tokens above {2 * INTERVAL}")
+    result = run(args.policy, args.tokens, args.repeats)
+    axis = "per KV head" if policy.per_kv_head else "per layer"
+    print(f"prune event, {args.policy} ({axis}), gpt-oss-20b shapes, synthetic keys, hard compaction of the host "
+          f"K/V mirror; medians of {args.repeats}; load average {result['load_average']:.2f}\n")
+    print(table(result))
+    if args.output:
+        Path(args.output).write_text(json.dumps(result, indent=1))
+    return 0

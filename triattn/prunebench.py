@@ -1,0 +1,97 @@
+"""The cost of one prune event at gpt-oss-20b shapes, without the model.
+
+A prune event is what the decode loop does between two steps when the cache is full: the policy
+scores every cached token, the selection picks the slots to keep (prune.py, as the engine calls
+it), and the host mirror of keys and values is compacted (store.py). Writing the compacted arrays
+into the OpenVINO states is not included: it depends on the device, not on the policy.
+
+Shapes are gpt-oss-20b's (24 layers, half of them 128-token sliding windows; 64 query heads,
+8 KV heads, head_dim 64; RoPE base 150000 with YaRN factor 32 over 4096 positions, beta_fast 32,
+beta_slow 1); keys are synthetic, the query statistics random. The event is timed at a cache of
+budget + 128 tokens, cut back to the budget, as TriAttention's schedule does (Mao et al. 2026,
+arXiv 2604.04921: budget 2048 for GPT-OSS-20B).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+GPT_OSS_20B = {
+    "model_type": "gpt_oss", "num_hidden_layers": 24, "num_attention_heads": 64, "num_key_value_heads": 8,
+    "head_dim": 64, "hidden_size": 2880, "max_position_embeddings": 131072, "sliding_window": 128,
+    "layer_types": ["sliding_attention", "full_attention"] * 12, "rope_theta": 150000.0,
+    "rope_scaling": {"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
+                     "original_max_position_embeddings": 4096, "truncate": False},
+}
+INTERVAL = 128
+# cached tokens -> target for the whole event (seconds): ~3% of decode time at the model card's
+# 47.8 ms per token and a 128-token interval at 2k, and linear growth beyond
+TARGETS = {2176: 0.120, 8320: 0.500}
+
+
+def _synthetic(cfg: dict, length: int, seed: int = 0):
+    """Keys [layers, kv, L, D] float32 with a per-head offset (real keys are not centred), and
+    random query statistics."""
+    from .calibration import Calibration
+    rng = np.random.default_rng(seed)
+    layers, kv, heads, dim = (cfg[k] for k in ("num_hidden_layers", "num_key_value_heads",
+                                               "num_attention_heads", "head_dim"))
+    keys = rng.standard_normal((layers, kv, length, dim), np.float32)
+    keys += rng.standard_normal((layers, kv, 1, dim), np.float32)
+    q_mean = rng.standard_normal((layers, heads, dim // 2)) + 1j * rng.standard_normal((layers, heads, dim // 2))
+    return keys, Calibration(q_mean, np.abs(q_mean) + rng.uniform(0.1, 1.0, q_mean.shape))
+
+
+def time_event(policy_name: str, length: int, repeats: int, cfg: dict = GPT_OSS_20B) -> dict:
+    """Median seconds of score + select and of compaction over `repeats` events on fresh stores."""
+    from .config import EvictionConfig
+    from .policies import ScoreContext, get_policy
+    from .prune import choose_keep
+    from .store import TokenStore
+    policy = get_policy(policy_name)
+    eviction = EvictionConfig(policy=policy_name, evict="hard", budget=length - INTERVAL, prune_interval=INTERVAL,
+                              recent_window=INTERVAL, sink_tokens=0)
+    keys, cal = _synthetic(cfg, length)
+    layers, kv, _, dim = keys.shape
+    recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
+    decide, compact = [], []
+    for _ in range(repeats):
+        store = TokenStore(layers, kv, dim, True, True, capacity=length, per_head=policy.per_kv_head)
+        store.append(np.arange(length), keys, keys)
+        ctx = ScoreContext(length, 0, cfg, cal)
+        t0 = time.perf_counter()
+        keep = choose_keep(store, policy, eviction, ctx, False, recency)
+        t1 = time.perf_counter()
+        store.compact(keep)
+        t2 = time.perf_counter()
+        decide.append(t1 - t0)
+        compact.append(t2 - t1)
+        assert store.n == eviction.budget - 1
+    total = [a + b for a, b in zip(decide, compact)]
+    return {"tokens": length, "kept": eviction.budget - 1, "decide_s": float(np.median(decide)),
+            "compact_s": float(np.median(compact)), "event_s": float(np.median(total)),
+            "target_s": TARGETS.get(length), "repeats": repeats}
+
+
+def run(policy_name: str = "triattention", lengths=tuple(TARGETS), repeats: int = 7) -> dict:
+    rows = [time_event(policy_name, n, repeats) for n in lengths]
+    return {"policy": policy_name, "rows": rows, "load_average": os.getloadavg()[0]}
+
+
+def table(result: dict) -> str:
+    lines = ["| cached tokens | kept | score + select (ms) | compaction (ms) | prune event (ms) | target (ms) | met |",
+             "|---:|---:|---:|---:|---:|---:|:---:|"]
+    for r in result["rows"]:
+        target = r["target_s"]
+        met = "–" if target is None else ("yes" if r["event_s"] <= target else "NO")
+        lines.append(f"| {r['tokens']} | {r['kept']} | {1e3 * r['decide_s']:.1f} | {1e3 * r['compact_s']:.1f} | "
+                     f"{1e3 * r['event_s']:.1f} | {'–' if target is None else f'<= {1e3 * target:.0f}'} | {met} |")
+    rows = sorted(result["rows"], key=lambda r: r["tokens"])
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        growth, size = b["event_s"] / a["event_s"], b["tokens"] / a["tokens"]
+        lines.append(f"\ngrowth {a['tokens']} -> {b['tokens']} tokens: x{growth:.2f} time for x{size:.2f} tokens "
+                     f"(target: no faster than linear: {'yes' if growth <= size else 'NO'})")
+    return "\n".join(lines)
