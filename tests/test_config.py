@@ -50,23 +50,23 @@ def test_presets_have_the_reference_settings_and_explicit_options_win():
     add_eviction_args(p)
     fields = ("policy", "evict", "budget", "prune_interval", "recent_window", "sink_tokens", "keep_prompt")
     paper = eviction_from(p.parse_args(["--preset", "triattention-paper"]))
-    assert tuple(getattr(paper, f) for f in fields) == ("triattention", "hard", 2048, 128, 0, 0, True)
+    assert tuple(getattr(paper, f) for f in fields) == ("triattention-head", "hard", 2048, 128, 0, 0, True)
     vllm = eviction_from(p.parse_args(["--preset", "triattention-vllm"]))
-    assert tuple(getattr(vllm, f) for f in fields) == ("triattention", "hard", 2048, 128, 128, 0, False)
+    assert tuple(getattr(vllm, f) for f in fields) == ("triattention-head", "hard", 2048, 128, 128, 0, False)
     assert get_policy(paper.policy).per_kv_head
     cfg = eviction_from(p.parse_args(["--preset", "triattention-paper", "--budget", "300", "--sink-tokens", "2",
                                       "--no-keep-prompt"]))
     assert (cfg.policy, cfg.budget, cfg.sink_tokens, cfg.recent_window, cfg.keep_prompt) == \
-        ("triattention", 300, 2, 0, False)
+        ("triattention-head", 300, 2, 0, False)
     assert eviction_from(p.parse_args([])) == eviction_from(p.parse_args(["--budget", "128"]))
     assert not eviction_from(p.parse_args([])).keep_prompt
 
 
 def test_per_kv_head_policy_needs_compaction():
     for evict in ("mask", "zero"):
-        with pytest.raises(ValueError, match=r"per KV head, which only hard eviction can do .*triattention-layer"):
-            EvictionConfig(policy="triattention", evict=evict)
-        assert EvictionConfig(policy="triattention-layer", evict=evict).evict == evict
+        with pytest.raises(ValueError, match=r"per KV head, which only hard eviction can do .*--policy triattention "):
+            EvictionConfig(policy="triattention-head", evict=evict)
+        assert EvictionConfig(policy="triattention", evict=evict).evict == evict
 
 
 def test_prune_interval_defaults_grow_with_the_budget():

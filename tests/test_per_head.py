@@ -47,7 +47,7 @@ def test_per_head_compaction_equals_a_cache_built_directly(model_dir, prompt_len
     model = load_model(model_dir, precision="f32")
     s = model.new_session()
     forced = [r.token for r in generate(s, prompt, BASE, max_new_tokens=30)]
-    cfg = EvictionConfig(policy="triattention", budget=24, recent_window=16, sink_tokens=2, prune_interval=3)
+    cfg = EvictionConfig(policy="triattention-head", budget=24, recent_window=16, sink_tokens=2, prune_interval=3)
     recs = list(generate(s, prompt, cfg, force=forced, keep_logits=True))
     events = {r.index: r.prune.evicted_positions for r in recs if r.prune is not None}
     assert len(events) >= 5
@@ -63,7 +63,7 @@ def test_per_head_compaction_equals_a_cache_built_directly(model_dir, prompt_len
 
 
 def test_sliding_layers_stay_contiguous_per_head(gptoss_dir, prompt):
-    cfg = EvictionConfig(policy="triattention", budget=20, recent_window=4, sink_tokens=0, prune_interval=2)
+    cfg = EvictionConfig(policy="triattention-head", budget=20, recent_window=4, sink_tokens=0, prune_interval=2)
     recs = list(generate(load_model(gptoss_dir).new_session(), prompt, cfg, force=list(range(5, 35))))
     events = [r.prune.evicted_positions for r in recs if r.prune is not None]
     assert events
@@ -73,7 +73,7 @@ def test_sliding_layers_stay_contiguous_per_head(gptoss_dir, prompt):
 
 
 def test_kept_prompt_is_never_evicted(model_dir, prompt):
-    cfg = EvictionConfig(policy="triattention", budget=40, recent_window=0, sink_tokens=0, prune_interval=5,
+    cfg = EvictionConfig(policy="triattention-head", budget=40, recent_window=0, sink_tokens=0, prune_interval=5,
                          keep_prompt=True)
     recs = list(generate(load_model(model_dir).new_session(), prompt, cfg, force=list(range(5, 65))))
     events = [r.prune for r in recs if r.prune is not None]
@@ -81,7 +81,7 @@ def test_kept_prompt_is_never_evicted(model_dir, prompt):
     assert min(e.evicted_positions.min() for e in events) >= len(prompt)
     assert max(r.kv_live for r in recs) == cfg.budget + cfg.prune_interval - 1
     assert all(e.kv_after == cfg.budget - 1 for e in events)
-    too_small = EvictionConfig(policy="triattention", budget=len(prompt), recent_window=0, sink_tokens=0,
+    too_small = EvictionConfig(policy="triattention-head", budget=len(prompt), recent_window=0, sink_tokens=0,
                                keep_prompt=True)
     with pytest.raises(ValueError, match="kept whole"):
         next(generate(load_model(model_dir).new_session(), prompt, too_small))
@@ -91,6 +91,6 @@ def test_kept_prompt_is_never_evicted(model_dir, prompt):
 def test_per_head_budget_above_sequence_reproduces_baseline(model_dir, prompt, keep_prompt):
     s = load_model(model_dir).new_session()
     base = [r.token for r in generate(s, prompt, BASE, max_new_tokens=40)]
-    cfg = EvictionConfig(policy="triattention", budget=len(prompt) + 41, recent_window=0, sink_tokens=0,
+    cfg = EvictionConfig(policy="triattention-head", budget=len(prompt) + 41, recent_window=0, sink_tokens=0,
                          prune_interval=1, keep_prompt=keep_prompt)
     assert [r.token for r in generate(s, prompt, cfg, max_new_tokens=40)] == base

@@ -89,7 +89,7 @@ def test_fast_form_equals_loop(offset_max):
     np.testing.assert_allclose(head_scores(keys, 310, cal, RopeTables.of([rope, rope], offset_max)), raw,
                                rtol=1e-4, atol=1e-4)
     if offset_max == 65536:
-        layer = get_policy("triattention-layer")
+        layer = get_policy("triattention")
         np.testing.assert_allclose(layer.score(keys, positions, _ctx(cal)), combined, rtol=1e-4, atol=1e-4)
     assert np.ptp(combined, axis=1).min() > 0.5  # the scores do rank the keys
 
@@ -119,10 +119,10 @@ def test_per_kv_head_is_the_mean_over_layers_of_the_group_max():
     raw, _ = _slow(keys, positions[:, 0], 310, cal, rope, PAPER_OFFSET_MAX)
     z = (raw - raw.mean(-1, keepdims=True)) / raw.std(-1, keepdims=True)
     want = z.reshape(2, 2, 2, -1).max(axis=2).mean(axis=0)
-    got = get_policy("triattention").score(keys, positions, _ctx(cal))
+    got = get_policy("triattention-head").score(keys, positions, _ctx(cal))
     assert got.shape == (2, 2, 9)
     np.testing.assert_allclose(got, np.broadcast_to(want, got.shape), rtol=1e-4, atol=1e-4)
-    only_second = get_policy("triattention").score(keys, positions, _ctx(cal, layers=np.array([False, True])))
+    only_second = get_policy("triattention-head").score(keys, positions, _ctx(cal, layers=np.array([False, True])))
     np.testing.assert_allclose(only_second[0], z[1].reshape(2, 2, -1).max(axis=1), rtol=1e-4, atol=1e-4)
 
 
@@ -130,10 +130,10 @@ def test_per_kv_head_refuses_layers_that_hold_different_tokens():
     keys, positions, cal = _random()
     per_head = np.repeat(positions[:, None, :], 2, axis=1)  # the two layers hold different positions
     with pytest.raises(ValueError, match="same tokens per KV head"):
-        get_policy("triattention").score(keys, per_head, _ctx(cal))
+        get_policy("triattention-head").score(keys, per_head, _ctx(cal))
 
 
-@pytest.mark.parametrize("name", ["triattention", "triattention-layer"])
+@pytest.mark.parametrize("name", ["triattention", "triattention-head"])
 def test_dead_and_pinned_slots_do_not_count_in_the_z_scores(name):
     """Scores of the competing slots are the same as if the other slots were not there at all."""
     keys, positions, cal = _random(length=10)
@@ -180,7 +180,7 @@ def test_offsets_and_settings():
 
 def test_needs_matching_calibration():
     keys, positions, cal = _random()
-    policy = get_policy("triattention-layer")
+    policy = get_policy("triattention")
     with pytest.raises(ValueError, match="needs calibration"):
         policy.score(keys, positions, ScoreContext(query_position=310, model_config=CONFIG))
     with pytest.raises(ValueError, match="does not fit keys"):

@@ -18,13 +18,14 @@ GENAI_AGGREGATIONS = {
 MAX_NEW_TOKENS_CAP = 4096
 # Named settings, one option away; budget 2048 is the paper's GPT-OSS-20B setting (override with
 # --budget). Both follow the reference code (github.com/WeianMao/triattention):
+# Both select per KV head, as the reference does (policy triattention-head).
 # - paper: its Hugging Face path that the paper's numbers come from: the prompt is never pruned, no
 #   recent window, no sinks; prune when the cache reaches budget + 128 and cut back to the budget.
 # - vllm: its vLLM runtime: the 128 newest tokens always kept, the prompt prunable like the rest.
 PRESETS = {
-    "triattention-paper": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=0,
+    "triattention-paper": dict(policy="triattention-head", budget=2048, prune_interval=128, recent_window=0,
                                sink_tokens=0, keep_prompt=True),
-    "triattention-vllm": dict(policy="triattention", budget=2048, prune_interval=128, recent_window=128,
+    "triattention-vllm": dict(policy="triattention-head", budget=2048, prune_interval=128, recent_window=128,
                               sink_tokens=0, keep_prompt=False),
 }
 
@@ -75,7 +76,7 @@ class EvictionConfig:
         elif policy.per_kv_head and self.evict != "hard":
             raise ValueError(f"policy {self.policy} keeps a token set per KV head, which only hard eviction can do "
                              f"({self.evict} applies one mask to every head); use --evict hard, or --policy "
-                             f"{self.policy}-layer for one token set per layer")
+                             f"{policy.per_layer_variant} for one token set per layer")
         _check_int("budget", self.budget, 2)
         if self.prune_interval is None:
             object.__setattr__(self, "prune_interval", default_interval(self.budget))

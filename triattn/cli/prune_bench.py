@@ -14,7 +14,8 @@ def add_parser(sub):
                                    "tokens back to the budget, as a prune event does; prints the medians next to "
                                    "the targets (" + ", ".join(f"<= {1e3 * t:.0f} ms at {n}" for n, t in
                                                               TARGETS.items()) + " tokens).")
-    p.add_argument("--policy", default="triattention", help="scoring policy (default triattention)")
+    p.add_argument("--policy", nargs="+", default=["triattention", "triattention-head"],
+                   help="scoring policies, one table each (default triattention triattention-head)")
     p.add_argument("--tokens", type=positive_int, nargs="+", default=list(TARGETS), metavar="N",
                    help="cached tokens at the event (default " + " ".join(map(str, TARGETS)) + ")")
     p.add_argument("--repeats", type=positive_int, default=7, help="events timed per size (default 7)")
@@ -25,16 +26,20 @@ def add_parser(sub):
 def run(args):
     from ..policies import get_policy
     from ..prunebench import INTERVAL, run, table
-    policy = get_policy(args.policy)
-    if not policy.prunes or policy.backend is not None:
-        raise ValueError(f"policy {args.policy!r} does not score tokens in our decode loop")
+    for name in args.policy:
+        policy = get_policy(name)
+        if not policy.prunes or policy.backend is not None:
+            raise ValueError(f"policy {name!r} does not score tokens in our decode loop")
     if args.repeats < 1 or min(args.tokens) <= 2 * INTERVAL:
         raise ValueError(f"give --repeats >= 1 and --tokens above {2 * INTERVAL}")
-    result = run(args.policy, args.tokens, args.repeats)
-    axis = "per KV head" if policy.per_kv_head else "per layer"
-    print(f"prune event, {args.policy} ({axis}), gpt-oss-20b shapes, synthetic keys, hard compaction of the host "
-          f"K/V mirror; medians of {args.repeats}; load average {result['load_average']:.2f}\n")
-    print(table(result))
+    results = []
+    for name in args.policy:
+        result = run(name, args.tokens, args.repeats)
+        axis = "per KV head" if get_policy(name).per_kv_head else "per layer"
+        print(f"prune event, {name} ({axis}), gpt-oss-20b shapes, synthetic keys, hard compaction of the host "
+              f"K/V mirror; medians of {args.repeats}; load average {result['load_average']:.2f}\n")
+        print(table(result) + "\n")
+        results.append(result)
     if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=1))
+        Path(args.output).write_text(json.dumps(results, indent=1))
     return 0

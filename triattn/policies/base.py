@@ -37,6 +37,7 @@ class Policy:
     # True: score() gets positions [layers, kv_heads, L] and returns one score per KV head of each
     # layer; only compaction (`hard`) can keep a different token set per KV head.
     per_kv_head = False
+    per_layer_variant: str | None = None  # for messages: the same policy selecting per layer
 
     def prepare(self, model_dir: str) -> object:
         """Load what the policy needs for a model (e.g. calibration); None if nothing."""
