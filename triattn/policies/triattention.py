@@ -43,6 +43,7 @@ from ..rope import layer_ropes
 from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
+BLOCK = 1024  # tokens scored at a time
 _TABLES: dict = {}
 
 
@@ -100,14 +101,18 @@ def head_scores(keys, query_position, calibration, tables: RopeTables, layers=No
     c = q_mean * turn[:, None, :]
     w_trig = np.concatenate([c.real, c.imag], axis=-1).astype(np.float32)          # [layers, H, D]
     w_norm = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).astype(np.float32)
-    out = np.empty((len(layers), heads, length), np.float32)
+    out = np.empty((len(layers), kv_heads, group, length), np.float32)
     for j, i in enumerate(layers):
-        k = keys[i]                                                                  # [kv, L, D]
-        mag = np.sqrt(np.square(k[..., :half]) + np.square(k[..., half:]))          # |k_rot_f|
-        s = w_trig[i].reshape(kv_heads, group, dim) @ k.transpose(0, 2, 1)          # [kv, group, L]
-        s += w_norm[i].reshape(kv_heads, group, half) @ mag.transpose(0, 2, 1)
-        out[j] = s.reshape(heads, length)
-    return out
+        for a in range(0, length, BLOCK):  # blocks of tokens: the temporaries stay in cache
+            k = keys[i, :, a:a + BLOCK]                                              # [kv, B, D]
+            sq = np.square(k)
+            mag = sq[..., :half]
+            mag += sq[..., half:]
+            np.sqrt(mag, out=mag)                                                    # |k_rot_f|
+            s = w_trig[i].reshape(kv_heads, group, dim) @ k.transpose(0, 2, 1)      # [kv, group, B]
+            s += w_norm[i].reshape(kv_heads, group, half) @ mag.transpose(0, 2, 1)
+            out[j, :, :, a:a + BLOCK] = s
+    return out.reshape(len(layers), heads, length)
 
 
 def standardise(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
