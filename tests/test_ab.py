@@ -102,7 +102,7 @@ class CharTokenizer:
 
 def _record(index, evicted_positions):
     ep = np.array(evicted_positions)
-    return StepRecord(index, 0, 0.0, 0, 0, PruneEvent(ep.shape[1], 0.0, 0, 0, ep))
+    return StepRecord(index, 0, 0.0, 0, 0, PruneEvent(ep.shape[-1], 0.0, 0, 0, ep))
 
 
 def test_eviction_view_marks_all_some_and_kept():
@@ -116,6 +116,19 @@ def test_eviction_view_marks_all_some_and_kept():
                     ("x", EVICTED_ALL), ("y", None), ("z", None)]
     assert evicted_layer_counts(records, 8, 2).tolist() == [0, 0, 2, 1, 1, 2, 0, 0]
     assert "2 were evicted from every layer, 2 from some" in eviction_summary(records, 8, 2)
+
+
+def test_eviction_view_per_kv_head_counts_a_layer_by_its_heads():
+    """[layers=2, kv_heads=2, n]: b gone from every head of every layer; c from one head of each
+    layer (half of each); x from both heads of layer 0 only."""
+    prompt = [0] + [ord(c) for c in "abcd"]
+    out = [ord(c) for c in "xyz"]
+    records = [StepRecord(0, out[0], 0.0, 5, 5),
+               _record(1, [[[2, 3], [2, 4]], [[2, 3], [2, 4]]]),
+               _record(2, [[[5], [5]], [[6], [7]]])]
+    assert evicted_layer_counts(records, 8, 2).tolist() == [0, 0, 2, 1, 1, 1, 0.5, 0.5]
+    view = dict(eviction_view(CharTokenizer(), prompt, out, records, n_layers=2))
+    assert (view["b"], view["c"], view["x"], view["a"]) == (EVICTED_ALL, EVICTED_SOME, EVICTED_SOME, None)
 
 
 def test_token_spans_keep_multibyte_characters_whole(gptoss_dir):

@@ -20,7 +20,8 @@ def test_prune_bench_prints_events_and_targets(cli, tmp_path):
 
 def test_shapes_are_gpt_oss_20b():
     c = prunebench.GPT_OSS_20B
-    assert (c["num_hidden_layers"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]) == (24, 64, 8, 64)
+    shape = (c["num_hidden_layers"], c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"])
+    assert shape == (24, 64, 8, 64)
     assert c["rope_theta"] == 150000.0 and c["rope_scaling"]["factor"] == 32.0
     assert c["layer_types"].count("sliding_attention") == 12
     assert prunebench.TARGETS == {2176: 0.120, 8320: 0.500}

@@ -164,7 +164,8 @@ def collect(session, ids: np.ndarray, segment: int = DEFAULT_SEGMENT, progress: 
 
 
 def calibrate(model_dir, text=None, max_tokens: int = DEFAULT_MAX_TOKENS, output=None, device: str = "CPU",
-              precision: str = "auto", segment: int = DEFAULT_SEGMENT, progress: bool = True) -> tuple[Calibration, Path]:
+              precision: str = "auto", segment: int = DEFAULT_SEGMENT,
+              progress: bool = True) -> tuple[Calibration, Path]:
     """Measure the query statistics of the model in `model_dir` and save them; returns (stats, path)."""
     from .model import LoadedModel
     from .text import load_tokenizer

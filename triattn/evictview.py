@@ -1,9 +1,9 @@
 """What the pruned run's cache forgot: its prompt and output as text spans, each marked by how
 many layers evicted it.
 
-With `hard` eviction each layer (or each KV head of a layer) chooses on its own (gpt-oss's sliding-window layers keep their
-newest tokens, full layers follow the policy), so a token can be gone from some layers and still
-cached in others. `mask` and `zero` evict the same tokens in every layer.
+With `hard` eviction each layer (or each KV head of a layer) chooses on its own (gpt-oss's
+sliding-window layers keep their newest tokens, full layers follow the policy), so a token can be
+gone from some layers and still cached in others. `mask` and `zero` evict the same tokens in every layer.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 import sys
 from pathlib import Path
 
-from .common import (add_genai_args, add_keep_prompt_arg, add_model_args, add_sampling_args, check_budgets, open_model, positive_int,
-                     progress_bar, sampling_from)
+from .common import (add_genai_args, add_keep_prompt_arg, add_model_args, add_sampling_args, check_budgets,
+                     open_model, positive_int, progress_bar, sampling_from)
 
 
 def add_parser(sub):
