@@ -44,39 +44,49 @@ def _synthetic(cfg: dict, length: int, seed: int = 0):
     return keys, Calibration(q_mean, np.abs(q_mean) + rng.uniform(0.1, 1.0, q_mean.shape))
 
 
-def time_event(policy_name: str, length: int, repeats: int, cfg: dict = GPT_OSS_20B) -> dict:
-    """Median seconds of score + select and of compaction over `repeats` events on fresh stores."""
+def _setup(policy_name: str, length: int, cfg: dict):
     from .config import EvictionConfig
-    from .policies import ScoreContext, get_policy
-    from .prune import choose_keep
-    from .store import TokenStore
-    policy = get_policy(policy_name)
     eviction = EvictionConfig(policy=policy_name, evict="hard", budget=length - INTERVAL, prune_interval=INTERVAL,
                               recent_window=INTERVAL, sink_tokens=0)
     keys, cal = _synthetic(cfg, length)
-    layers, kv, _, dim = keys.shape
+    return eviction, keys, cal
+
+
+def _one_event(policy, eviction, keys, cal, cfg: dict) -> tuple[float, float]:
+    """Seconds of score + select and of compaction, on a fresh store holding `keys` (K and V)."""
+    from .policies import ScoreContext
+    from .prune import choose_keep
+    from .store import TokenStore
+    layers, kv, length, dim = keys.shape
     recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
-    decide, compact = [], []
+    store = TokenStore(layers, kv, dim, True, True, capacity=length, per_head=policy.per_kv_head)
+    store.append(np.arange(length), keys, keys)
+    ctx = ScoreContext(length, 0, cfg, cal)
+    t0 = time.perf_counter()
+    keep = choose_keep(store, policy, eviction, ctx, False, recency)
+    t1 = time.perf_counter()
+    store.compact(keep)
+    t2 = time.perf_counter()
+    assert store.n == eviction.budget - 1
+    return t1 - t0, t2 - t1
+
+
+def run(policy_name: str = "triattention", lengths=tuple(TARGETS), repeats: int = 7, cfg: dict = GPT_OSS_20B) -> dict:
+    """Median times per cache size. The sizes take turns, one event each, so that a shared
+    machine's drift reaches them alike and their ratio (the growth) stays meaningful."""
+    from .policies import get_policy
+    policy = get_policy(policy_name)
+    setups = {n: _setup(policy_name, n, cfg) for n in lengths}
+    times = {n: [] for n in lengths}
     for _ in range(repeats):
-        store = TokenStore(layers, kv, dim, True, True, capacity=length, per_head=policy.per_kv_head)
-        store.append(np.arange(length), keys, keys)
-        ctx = ScoreContext(length, 0, cfg, cal)
-        t0 = time.perf_counter()
-        keep = choose_keep(store, policy, eviction, ctx, False, recency)
-        t1 = time.perf_counter()
-        store.compact(keep)
-        t2 = time.perf_counter()
-        decide.append(t1 - t0)
-        compact.append(t2 - t1)
-        assert store.n == eviction.budget - 1
-    total = [a + b for a, b in zip(decide, compact)]
-    return {"tokens": length, "kept": eviction.budget - 1, "decide_s": float(np.median(decide)),
-            "compact_s": float(np.median(compact)), "event_s": float(np.median(total)),
-            "target_s": TARGETS.get(length), "repeats": repeats}
-
-
-def run(policy_name: str = "triattention", lengths=tuple(TARGETS), repeats: int = 7) -> dict:
-    rows = [time_event(policy_name, n, repeats) for n in lengths]
+        for n in lengths:
+            times[n].append(_one_event(policy, *setups[n], cfg))
+    rows = []
+    for n in lengths:
+        decide, compact = (np.array(t) for t in zip(*times[n]))
+        rows.append({"tokens": n, "kept": setups[n][0].budget - 1, "decide_s": float(np.median(decide)),
+                     "compact_s": float(np.median(compact)), "event_s": float(np.median(decide + compact)),
+                     "target_s": TARGETS.get(n), "repeats": repeats})
     return {"policy": policy_name, "rows": rows, "load_average": os.getloadavg()[0]}
 
 
