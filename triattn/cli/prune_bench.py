@@ -28,7 +28,7 @@ def run(args):
     from ..prunebench import INTERVAL, run, table
     for name in args.policy:
         policy = get_policy(name)
-        if not policy.prunes or policy.backend is not None:
+        if not policy.prunes or policy.runtime != "loop":
             raise ValueError(f"policy {name!r} does not score tokens in our decode loop")
     if args.repeats < 1 or min(args.tokens) <= 2 * INTERVAL:
         raise ValueError(f"give --repeats >= 1 and --tokens above {2 * INTERVAL}")
