@@ -16,7 +16,7 @@ from .config import EvictionConfig, SamplingConfig, check_max_new_tokens, full_c
 from .engine import check_request
 from .evictview import eviction_summary, eviction_view
 from .interleave import interleave
-from .metrics import RunMetrics
+from .metrics import RunMetrics, trim_heap
 from .policies import get_policy
 from .quality import Divergence, Quality, compare, first_divergence
 from .runner import runner_for
@@ -86,6 +86,7 @@ class Pair:
         finally:
             for s in streams.values():
                 s.close()
+            trim_heap()  # the runs' buffers are free now: give the pages back (see trim_heap)
 
     def measure_quality(self) -> Quality:
         """Teacher-forced cost of the pruned run over the baseline's tokens (after both have run)."""
