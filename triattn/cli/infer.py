@@ -75,6 +75,8 @@ def run(args):
         print(json.dumps(out))
         return 0
     used = backend_for(eviction).describe(result.used) if result.used else None
+    from .notes import run_note
+    note = run_note(m, eviction)
     if base is not None:
         from ..report import compare_table, quality_line
         print("\n")
@@ -82,6 +84,8 @@ def run(args):
         print(quality_line(quality.as_dict()))
         if used:
             print(used)
+        if note:
+            print(note)
         return 0
     prunes = ("prune events not reported" if m.prune_events is None else
               f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
@@ -90,5 +94,7 @@ def run(args):
           f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB{_peak()}", file=sys.stderr)
     if used:
         print(used, file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
