@@ -61,14 +61,13 @@ def main(argv=None) -> int:
         except ModelError as e:  # the Space still serves, with the default model
             print(f"warning: MODEL_ID: {e}", file=sys.stderr)
     catalog = Catalog(dirs)
-    if not dirs:
-        from triattn.model import load_model
-        from triattn.runs import default_model_dir
-        # build (a checkout without bundled models) and compile the default model now, not during
-        # the first visitor's click
-        load_model(default_model_dir(), device)
     from triattn.pagetext import CSS
-    from triattn.ui import build
+    from triattn.ui import build, warm_up
+    if not dirs:
+        from triattn.runs import default_model_dir
+        # build (a checkout without bundled models), compile the default model and read its tokenizer
+        # now, not during the first visitor's click
+        warm_up(default_model_dir(), device)
     demo = build(catalog, device)
     # quiet: Gradio's own lines would tell to "set `share=True` in `launch()`"; ours name --share
     _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,

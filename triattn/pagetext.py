@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .ab import first_divergence
+from .ab import first_divergence, headline
 
 INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
@@ -101,3 +101,16 @@ def precision_label(model) -> str:
 
 def progress_line(pair, max_new: int) -> str:
     return f"baseline {len(pair.baseline.token_ids)}, pruned {len(pair.pruned.token_ids)} of {max_new} tokens"
+
+
+def pair_headline(pair) -> str:
+    b, p = (s.metrics(pair.model.kv_bytes_per_token) for s in (pair.baseline, pair.pruned))
+    if b is None or p is None:
+        return ""
+    div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
+    return headline(b, p, div, pair.pruned.used)
+
+
+def run_notes(pair) -> str:
+    """The engine's warnings, each once, in plain words, kept in the status line for the whole run."""
+    return "".join(f"\n\n{plain_notice(m)}" for m in dict.fromkeys(pair.notices))

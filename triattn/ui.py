@@ -18,7 +18,7 @@ import warnings
 import gradio as gr
 import pandas as pd
 
-from .ab import BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, first_divergence, headline, plot_frames
+from .ab import BASELINE, COLUMNS, PRUNED, QUALITY_COLUMNS, Pair, plot_frames
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
 from .config import EvictionConfig
@@ -26,8 +26,8 @@ from .errors import redact
 from .evictview import COLORS, eviction_summary, eviction_view
 from .inputs import parse_settings, prompt_ids
 from .model import load_model
-from .pagetext import (FAILED_LABELS, GLOSSARY, INTRO, NOT_REPORTED, divergence_text, error_status, plain_notice,
-                       precision_label, progress_line, pruned_label, timing_line)
+from .pagetext import (FAILED_LABELS, GLOSSARY, INTRO, NOT_REPORTED, divergence_text, error_status, pair_headline,
+                       precision_label, progress_line, pruned_label, run_notes, timing_line)
 from .runs import backend_for
 from .text import load_tokenizer
 
@@ -117,6 +117,12 @@ def _plot(frame, column: str):
     return gr.LinePlot(value=frame, visible=bool(frame[column].notna().any()))
 
 
+def warm_up(model_dir, device: str):
+    """Compile a model and read its tokenizer ahead of the first Generate (the launch does this)."""
+    load_model(model_dir, device)
+    _tokenizer(str(model_dir))
+
+
 def _open(model_dir, device, progress):
     progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
     started = time.monotonic()
@@ -147,32 +153,19 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
             if now - last_text >= (LONG_TEXT_EVERY_S if long else TEXT_EVERY_S):
                 detail = now - last_detail >= (LONG_DETAIL_EVERY_S if long else DETAIL_EVERY_S)
                 last_text, last_detail = now, (now if detail else last_detail)
-                status = f"Generating… {progress_line(pair, max_new)}{_notes(pair)}"
+                status = f"Generating… {progress_line(pair, max_new)}{run_notes(pair)}"
                 yield _outputs(pair, labels, status, detail, final=False)
     finally:
         steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
     if not control.stop.is_set() and pair.baseline.token_ids:
         yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
-                                     f"tokens)…{_notes(pair)}", detail=True, final=False)
+                                     f"tokens)…{run_notes(pair)}", detail=True, final=False)
         with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
             warnings.simplefilter("ignore")
             pair.measure_quality()
     done = "Stopped" if control.stop.is_set() else "Done"
     status = timing_line(done, time.monotonic() - started, load_s)
-    yield _outputs(pair, labels, f"{status} {_headline(pair)}{_notes(pair)}", detail=True, final=True)
-
-
-def _headline(pair: Pair) -> str:
-    b, p = (s.metrics(pair.model.kv_bytes_per_token) for s in (pair.baseline, pair.pruned))
-    if b is None or p is None:
-        return ""
-    div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-    return headline(b, p, div, pair.pruned.used)
-
-
-def _notes(pair: Pair) -> str:
-    """The engine's warnings, each once, in plain words, kept in the status line for the whole run."""
-    return "".join(f"\n\n{plain_notice(m)}" for m in dict.fromkeys(pair.notices))
+    yield _outputs(pair, labels, f"{status} {pair_headline(pair)}{run_notes(pair)}", detail=True, final=True)
 
 
 def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
