@@ -17,8 +17,8 @@ def parse_args(argv=None):
                                 "with a pruned KV cache, side by side.")
     p.add_argument("--model-dir", action="append", default=[],
                    help="an OpenVINO LLM export to offer (repeatable; the first is selected)")
-    p.add_argument("--device", default=os.environ.get("DEVICE", "CPU"), help="initial device: CPU, GPU, NPU or AUTO (default CPU); one this "
-                   "machine lacks falls back to CPU, with a notice")
+    p.add_argument("--device", default=os.environ.get("DEVICE", "CPU"), help="initial device: CPU, GPU, NPU or AUTO (default CPU); a GPU or "
+                   "NPU this machine lacks falls back to CPU, with a notice")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 0)) or None,

@@ -140,3 +140,8 @@ def test_a_1000_token_run_keeps_the_page_short_and_responsive(page):
     assert page.evaluate("document.documentElement.scrollHeight") < 4000
     assert page.locator("#eviction-view").get_by_text(re.compile("evicted")).count() > 0
     assert tokens is not None or "Done" in status
+
+
+def test_the_terminal_names_our_share_option(default_app_server):
+    log = default_app_server.log.read_text()
+    assert "share=True" not in log and "--share" in log and f":{default_app_server.port}" in log

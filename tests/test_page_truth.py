@@ -69,3 +69,24 @@ def test_decode_kv_and_the_prompt_cut(llama_dir, prompt):
     assert m.prompt_cut is not None and m.prompt_cut[0] >= len(prompt) and m.prompt_cut[1] <= 8
     assert m.kv_tokens_max >= len(prompt) and m.kv_tokens_max_decode <= 8 + 4
     assert m.kv_bytes_max_decode == 10 * m.kv_tokens_max_decode
+
+
+def test_infer_says_when_nothing_was_pruned(cli, llama_dir):
+    r = cli("infer", "--model-dir", llama_dir, "--prompt", "def f(x):", "--max-new-tokens", "5", "--budget", "200",
+            "--compare")
+    assert r.returncode == 0, r.stderr
+    assert "nothing was pruned in the pruned run" in r.stdout and "never over the budget of 200" in r.stdout
+    r = cli("infer", "--model-dir", llama_dir, "--prompt", "def f(x):", "--max-new-tokens", "40", "--budget", "16",
+            "--recent-window", "4", "--sink-tokens", "2")
+    assert r.returncode == 0, r.stderr
+    assert "nothing was pruned" not in r.stdout + r.stderr
+
+
+def test_bench_says_when_a_mode_pruned_nothing(cli, llama_dir, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("def fibonacci(n):\n")
+    r = cli("bench", "--model-dir", llama_dir, "--prompts", prompts, "--runs", "1", "--max-new-tokens", "6",
+            "--budget", "200", "--policy", "knorm", "--output", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert "note: nothing was pruned in mode knorm/hard" in r.stdout
+    assert "the outputs never differed" in r.stdout  # its "First div." is not a divergence
