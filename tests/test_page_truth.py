@@ -90,3 +90,15 @@ def test_bench_says_when_a_mode_pruned_nothing(cli, llama_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "note: nothing was pruned in mode knorm/hard" in r.stdout
     assert "the outputs never differed" in r.stdout  # its "First div." is not a divergence
+
+
+def test_every_example_is_offered_once():
+    from triattn.choices import example_prompts
+    prompts = example_prompts()
+    shown = [p.strip().splitlines()[0][:60] for p in prompts]  # what the example buttons show
+    assert len(set(shown)) == len(shown), [s for s in shown if shown.count(s) > 1]
+
+
+def test_a_stopped_run_is_not_shown_as_failed():
+    out = show_failure(RunControl())  # no error recorded: Stop or a closed tab ended the run
+    assert out == (gr.skip(),) * 9  # nothing changes

@@ -15,7 +15,8 @@ GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that g
 caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
 output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
 process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
-cache held, and their size. **Prune events / time**: how often the cache was cut, and the time it took
+cache held, and their size (on a long prompt: the prompt before the pruned run cut it; the line above the
+outputs says what each cache held while decoding). **Prune events / time**: how often the cache was cut, and the time it took
 (included in the other timings). **Change**: pruned relative to baseline. Timings on a shared or busy
 machine vary from run to run; run twice before trusting a small difference.
 

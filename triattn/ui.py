@@ -105,10 +105,13 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
 
 
 def show_failure(control: RunControl):
-    """After a failed run: its message stays in the status line and nothing older looks like its result."""
+    """After a failed run: its message stays in the status line and nothing older looks like its result.
+    A run ended by Stop or a closed tab has no error: its results stand."""
+    if not control.error:
+        return (gr.skip(),) * 9
     lat, kv = plot_frames({})
     return (gr.Textbox(value="", label=FAILED_LABELS[0]), gr.Textbox(value="", label=FAILED_LABELS[1]),
-            error_status(control.error or "see the message above"), "", _empty_table(),
+            error_status(control.error), "", _empty_table(),
             _plot(lat, "ms"), _plot(kv, "KV tokens"), [], "")
 
 
