@@ -17,7 +17,8 @@ def parse_args(argv=None):
                                 "with a pruned KV cache, side by side.")
     p.add_argument("--model-dir", action="append", default=[],
                    help="an OpenVINO LLM export to offer (repeatable; the first is selected)")
-    p.add_argument("--device", default=os.environ.get("DEVICE", "CPU"), help="initial device (default CPU)")
+    p.add_argument("--device", default=os.environ.get("DEVICE", "CPU"), help="initial device: CPU, GPU, NPU or AUTO (default CPU); a GPU or "
+                   "NPU this machine lacks falls back to CPU, with a notice")
     p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 0)) or None,
@@ -60,15 +61,22 @@ def main(argv=None) -> int:
         except ModelError as e:  # the Space still serves, with the default model
             print(f"warning: MODEL_ID: {e}", file=sys.stderr)
     catalog = Catalog(dirs)
+    from triattn.pagetext import CSS
+    from triattn.ui import build, warm_up
     if not dirs:
-        from triattn.model import load_model
         from triattn.runs import default_model_dir
-        # build (a checkout without bundled models) and compile the default model now, not during
-        # the first visitor's click
-        load_model(default_model_dir(), device)
-    from triattn.ui import build
+        # build (a checkout without bundled models), compile the default model and read its tokenizer
+        # now, not during the first visitor's click
+        warm_up(default_model_dir(), device)
     demo = build(catalog, device)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, inbrowser=wants_browser(args))
+    # quiet: Gradio's own lines would tell to "set `share=True` in `launch()`"; ours name --share
+    _, local_url, share_url = demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                                          inbrowser=wants_browser(args), css=CSS, quiet=True,
+                                          prevent_thread_lock=True)
+    print(f"Running on {local_url}", flush=True)
+    print(f"Public link: {share_url}" if share_url else
+          "For a temporary public link, start with --share", flush=True)
+    demo.block_thread()
     return 0
 
 

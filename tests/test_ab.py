@@ -88,10 +88,33 @@ def test_first_divergence():
 
 
 def test_headline_says_what_changed():
-    b, p = _metrics(), _metrics(tpot_ms=5.0, kv_bytes_max=75 * 1024)
+    b, p = _metrics(), _metrics(tpot_ms=5.0, kv_bytes_max=75 * 1024, prune_events=3)
     text = headline(b, p, first_divergence([1, 2, 3], [1, 2, 4]))
     assert "50% lower" in text and "75% smaller" in text and "first 2 tokens" in text
-    assert "identical for all 100" in headline(b, b, None)
+    assert "identical for all 100" in headline(b, _metrics(prune_events=2), None)
+
+
+def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
+    """A 1,791-token prompt cut to 256: the pruned cache is ~87% smaller while decoding, not 10%."""
+    b = _metrics(kv_tokens_max=1990, kv_bytes_max=1990, kv_tokens_max_decode=1990, kv_bytes_max_decode=1990)
+    p = _metrics(kv_tokens_max=1791, kv_bytes_max=1791, kv_tokens_max_decode=256, kv_bytes_max_decode=256,
+                 prune_events=5, prompt_cut=(1791, 256))
+    text = headline(b, p, None)
+    assert "87% smaller while decoding (1990 vs 256 tokens)" in text
+    assert "10%" not in text and "The prompt's 1791 tokens were cut to 256" in text
+
+
+def test_headline_says_when_nothing_was_pruned():
+    text = headline(_metrics(), _metrics(tpot_ms=5.0), None)
+    assert text.startswith("Nothing was pruned") and "lower" not in text and "noise" in text
+
+
+def test_headline_explains_a_larger_genai_cache():
+    b = _metrics(kv_bytes_max_decode=100)
+    p = _metrics(kv_bytes_max_decode=119, tpot_ms=8.6, prune_events=None)
+    used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
+    text = headline(b, p, None, used)
+    assert "19% larger" in text and "whole blocks of 32 tokens (budget 64 became 96)" in text
 
 
 class CharTokenizer:

@@ -34,8 +34,9 @@ def test_streamed_compare_fills_both_panes_and_the_table(client, app_server, gpt
     assert int(rows["pruned"]["KV tokens"]) < int(rows["baseline"]["KV tokens"])
     assert rows["Change"]["KV tokens"].startswith("-")
     assert rows["Change"]["Token agreement"].endswith("%") and rows["Change"]["ΔNLL (forced)"][0] in "+-"
-    for plot in final[5:7]:  # both runs have points on both plots
-        assert {r[1] for r in plot["data"] if r[2] is not None} == {"baseline", "pruned"}
+    for plot in final[5:7]:  # both runs have points on both plots, which are shown once they have points
+        assert plot["visible"] is True
+        assert {r[1] for r in plot["value"]["data"] if r[2] is not None} == {"baseline", "pruned"}
     view = final[7]
     labels = {t["class_or_confidence"] for t in view}
     assert "evicted (some layers)" in labels or "evicted (all layers)" in labels

@@ -99,7 +99,9 @@ class Pair:
         once the runs end (`final`), the eviction view and its summary."""
         lat, kv = plot_frames(self.sides)
         out = {"table": self.table(), "latency": lat, "kv": kv}
-        if final:
+        if final and not self.pruned.runner.reports_prunes:  # another runtime does not say what it evicted
+            out["view"] = out["summary"] = None
+        elif final:
             side, n_layers = self.pruned, self.model.info.n_layers
             out["view"] = eviction_view(self.tokenizer, self.prompt_ids, side.token_ids, side.records, n_layers)
             out["summary"] = eviction_summary(side.records, len(self.prompt_ids) + len(side.token_ids), n_layers)
@@ -135,18 +137,37 @@ def plot_frames(pair_sides: dict, runs=(BASELINE, PRUNED)) -> tuple[pd.DataFrame
             pd.DataFrame(kv, columns=["token", "run", "KV tokens"]).astype({**types, "KV tokens": float}))
 
 
-def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None) -> str:
-    """One plain sentence: what pruning changed in this pair."""
-    def change(before, after, smaller, larger):
-        if before <= 0:
-            return "unchanged" if after == before else f"{larger} (baseline was 0)"
-        r = (after - before) / before
-        if abs(r) < 0.005:
-            return "about the same"
-        return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
+def _change(before, after, smaller: str, larger: str) -> str:
+    if before <= 0:
+        return "unchanged" if after == before else f"{larger} (baseline was 0)"
+    r = (after - before) / before
+    if abs(r) < 0.005:
+        return "about the same"
+    return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
+
+
+def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, used: dict | None = None) -> str:
+    """One plain sentence: what pruning changed in this pair.
+
+    The KV figure is what each cache held while decoding (a long prompt's cut is said apart: the
+    prompt before its cut is not what decoding ran with). `used`: a backend's actual settings
+    (ov-genai sizes its cache in whole blocks, which can make it larger than the baseline's).
+    """
     n = min(baseline.new_tokens, pruned.new_tokens)
     same = (f"outputs identical for all {n} tokens" if div is None
             else f"outputs identical for the first {div.index} tokens, then they differ")
-    return (f"Pruned vs baseline: time per token {change(baseline.tpot_ms, pruned.tpot_ms, 'lower', 'higher')}, "
-            f"KV cache {change(baseline.kv_bytes_max, pruned.kv_bytes_max, 'smaller', 'larger')} at its largest, "
-            f"{same}.")
+    b_kv, p_kv = (m.kv_bytes_max_decode or m.kv_bytes_max for m in (baseline, pruned))
+    kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding "
+          f"({baseline.kv_tokens_max_decode or baseline.kv_tokens_max} vs "
+          f"{pruned.kv_tokens_max_decode or pruned.kv_tokens_max} tokens)")
+    if used and "block_size" in used and p_kv > b_kv:
+        kv += (f", because OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
+               f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
+    cut = ""
+    if pruned.prompt_cut is not None:
+        cut = f" The prompt's {pruned.prompt_cut[0]} tokens were cut to {pruned.prompt_cut[1]} before decoding."
+    if pruned.prune_events == 0:
+        return (f"Nothing was pruned: the cache never went over the budget ({pruned.kv_tokens_max} tokens at most), "
+                f"so both runs did the same work and any difference in time is noise; {same}.")
+    return (f"Pruned vs baseline: time per token {_change(baseline.tpot_ms, pruned.tpot_ms, 'lower', 'higher')}, "
+            f"{kv}, {same}.{cut}")

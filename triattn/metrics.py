@@ -57,6 +57,11 @@ class RunMetrics:
     kv_tokens_final: int
     kv_bytes_max: int
     rss_delta_mb: float
+    # What the cache held while decoding (after any cut of the prompt): the figure to compare between
+    # runs on a long prompt, where kv_tokens_max is the prompt before its cut.
+    kv_tokens_max_decode: int = 0
+    kv_bytes_max_decode: int = 0
+    prompt_cut: tuple[int, int] | None = None  # (tokens before, after) when the prompt itself was cut
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -84,4 +89,13 @@ def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_
         kv_tokens_final=records[-1].kv_len,
         kv_bytes_max=kv_max * kv_bytes_per_token,
         rss_delta_mb=rss_after_mb - rss_before_mb,
+        **_decode_kv(records, prunes, kv_bytes_per_token),
     )
+
+
+def _decode_kv(records, prunes, kv_bytes_per_token: int) -> dict:
+    """The cache's largest size after each step (the prompt's cut done) and the prompt's own cut."""
+    held = max(r.kv_len for r in records)
+    first = records[0].prune
+    cut = (first.kv_before, first.kv_after) if first is not None and first.kv_before > first.kv_after else None
+    return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held * kv_bytes_per_token, "prompt_cut": cut}

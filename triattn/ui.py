@@ -13,12 +13,12 @@ import threading
 import time
 import sys
 import traceback
+import warnings
 
 import gradio as gr
 import pandas as pd
 
-from .ab import Pair, headline, plot_frames
-from .quality import first_divergence
+from .ab import Pair, plot_frames
 from .tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
@@ -27,25 +27,17 @@ from .errors import redact
 from .evictview import COLORS
 from .inputs import parse_settings, prompt_ids
 from .model import load_model
+from .pagetext import (FAILED_LABELS, GLOSSARY, INTRO, NOT_REPORTED, divergence_text, error_status, pair_headline,
+                       precision_label, progress_line, pruned_label, run_notes, timing_line)
 from .text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
-# points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end.
+# points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end. Past
+# LONG_RUN tokens every refresh costs more, so they come less often.
 TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
+LONG_RUN, LONG_TEXT_EVERY_S, LONG_DETAIL_EVERY_S = 300, 0.5, 3.0
 QUEUE_MAX = 32  # comparisons waiting at once; more visitors are told the queue is full
 RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
-INTRO = """# KV-cache pruning, side by side
-The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
-(the model's memory of the text so far); the **pruned** run keeps only a budget of tokens and evicts
-the rest by the chosen policy. The two runs take turns token by token, so their timings are fair."""
-GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that goes first meets colder
-caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
-output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
-process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
-cache held, and their size. **Prune events / time**: how often the cache was cut, and the time it took
-(included in the other timings). **Change**: pruned relative to baseline. Timings on a shared or busy
-machine vary from run to run; run twice before trusting a small difference."""
-
 
 # The page's first settings, for the default model (SmolLM2-135M-Instruct) and the first example: a budget
 # of 64 KV tokens makes the pruned run part from the baseline within its first ~50 new tokens, and the
@@ -64,28 +56,16 @@ def _empty_table() -> pd.DataFrame:
     return pd.DataFrame(columns=headers() + ["Outputs diverge at"] + list(QUALITY_COLUMNS))
 
 
-def _divergence_text(pair: Pair) -> str:
-    b, p = pair.baseline, pair.pruned
-    div = first_divergence(b.token_ids, p.token_ids, b.done, p.done)
-    if div is None:
-        return f"**Outputs identical so far** ({min(len(b.token_ids), len(p.token_ids))} tokens)."
-    tok = pair.tokenizer
-
-    def show(t):
-        return "(the end)" if t is None else f"`{tok.decode([t], skip_special_tokens=False)!r}`"
-    return (f"**The outputs first differ at new token #{div.index + 1}**: baseline {show(div.baseline)}, "
-            f"pruned {show(div.pruned)}. Later differences follow from that one.")
-
-
 class RunControl:
     """One per visitor: Stop asks the running pair to end after its current step, so the page gets
     final results for the tokens made so far, and waits until it has (then the event is cancelled,
-    which only matters if a step is stuck)."""
+    which only matters if a step is stuck). `error` keeps the last run's failure for the status line."""
 
     def __init__(self):
         self.stop, self.idle = threading.Event(), threading.Event()
         self.idle.set()
         self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
+        self.error = ""
 
     def next_lead_pruned(self) -> bool:
         self.runs += 1
@@ -103,86 +83,105 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
     """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view)."""
     control.stop.clear()
     control.idle.clear()
+    control.error = ""
     try:
         yield from _compare(prompt, model_value, device, parse_settings(
             policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
             control, progress, catalog)
     except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
-        raise gr.Error(redact(str(e)), print_exception=False) from None  # a user mistake, not a bug
-    except gr.Error:
+        control.error = redact(str(e))
+        raise gr.Error(control.error, print_exception=False) from None  # a user mistake, not a bug
+    except gr.Error as e:
+        control.error = str(e.message)
         raise
     except Exception as e:  # a bug must not take the page down; the log keeps the details
         traceback.print_exc()
-        raise gr.Error(redact(f"generation failed: {type(e).__name__}: {e}"), print_exception=False) from None
+        control.error = redact(f"generation failed: {type(e).__name__}: {e}")
+        raise gr.Error(control.error, print_exception=False) from None
     finally:
         control.idle.set()
         print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
+
+
+def show_failure(control: RunControl):
+    """After a failed run: its message stays in the status line and nothing older looks like its result.
+    A run ended by Stop or a closed tab has no error: its results stand."""
+    if not control.error:
+        return (gr.skip(),) * 9
+    lat, kv = plot_frames({})
+    return (gr.Textbox(value="", label=FAILED_LABELS[0]), gr.Textbox(value="", label=FAILED_LABELS[1]),
+            error_status(control.error), "", _empty_table(),
+            _plot(lat, "ms"), _plot(kv, "KV tokens"), [], "")
+
+
+def _plot(frame, column: str):
+    """A plot is shown once it has a point to draw (an empty one would show meaningless ticks)."""
+    return gr.LinePlot(value=frame, visible=bool(frame[column].notna().any()))
+
+
+def warm_up(model_dir, device: str):
+    """Compile a model and read its tokenizer ahead of the first Generate (the launch does this)."""
+    load_model(model_dir, device)
+    _tokenizer(str(model_dir))
+
+
+def _open(model_dir, device, progress):
+    progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
+    started = time.monotonic()
+    model = load_model(model_dir, device)
+    return model, _tokenizer(str(model_dir)), time.monotonic() - started
 
 
 def _compare(prompt, model_value, device, settings, control, progress, catalog):
     eviction, sampling, max_new = settings
     if not isinstance(prompt, str) or not prompt.strip():  # before the model is loaded
         raise ValueError("the prompt is empty: type one or pick an example")
+    if not eviction.prunes:
+        raise ValueError(f"policy {eviction.policy} keeps every token, so it is the baseline itself: "
+                         f"pick a pruning policy to compare with")
     progress(0.1, desc="Preparing the model")
-    model_dir = catalog.resolve(model_value, notify=lambda m: None)
-    progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
-    model = load_model(model_dir, device)
-    tok = _tokenizer(str(model_dir))
+    model, tok, load_s = _open(catalog.resolve(model_value, notify=lambda m: None), device, progress)
     pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
                 pruned_first=control.next_lead_pruned())
     ran = f"{model.device}, {precision_label(model)}"
-    labels = (f"Baseline: full KV cache ({ran})",
-              f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens ({ran})")
-    started, last_text, last_detail, warned = time.monotonic(), 0.0, 0.0, 0
+    labels = (f"Baseline: full KV cache ({ran})", lambda: pruned_label(eviction, pair.pruned.used, ran))
+    started, last_text, last_detail = time.monotonic(), 0.0, 0.0
     steps = pair.steps()
     try:
         for _ in steps:
-            for msg in pair.notices[warned:]:
-                gr.Warning(msg)
-            warned = len(pair.notices)
             if control.stop.is_set():
                 break
-            now = time.monotonic()
-            if now - last_text >= TEXT_EVERY_S:
-                detail = now - last_detail >= DETAIL_EVERY_S
+            now, long = time.monotonic(), len(pair.baseline.token_ids) > LONG_RUN
+            if now - last_text >= (LONG_TEXT_EVERY_S if long else TEXT_EVERY_S):
+                detail = now - last_detail >= (LONG_DETAIL_EVERY_S if long else DETAIL_EVERY_S)
                 last_text, last_detail = now, (now if detail else last_detail)
-                yield _outputs(pair, labels, f"Generating… {_progress_line(pair, max_new)}", detail, final=False)
+                status = f"Generating… {progress_line(pair, max_new)}{run_notes(pair)}"
+                yield _outputs(pair, labels, status, detail, final=False)
     finally:
         steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
     if not control.stop.is_set() and pair.baseline.token_ids:
         yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
-                                     "tokens)…", detail=True, final=False)
-        pair.measure_quality()
-    b, p = pair.baseline.current_metrics(), pair.pruned.current_metrics()
+                                     f"tokens)…{run_notes(pair)}", detail=True, final=False)
+        with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
+            warnings.simplefilter("ignore")
+            pair.measure_quality()
     done = "Stopped" if control.stop.is_set() else "Done"
-    status = f"**{done} after {time.monotonic() - started:.1f} s.**"
-    if b is not None and p is not None:
-        div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-        status += f" {headline(b, p, div)}"
-    yield _outputs(pair, labels, status, detail=True, final=True)
-
-
-def precision_label(model) -> str:
-    """Which precision ran, in words: the model folder may choose f32 (triattn.settings)."""
-    kv = model.kv_precision.to_string()
-    if model.precision == "f32":
-        return f"f32 precision, KV cache {kv}"
-    return f"the device's default precision, KV cache {kv}"
-
-
-def _progress_line(pair: Pair, max_new: int) -> str:
-    return f"baseline {len(pair.baseline.token_ids)}, pruned {len(pair.pruned.token_ids)} of {max_new} tokens"
+    status = timing_line(done, time.monotonic() - started, load_s)
+    yield _outputs(pair, labels, f"{status} {pair_headline(pair)}{run_notes(pair)}", detail=True, final=True)
 
 
 def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
     texts = (gr.Textbox(value=pair.baseline.text, label=labels[0]),
-             gr.Textbox(value=pair.pruned.text, label=labels[1]), status, _divergence_text(pair))
+             gr.Textbox(value=pair.pruned.text, label=labels[1]()), status, divergence_text(pair))
     if not detail:
         return texts + (gr.skip(),) * 5
     f = pair.figures(final)
-    details = texts + (f["table"] if f["table"] is not None else _empty_table(), f["latency"], f["kv"])
+    table = f["table"] if f["table"] is not None else _empty_table()
+    details = texts + (table, _plot(f["latency"], "ms"), _plot(f["kv"], "KV tokens"))
     if not final:
         return details + ([], "The eviction view appears when the runs end.")
+    if f["view"] is None:  # e.g. OpenVINO GenAI: it does not say what it evicted
+        return details + ([], NOT_REPORTED)
     return details + (f["view"], f["summary"])
 
 
@@ -254,18 +253,17 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                                     elem_id="pruned-output")
         divergence = gr.Markdown(elem_id="divergence")
         # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
-        table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True,
-                             column_widths=["6%"] + ["6%" if h.startswith("Throughput") else "5%"
-                                                     for h in headers()[1:]] + ["13%"] + ["6%"] * 4)
+        # Columns as wide as their words (pagetext.CSS: no word is broken); the table scrolls sideways.
+        table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True)
         with gr.Accordion("What the numbers mean", open=False):
             gr.Markdown(GLOSSARY)
         with gr.Row():
             lat_plot = gr.LinePlot(plot_frames({})[0], x="token", y="ms", color="run", color_map=RUN_COLORS,
                                    title="Time per token (ms); spikes in the pruned run are prune events",
-                                   height=260, elem_id="latency-plot")
+                                   height=260, elem_id="latency-plot", visible=False)
             kv_plot = gr.LinePlot(plot_frames({})[1], x="token", y="KV tokens", color="run",
                                   color_map=RUN_COLORS, title="KV cache size (tokens)", height=260,
-                                  elem_id="kv-plot")
+                                  elem_id="kv-plot", visible=False)
         view = gr.HighlightedText(label="What the pruned run's cache forgot (prompt + output)", color_map=COLORS,
                                   show_legend=True, show_inline_category=False, combine_adjacent=True,
                                   elem_id="eviction-view")
@@ -278,6 +276,7 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
         # One pair at a time on the server: two pairs at once would share the CPU and skew both timings.
         gen = run_btn.click(functools.partial(compare, catalog=catalog), inputs, outputs, api_name="generate",
                             concurrency_id="generate", concurrency_limit=1)
+        gen.failure(show_failure, control, outputs, queue=False, api_name=False)
         stop_btn.click(request_stop, control, None, queue=False, api_name=False).then(
             None, None, None, cancels=[gen], api_name=False)
         model_dd.change(model_notice, model_dd, notice, queue=False, api_name=False)

@@ -106,6 +106,9 @@ def run(args):
         print(f"\nResults vs baseline ({len(plan.prompts)} prompts x {args.runs} runs, {args.max_new_tokens} "
               f"new tokens)\n")
         print(report.mode_table(summary))
+        from .notes import bench_notes
+        for note in bench_notes(summary, {m.name: m.eviction.budget for m in modes}):
+            print(note)
         print("\nPer-prompt detail\n")
         print(report.prompt_table(summary, [p.label for p in plan.prompts]))
     Path(args.output).write_text(json.dumps(out, indent=1))

@@ -59,6 +59,8 @@ def run(args):
                "peak_rss_mb": peak_rss_mb(), **({"used": result.used} if result.used else {})}
         print(json.dumps(out))
         return 0
+    from .notes import run_note
+    note = run_note(m, eviction)
     prunes = ("prune events not reported" if m.prune_events is None else
               f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
@@ -66,6 +68,8 @@ def run(args):
           f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB{_peak()}", file=sys.stderr)
     if result.describe():
         print(result.describe(), file=sys.stderr)
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -96,4 +100,8 @@ def _compare(args, model, tok, prompt_ids, eviction, sampling):
               "tokens)")
     if p.describe():
         print(p.describe())
+    from .notes import run_note
+    note = run_note(p.metrics, eviction)
+    if note:
+        print(note)
     return 0
