@@ -146,12 +146,12 @@ def _change(before, after, smaller: str, larger: str) -> str:
     return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
 
 
-def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, used: dict | None = None) -> str:
+def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, why_larger: str = "") -> str:
     """One plain sentence: what pruning changed in this pair.
 
     The KV figure is what each cache held while decoding (a long prompt's cut is said apart: the
-    prompt before its cut is not what decoding ran with). `used`: a backend's actual settings
-    (ov-genai sizes its cache in whole blocks, which can make it larger than the baseline's).
+    prompt before its cut is not what decoding ran with). `why_larger`: why the pruned cache can be
+    the larger (the runner's `why_larger`: ov-genai sizes its cache in whole blocks).
     """
     n = min(baseline.new_tokens, pruned.new_tokens)
     same = (f"outputs identical for all {n} tokens" if div is None
@@ -160,9 +160,8 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, u
     kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding "
           f"({baseline.kv_tokens_max_decode or baseline.kv_tokens_max} vs "
           f"{pruned.kv_tokens_max_decode or pruned.kv_tokens_max} tokens)")
-    if used and "block_size" in used and p_kv > b_kv:
-        kv += (f", because OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
-               f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
+    if why_larger and p_kv > b_kv:
+        kv += f", because {why_larger}"
     cut = ""
     if pruned.prompt_cut is not None:
         cut = f" The prompt's {pruned.prompt_cut[0]} tokens were cut to {pruned.prompt_cut[1]} before decoding."

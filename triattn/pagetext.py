@@ -16,9 +16,11 @@ GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that g
 caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
 output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
 process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
-cache held, and their size (on a long prompt: the prompt before the pruned run cut it; the line above the
-outputs says what each cache held while decoding). **Prune events / time**: how often the cache was cut, and the time it took
-(included in the other timings). **Change**: pruned relative to baseline. Timings on a shared or busy
+cache held while decoding, and their size (a long prompt's cut, right after its prefill, is said apart in
+the line above the outputs). **Prune events / time**: how often the cache was cut, and the time it took
+(included in the other timings). **Change**: pruned relative to baseline: in percent where the
+baseline's figure is well above its noise; memory and time to first token as differences (memory grows by
+a few MB or none; which run read its prompt first moves TTFT). Timings on a shared or busy
 machine vary from run to run; run twice before trusting a small difference.
 
 After both runs the pruned cache re-reads the baseline's own tokens ("forced"), so both runs are scored
@@ -51,15 +53,9 @@ def plain_notice(message: str) -> str:
     return f"Note: {message}"
 
 
-def pruned_label(eviction, used: dict, ran: str) -> str:
-    """The pruned pane's label: the settings that ran (ov-genai: its block-rounded sizes)."""
-    if used and "block_size" in used:
-        return (f"Pruned: ov-genai, budget {eviction.budget} tokens, used as whole blocks of {used['block_size']}: "
-                f"cache {used['max_cache_size']}, start {used['start_size']}, recent {used['recent_size']} "
-                f"tokens ({ran})")
-    if eviction.policy == "ov-genai":
-        return f"Pruned: ov-genai, budget {eviction.budget} tokens, rounded to whole blocks when it starts ({ran})"
-    return f"Pruned: {eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens ({ran})"
+def pruned_label(run, ran: str) -> str:
+    """The pruned pane's label: the settings that ran (the runner says: ov-genai's block-rounded sizes)."""
+    return f"Pruned: {run.runner.label(run.eviction, run.used)} ({ran})"
 
 
 def timing_line(done: str, run_s: float, load_s: float) -> str:
@@ -110,7 +106,7 @@ def pair_headline(pair) -> str:
     if b is None or p is None:
         return ""
     div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-    return headline(b, p, div, pair.pruned.used)
+    return headline(b, p, div, pair.pruned.runner.why_larger(pair.pruned.used))
 
 
 def run_notes(pair) -> str:

@@ -186,13 +186,21 @@ def mode_table(summary: dict) -> str:
         rows.append([name, fmt(s["latency_s"], ".3f"), fmt(s["tpot_ms"]), fmt(s["throughput_tok_s"], ".1f"),
                      fmt(s["rss_delta_mb"], "+.1f"), s["kv_tokens_max"], fmt(s["prune_events"], ".1f"),
                      fmt(s["prune_time_ms"], ".1f"), fmt(q.get("agreement"), ".1%"),
-                     fmt(q.get("first_divergence_mean"), ".1f"), fmt(q.get("delta_nll"), "+.3f"),
+                     _first_div(q), fmt(q.get("delta_nll"), "+.3f"),
                      fmt(q.get("ppl_ratio"), ".3f"), fmt(q.get("forced_top1_agreement"), ".1%")])
     for name, c in summary["change"].items():
         rows.append([f"Change ({name})", fmt(c["latency_pct"], "+.1f", "%"), fmt(c["tpot_pct"], "+.1f", "%"),
                      fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["rss_delta_mb_diff"], "+.1f", " MB"),
                      fmt(c["kv_tokens_max_pct"], "+.1f", "%")] + [""] * 7)
     return table(headers, rows)
+
+
+def _first_div(q: dict) -> str:
+    """Mean first divergence over prompts; 'never' when no prompt's outputs differed (the mean would
+    only be the number of tokens compared)."""
+    if q and q.get("prompts") and q.get("identical") == q.get("prompts"):
+        return "never"
+    return fmt(q.get("first_divergence_mean"), ".1f")
 
 
 def prompt_table(summary: dict, labels: list[str]) -> str:

@@ -48,6 +48,12 @@ class LoopRunner:
     def describe(self, used: dict) -> str | None:
         return None
 
+    def label(self, eviction: EvictionConfig, used: dict) -> str:
+        return f"{eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens"
+
+    def why_larger(self, used: dict) -> str:
+        return ""
+
 
 @dataclass
 class GenAIRunner:
@@ -69,6 +75,18 @@ class GenAIRunner:
     def describe(self, used: dict) -> str | None:
         from . import genai
         return genai.describe(used) if used else None
+
+    def label(self, eviction: EvictionConfig, used: dict) -> str:
+        if not used:
+            return f"{eviction.policy}, budget {eviction.budget} tokens, rounded to whole blocks when it starts"
+        return (f"{eviction.policy}, budget {eviction.budget} tokens, used as whole blocks of {used['block_size']}: "
+                f"cache {used['max_cache_size']}, start {used['start_size']}, recent {used['recent_size']} tokens")
+
+    def why_larger(self, used: dict) -> str:
+        if not used:
+            return ""
+        return (f"OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
+                f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
 
 
 RUNNERS = {"loop": LoopRunner, "genai": GenAIRunner}

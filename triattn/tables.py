@@ -36,8 +36,9 @@ COLUMNS = [
     Column("Throughput (tok/s)", lambda m: m.throughput_tok_s, "{:.1f}"),
     Column("Latency (s)", lambda m: m.latency_s, "{:.2f}"),
     Column("Memory Δ (MB)", lambda m: m.rss_delta_mb, "{:+.1f}", "diff", " MB"),
-    Column("KV tokens", lambda m: m.kv_tokens_max, "{:.0f}"),
-    Column("KV size (KiB)", lambda m: m.kv_bytes_max / 1024, "{:.1f}"),
+    # what the cache held while decoding: a long prompt before its cut is not what decoding ran with
+    Column("KV tokens", lambda m: m.kv_tokens_max_decode or m.kv_tokens_max, "{:.0f}"),
+    Column("KV size (KiB)", lambda m: (m.kv_bytes_max_decode or m.kv_bytes_max) / 1024, "{:.1f}"),
     Column("Prune events", lambda m: m.prune_events, "{:.0f}", ""),
     Column("Prune time (ms)", lambda m: None if m.prune_time_s is None else m.prune_time_s * 1000, "{:.1f}", ""),
 ]

@@ -144,7 +144,7 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
                 pruned_first=control.next_lead_pruned())
     ran = f"{model.device}, {precision_label(model)}"
-    labels = (f"Baseline: full KV cache ({ran})", lambda: pruned_label(eviction, pair.pruned.used, ran))
+    labels = (f"Baseline: full KV cache ({ran})", lambda: pruned_label(pair.pruned, ran))
     started, last_text, last_detail = time.monotonic(), 0.0, 0.0
     steps = pair.steps()
     try:
