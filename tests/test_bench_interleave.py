@@ -1,10 +1,10 @@
 """bench.execute: step-interleaved runs produce exactly what whole runs produce, per mode and prompt."""
 import pytest
 
-from triattn import bench
-from triattn.config import SamplingConfig
-from triattn.model import load_model
-from triattn.text import load_tokenizer
+from triattn.bench import plan as bench
+from triattn.core.config import SamplingConfig
+from triattn.openvino.model import load_model
+from triattn.core.text import load_tokenizer
 
 
 def test_step_interleaving_changes_no_token(llama_dir):

@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from triattn import calibration
-from triattn.text import load_tokenizer
+from triattn.core import calibration
+from triattn.core.text import load_tokenizer
 
 TEXT = calibration.DEFAULT_TEXT.read_text(encoding="utf-8")[:4000]
 
@@ -59,7 +59,7 @@ def model_copy(gptoss_dir, tmp_path):
 
 
 def test_files_belong_to_one_model(model_copy, text_file, monkeypatch, tmp_path):
-    monkeypatch.setattr("triattn.calibration.CACHE", tmp_path / "cache")
+    monkeypatch.setattr("triattn.core.calibration.CACHE", tmp_path / "cache")
     assert calibration.find(model_copy) is None
     _, path = calibration.calibrate(model_copy, text_file, max_tokens=50, progress=False)
     assert path == model_copy / calibration.FILENAME and calibration.find(model_copy) == path
@@ -72,7 +72,7 @@ def test_files_belong_to_one_model(model_copy, text_file, monkeypatch, tmp_path)
 
 
 def test_large_models_ask_for_the_command_small_ones_calibrate_themselves(model_copy, monkeypatch, tmp_path):
-    monkeypatch.setattr("triattn.calibration.CACHE", tmp_path / "cache")
+    monkeypatch.setattr("triattn.core.calibration.CACHE", tmp_path / "cache")
     monkeypatch.setattr(calibration, "DEFAULT_MAX_TOKENS", 64)
     monkeypatch.setattr(calibration, "AUTO_MAX_BYTES", 1000)
     with pytest.raises(calibration.CalibrationMissing, match=f"python -m triattn calibrate --model-dir {model_copy}"):

@@ -1,12 +1,12 @@
 """What the page offers: prompts, labels, models, and model fetching errors."""
 import pytest
 
-from triattn.choices import (DEFAULT, Catalog, example_prompts, fetch_hub_model, fetch_model, launch_device,
+from triattn.web.choices import (DEFAULT, Catalog, example_prompts, fetch_hub_model, fetch_model, launch_device,
                              load_big_model_steps, mechanism_choices, model_notice, policy_choices)
-from triattn.config import MECHANISMS
-from triattn.model import ModelError
+from triattn.core.config import MECHANISMS
+from triattn.openvino.model import ModelError
 from triattn.policies import list_policies
-from triattn.runs import DEMO_MODEL, ENGLISH_MODEL
+from triattn.core.runs import DEMO_MODEL, ENGLISH_MODEL
 
 CARD_PROMPTS = ["Explain the difference between MoE and dense transformer architectures.",
                 "Write a Python function that returns the n-th Fibonacci number.",
@@ -86,9 +86,9 @@ def test_fetch_model_errors_are_one_line(name, message):
 
 
 def test_the_hub_box_takes_ids_only_and_checks_them_before_any_network(gptoss_dir, monkeypatch):
-    import triattn.export
+    import triattn.openvino.export
     probes = []
-    monkeypatch.setattr(triattn.export, "hub_files", lambda name: probes.append(name) or [])
+    monkeypatch.setattr(triattn.openvino.export, "hub_files", lambda name: probes.append(name) or [])
     for name in (str(gptoss_dir), str(gptoss_dir.relative_to(gptoss_dir.parent.parent.parent)), "./model",
                  "../model", "~/model", "a/b/c", "C:\\models\\x", "\\\\server\\share"):
         with pytest.raises(ModelError, match="is not a Hugging Face model id|not a model id"):

@@ -8,7 +8,8 @@ import pytest
 from bad_input import CLI_CASES, fill
 from conftest import BROKEN, SECRET, one_line
 
-from triattn import calibration, runs
+from triattn.core import calibration
+from triattn.core import runs
 from triattn.cli import main
 
 

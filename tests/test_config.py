@@ -4,7 +4,7 @@ import argparse
 import pytest
 
 from triattn.cli.common import add_eviction_args, eviction_from
-from triattn.config import EvictionConfig, SamplingConfig, check_max_new_tokens
+from triattn.core.config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from triattn.policies import get_policy
 
 

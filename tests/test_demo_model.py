@@ -49,7 +49,7 @@ needs_demo = pytest.mark.skipif(not (DEMO / "openvino_model.xml").is_file(), rea
 
 @needs_demo
 def test_shipped_model_layout_and_size():
-    from triattn.model import read_info
+    from triattn.openvino.model import read_info
     info = read_info(DEMO)
     assert info.model_type == "gpt_oss" and info.n_layers == 6 and info.max_context == 2048
     assert info.sliding_windows == (128, 0) * 3
@@ -61,9 +61,9 @@ def test_shipped_model_layout_and_size():
 @needs_demo
 def test_shipped_model_writes_python_like_text():
     from transformers import PreTrainedTokenizerFast
-    from triattn.config import EvictionConfig
-    from triattn.engine import generate
-    from triattn.model import load_model
+    from triattn.core.config import EvictionConfig
+    from triattn.core.engine import generate
+    from triattn.openvino.model import load_model
     tok = PreTrainedTokenizerFast.from_pretrained(DEMO)
     ids = tok("class Stack:", add_special_tokens=False)["input_ids"]
     out = [r.token for r in generate(load_model(DEMO).new_session(), ids, EvictionConfig(policy="none"),

@@ -4,9 +4,9 @@ import warnings
 import numpy as np
 import pytest
 
-from triattn.config import MECHANISMS, EvictionConfig, SamplingConfig
-from triattn.engine import PromptTooLong, generate
-from triattn.model import load_model
+from triattn.core.config import MECHANISMS, EvictionConfig, SamplingConfig
+from triattn.core.engine import PromptTooLong, generate
+from triattn.openvino.model import load_model
 from triattn.policies import get_policy, pruning_policies
 
 # the scorers of our decode loop; a choice another runtime runs (ov-genai) has its own tests (test_genai.py)

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from triattn.config import EvictionConfig
+from triattn.core.config import EvictionConfig
 from triattn.policies import list_policies
-from triattn.runs import ENGLISH_MODEL, run
-from triattn.text import encode_prompt, load_tokenizer
+from triattn.core.runs import ENGLISH_MODEL, run
+from triattn.core.text import encode_prompt, load_tokenizer
 
 TEXTS = ["The capital of France is Paris.",
          "  Two leading spaces,\ttabs,\n\nblank lines and a trailing space ",
@@ -21,12 +21,12 @@ FRANCE = "What is the capital of France?"
 
 @pytest.fixture(scope="module")
 def model_and_tok():
-    from triattn.model import load_model
+    from triattn.openvino.model import load_model
     return load_model(ENGLISH_MODEL), load_tokenizer(ENGLISH_MODEL)
 
 
 def test_it_is_bundled_small_and_licensed():
-    from triattn.model import read_info
+    from triattn.openvino.model import read_info
     info = read_info(ENGLISH_MODEL)
     assert (info.model_type, info.n_layers, info.kv_heads, info.q_heads) == ("llama", 30, 3, 9)
     assert info.eos_token_ids == (2,)
@@ -43,7 +43,7 @@ def test_answers_the_capital_of_france(model_and_tok):
 
 
 def test_runs_at_the_precision_its_folder_names(model_and_tok):
-    from triattn.settings import model_precision
+    from triattn.openvino.settings import model_precision
     model, _ = model_and_tok
     assert json.loads((ENGLISH_MODEL / "triattn.json").read_text())["precision"] == "f32"
     assert model_precision(ENGLISH_MODEL) == model.precision == "f32"
@@ -77,7 +77,7 @@ def test_openvino_tokenizer_matches_transformers(model_and_tok):
 
 
 def test_ships_its_calibration_so_no_click_calibrates():
-    from triattn import calibration
+    from triattn.core import calibration
     path = calibration.find(ENGLISH_MODEL)
     assert path is not None and path.parent == ENGLISH_MODEL
     assert "python-reference-sample" in str(calibration.load(path).meta["text"])

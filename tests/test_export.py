@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import one_line
 
-from triattn.export import check_model_id, export_to_openvino, quantization_config
+from triattn.openvino.export import check_model_id, export_to_openvino, quantization_config
 
 
 @pytest.fixture
@@ -69,10 +69,10 @@ def test_int4_conversion_of_a_local_checkpoint(tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from triattn.config import EvictionConfig
-    from triattn.engine import generate
-    from triattn.model import load_model
-    from triattn.tiny import build_config, train_tokenizer
+    from triattn.core.config import EvictionConfig
+    from triattn.core.engine import generate
+    from triattn.openvino.model import load_model
+    from triattn.openvino.tiny import build_config, train_tokenizer
 
     src = tmp_path / "hf"
     tok = train_tokenizer(512, src)
@@ -98,7 +98,7 @@ def test_exports_hold_a_working_openvino_tokenizer(model_dir, tmp_path):
     import openvino_tokenizers  # noqa: F401  (registers the tokenizer ops)
     from transformers import AutoTokenizer
 
-    from triattn.export import missing_ov_tokenizer
+    from triattn.openvino.export import missing_ov_tokenizer
     assert missing_ov_tokenizer(model_dir) == []
     text = "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1)  # ünïcode"
     core = ov.Core()
@@ -115,8 +115,8 @@ def test_smollm2_from_the_hub_gets_the_bundled_models_settings(monkeypatch, tmp_
     used for assets/smollm2-135m-instruct (checked without a network: the hub and optimum are stubbed)."""
     import json
 
-    from triattn import export
-    from triattn.runs import ENGLISH_MODEL
+    from triattn.openvino import export
+    from triattn.core.runs import ENGLISH_MODEL
     q = quantization_config("int4", export.SMOLLM2)
     assert (q["bits"], q["sym"], q["group_size"], q["quant_method"], q["scale_estimation"]) == (4, False, 32, "awq", True)
     assert q["num_samples"] == len(q["dataset"]) > 10 and all(isinstance(t, str) for t in q["dataset"])
@@ -136,7 +136,7 @@ def test_smollm2_from_the_hub_gets_the_bundled_models_settings(monkeypatch, tmp_
 
 
 def test_precision_setting_of_a_model_folder(tmp_path):
-    from triattn.settings import model_precision, write_settings
+    from triattn.openvino.settings import model_precision, write_settings
     assert model_precision(tmp_path) == "default"
     write_settings(tmp_path, {"precision": "f32"})
     assert model_precision(tmp_path) == "f32" and model_precision(tmp_path, "default") == "default"

@@ -7,13 +7,13 @@ import openvino as ov
 import openvino_genai as og
 import pytest
 
-from triattn import genai
-from triattn.config import EvictionConfig, SamplingConfig
-from triattn.engine import generate
-from triattn.model import PRECISIONS, load_model
-from triattn.quality import compare
-from triattn.runs import run
-from triattn.text import load_tokenizer
+from triattn.openvino import genai
+from triattn.core.config import EvictionConfig, SamplingConfig
+from triattn.core.engine import generate
+from triattn.openvino.model import PRECISIONS, load_model
+from triattn.core.quality import compare
+from triattn.core.runs import run
+from triattn.core.text import load_tokenizer
 
 
 def cfg(budget=128, recent=32, sinks=4, **kw):

@@ -10,9 +10,9 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
-from triattn.inputs import prompt_ids  # noqa: E402
-from triattn.runs import default_model_dir  # noqa: E402
-from triattn.text import load_tokenizer  # noqa: E402
+from triattn.core.inputs import prompt_ids  # noqa: E402
+from triattn.core.runs import default_model_dir  # noqa: E402
+from triattn.core.text import load_tokenizer  # noqa: E402
 
 NEW_TOKENS = 24
 STOP_NEW_TOKENS = 400  # long enough that Stop lands while the run is generating
@@ -25,7 +25,7 @@ def long_prompts():
     """Prompts of about 1,500 and about 2,800 tokens, and one for the Stop test that leaves room for
     STOP_NEW_TOKENS (each fewer where the model's context is smaller), as the page will encode them,
     with their token counts."""
-    from triattn.model import read_info
+    from triattn.openvino.model import read_info
     model_dir = default_model_dir(lambda m: None)
     tok, ctx = load_tokenizer(model_dir), read_info(model_dir).max_context
     out = []

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 import triattn
-from triattn.instrument import _lm_head, instrument
-from triattn.model import read_info
+from triattn.openvino.instrument import _lm_head, instrument
+from triattn.openvino.model import read_info
 
 PACKAGE = Path(triattn.__file__).resolve().parent
 
@@ -41,7 +41,7 @@ def test_last_position_logits_match_a_full_forward(model_dir):
     """The sliced graph gives the same last-position logits as PyTorch's full forward."""
     torch = __import__("pytest").importorskip("torch")
     from transformers import AutoModelForCausalLM
-    from triattn.model import LoadedModel
+    from triattn.openvino.model import LoadedModel
     ids = np.arange(3, 40)
     loaded = LoadedModel(model_dir, "CPU", "f32")
     s = loaded.new_session()

@@ -7,13 +7,13 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from triattn.choices import Catalog  # noqa: E402
-from triattn.config import EvictionConfig, SamplingConfig  # noqa: E402
-from triattn.engine import generate  # noqa: E402
-from triattn.metrics import summarize  # noqa: E402
-from triattn.model import load_model  # noqa: E402
-from triattn.pagetext import plain_notice  # noqa: E402
-from triattn.ui import RunControl, compare, show_failure  # noqa: E402
+from triattn.web.choices import Catalog  # noqa: E402
+from triattn.core.config import EvictionConfig, SamplingConfig  # noqa: E402
+from triattn.core.engine import generate  # noqa: E402
+from triattn.core.metrics import summarize  # noqa: E402
+from triattn.openvino.model import load_model  # noqa: E402
+from triattn.web.pagetext import plain_notice  # noqa: E402
+from triattn.web.ui import RunControl, compare, show_failure  # noqa: E402
 
 
 def _run(model_dir, policy="knorm", budget=64, prompt="def read_lines(path):", max_new=40, control=None):
@@ -93,7 +93,7 @@ def test_bench_says_when_a_mode_pruned_nothing(cli, llama_dir, tmp_path):
 
 
 def test_every_example_is_offered_once():
-    from triattn.choices import example_prompts
+    from triattn.web.choices import example_prompts
     prompts = example_prompts()
     shown = [p.strip().splitlines()[0][:60] for p in prompts]  # what the example buttons show
     assert len(set(shown)) == len(shown), [s for s in shown if shown.count(s) > 1]

@@ -6,9 +6,9 @@ engine's compaction must give the same logits."""
 import numpy as np
 import pytest
 
-from triattn.config import EvictionConfig
-from triattn.engine import generate
-from triattn.model import load_model
+from triattn.core.config import EvictionConfig
+from triattn.core.engine import generate
+from triattn.openvino.model import load_model
 
 BASE = EvictionConfig(policy="none")
 

@@ -1,7 +1,7 @@
 """The step profiler: phases per decode step for each mode."""
-from triattn.config import EvictionConfig
-from triattn.model import load_model
-from triattn.profile import PHASES, profile_run
+from triattn.core.config import EvictionConfig
+from triattn.openvino.model import load_model
+from triattn.bench.profile import PHASES, profile_run
 
 
 def test_profile_run_splits_every_decode_step(gptoss_dir, prompt):

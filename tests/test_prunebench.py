@@ -2,7 +2,7 @@
 figures themselves are the benchmark's output, never asserted)."""
 import json
 
-from triattn import prunebench
+from triattn.bench import prunebench
 
 
 def test_prune_bench_prints_events_and_targets(cli, tmp_path):

@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from triattn.config import EvictionConfig
-from triattn.engine import StepRecord, generate
-from triattn.model import load_model
-from triattn.quality import compare, first_divergence, forced_scores, token_agreement
-from triattn.sampling import log_softmax
+from triattn.core.config import EvictionConfig
+from triattn.core.engine import StepRecord, generate
+from triattn.openvino.model import load_model
+from triattn.core.quality import compare, first_divergence, forced_scores, token_agreement
+from triattn.core.sampling import log_softmax
 
 
 def test_token_agreement_counts_over_the_longer_run():

@@ -1,8 +1,9 @@
 """Aggregation, Change rows and the run schedule on hand-made numbers."""
 import pytest
 
-from triattn import bench, report
-from triattn.config import EvictionConfig
+from triattn.bench import plan as bench
+from triattn.bench import report
+from triattn.core.config import EvictionConfig
 
 
 def raw(mode, prompt, latency, tpot, throughput, rss, prune_events=0, prune_s=0.0, decode_s=1.0, kv=20):

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from triattn import rope
-from triattn.model import load_model
+from triattn.core import rope
+from triattn.openvino.model import load_model
 
 SCALINGS = {
     "default": dict(rope_theta=10000.0),

@@ -1,7 +1,7 @@
 """Selection on small hand-drawn cases (one row per layer)."""
 import numpy as np
 
-from triattn.selection import protected, select_keep, top_k
+from triattn.core.selection import protected, select_keep, top_k
 
 
 def _one(scores, keep, sinks=0, recent=0, alive=None):

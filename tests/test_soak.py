@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from triattn.model import load_model
-from triattn.soak import soak
-from triattn.text import load_tokenizer
+from triattn.openvino.model import load_model
+from triattn.bench.soak import soak
+from triattn.core.text import load_tokenizer
 
 PROMPTS = ["def read_lines(path):", "class Stack:", "What are the advantages of OpenVINO?"]
 

@@ -1,7 +1,7 @@
 """TokenStore: the host mirror of the cache. Tiny synthetic tensors whose values name their slot."""
 import numpy as np
 
-from triattn.store import TokenStore
+from triattn.core.store import TokenStore
 
 
 def filled(n_layers=2, heads=2, n=5, dim=3, capacity=8):

@@ -4,7 +4,7 @@ import json
 import pytest
 from conftest import one_line
 
-from triattn import targets
+from triattn.bench import targets
 
 
 def _stats(tpot, share=0.0, kv=0):

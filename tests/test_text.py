@@ -1,7 +1,7 @@
 """Prompt encoding and streaming detokenization."""
 import pytest
 
-from triattn.text import StreamDecoder, encode_prompt, load_tokenizer
+from triattn.core.text import StreamDecoder, encode_prompt, load_tokenizer
 
 
 @pytest.fixture(scope="module")

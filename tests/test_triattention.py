@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from triattn.calibration import Calibration
+from triattn.core.calibration import Calibration
 from triattn.policies import ScoreContext, get_policy
 from triattn.policies.triattention import (PAPER_OFFSET_MAX, RopeTables, TriAttention, head_scores, offsets,
                                            rope_tables)
-from triattn.rope import Rope, from_config
+from triattn.core.rope import Rope, from_config
 
 CONFIG = {"head_dim": 8, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
           "rope_parameters": {"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,

@@ -7,10 +7,10 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from triattn import calibration, runs  # noqa: E402
-from triattn.choices import Catalog  # noqa: E402
-from triattn.model import load_model  # noqa: E402
-from triattn.ui import RunControl, compare, request_stop  # noqa: E402
+from triattn.core import calibration, runs  # noqa: E402
+from triattn.web.choices import Catalog  # noqa: E402
+from triattn.openvino.model import load_model  # noqa: E402
+from triattn.web.ui import RunControl, compare, request_stop  # noqa: E402
 
 
 def _start(catalog, model_dir, control, policy="knorm", max_new=2000):

@@ -88,7 +88,7 @@ def dir_mb(d: Path) -> float:
 def export(data: Path, weights: Path, out: Path, train_log: Path | None = None, seq: int = 2048) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import GenerationConfig, PreTrainedTokenizerFast
-    from triattn.export import export_to_openvino
+    from triattn.openvino.export import export_to_openvino
 
     val = np.fromfile(data / "val.bin", np.uint16)
     hf, ref, diff = load_hf(data, weights)

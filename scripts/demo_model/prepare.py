@@ -61,7 +61,7 @@ def build_config(tok):
 
 
 def prepare(root: Path, out: Path, vocab_size: int = VOCAB) -> dict:
-    from triattn.tiny import train_tokenizer
+    from triattn.openvino.tiny import train_tokenizer
 
     files = select_files(root)
     train_paths = [root / rel for rel, split in files if split == "train"]

@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("--with-card", action="store_true",
                    help="also run the model card's own configuration (knorm-seed rule, K/V zeroing, pruning at "
                         "every step, no sinks) in the same interleaved runs")
-    from ..bench import INTERLEAVE
+    from ..bench.plan import INTERLEAVE
     p.add_argument("--interleave", choices=list(INTERLEAVE), default="runs",
                    help="how modes alternate (default runs): " + "; ".join(f"{k}: {v}" for k, v in INTERLEAVE.items()))
     p.add_argument("--plot", default=None, metavar="PNG",
@@ -49,7 +49,8 @@ def run(args):
     if args.vs_genai:
         return run_vs_genai(args)
     fill_eviction_defaults(args)
-    from .. import bench, report
+    from ..bench import plan as bench
+    from ..bench import report
     if args.runs < 1:
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)
@@ -97,7 +98,7 @@ def run(args):
         print(f"\nTPOT vs context length ({args.runs} runs, {args.max_new_tokens} new tokens, medians)\n")
         print(report.context_table(rows, args.budget))
         if args.plot is not None:
-            from ..perfplot import plot_context
+            from ..bench.perfplot import plot_context
             m = result["machine"]
             title = (f"{Path(m['model_dir']).name} ({m['model_type']}), {m['device']} {m['precision']} precision, "
                      f"{args.runs} runs, {args.max_new_tokens} new tokens")
@@ -120,7 +121,8 @@ FIXED_BY_TARGETS = ("preset", "budget", "recent_window", "prune_interval", "cont
 
 
 def run_targets(args):
-    from .. import report, targets
+    from ..bench import report
+    from ..bench import targets
     from ..policies import get_policy
     given = [f"--{a.replace('_', '-')}" for a in FIXED_BY_TARGETS if getattr(args, a) is not None]
     if args.with_card or args.evict != ["hard"] or len(args.policy) != 1 or given:
@@ -157,8 +159,9 @@ VS_GENAI_LIMITS = {"tpot_ratio": 1.02, "ttft_ratio": 1.05}
 
 
 def run_vs_genai(args):
-    from .. import bench, vsgenai
-    from ..report import header_line, table
+    from ..bench import plan as bench
+    from ..bench import vsgenai
+    from ..bench.report import header_line, table
     if args.targets or args.with_card or args.plot is not None:
         raise ValueError("--vs-genai times the baseline only: drop --targets, --with-card and --plot")
     check_output_file(args.output)

@@ -5,7 +5,7 @@ from .common import add_model_args, positive_int
 
 
 def add_parser(sub):
-    from ..calibration import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, FILENAME
+    from ..core.calibration import DEFAULT_MAX_TOKENS, DEFAULT_TEXT, FILENAME
     p = sub.add_parser("calibrate", help="measure query statistics for the triattention policy",
                        description="Run the model over plain text, un-rotate its queries and store, per layer, "
                                    "query head and RoPE band, the mean E[q_f] and mean magnitude E|q_f| of the "
@@ -20,8 +20,8 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..calibration import calibrate
-    from ..runs import default_model_dir
+    from ..core.calibration import calibrate
+    from ..core.runs import default_model_dir
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
     cal, path = calibrate(model_dir, args.text, args.max_tokens, args.output, args.device, args.precision)

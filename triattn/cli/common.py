@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..config import GENAI_AGGREGATIONS, MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
+from ..core.config import GENAI_AGGREGATIONS, MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
 
 def positive_int(text: str) -> int:
@@ -105,9 +105,9 @@ def sampling_from(args) -> SamplingConfig:
 
 def open_model(args):
     """(model, tokenizer) for --model-dir/--device/--precision, with notices on stderr."""
-    from ..model import load_model
-    from ..runs import default_model_dir
-    from ..text import load_tokenizer
+    from ..openvino.model import load_model
+    from ..core.runs import default_model_dir
+    from ..core.text import load_tokenizer
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
     model = load_model(model_dir, args.device, args.precision)
@@ -119,7 +119,7 @@ def open_model(args):
 
 def check_budgets(info, evictions) -> None:
     """Refuse a budget the model's context can never reach before any run starts."""
-    from ..engine import check_request
+    from ..core.engine import check_request
     for e in evictions:
         check_request(info, 1, e, 1)
 

@@ -16,7 +16,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..export import export_model
+    from ..openvino.export import export_model
     out, how = export_model(args.model_id, args.output_dir, args.weight_format)
     print(f"{how} {args.model_id} -> {out}", file=sys.stderr)
     print(out)

@@ -3,7 +3,7 @@ With --compare, the full-cache baseline runs first and both are shown side by si
 import json
 import sys
 
-from ..metrics import peak_rss_mb
+from ..core.metrics import peak_rss_mb
 from .common import (add_eviction_args, add_model_args, add_sampling_args, eviction_from, open_model,
                      positive_int, sampling_from)
 
@@ -30,8 +30,8 @@ def _peak() -> str:
 
 
 def run(args):
-    from ..engine import check_request
-    from ..inputs import prompt_ids as encode
+    from ..core.engine import check_request
+    from ..core.inputs import prompt_ids as encode
     from ..policies import get_policy
     eviction, sampling = eviction_from(args), sampling_from(args)
     policy = get_policy(eviction.policy)
@@ -47,7 +47,7 @@ def run(args):
     check_request(model.info, len(prompt_ids), eviction, args.max_new_tokens)
     if args.compare:
         return _compare(args, model, tok, prompt_ids, eviction, sampling)
-    from ..runs import run as run_once
+    from ..core.runs import run as run_once
     chunk = {} if args.prefill_chunk is None else {"prefill_chunk": args.prefill_chunk}
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream,
@@ -76,9 +76,9 @@ def run(args):
 def _compare(args, model, tok, prompt_ids, eviction, sampling):
     """The page's comparison in a terminal: both runs interleaved token by token (ab.Pair), then
     both texts, the page's table and the quality cost."""
-    from ..ab import Pair
-    from ..quality import first_divergence
-    from ..tables import describe_divergence, markdown, quality_columns
+    from ..web.ab import Pair
+    from ..core.quality import first_divergence
+    from ..core.tables import describe_divergence, markdown, quality_columns
     pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens)
     for _ in pair.steps():
         pass

@@ -15,6 +15,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..tiny import make_tiny_model
+    from ..openvino.tiny import make_tiny_model
     out = make_tiny_model(args.out, args.arch, args.preset, args.seed)
     print(out)

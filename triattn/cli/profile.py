@@ -15,9 +15,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from .. import profile
-    from ..bench import context_prompts
-    from ..config import EvictionConfig, full_cache
+    from ..bench import profile
+    from ..bench.plan import context_prompts
+    from ..core.config import EvictionConfig, full_cache
     fill_eviction_defaults(args)
     model, tok = open_model(args)
     prompt = context_prompts(tok, [args.context], args.max_new_tokens, model.info.max_context)[0].ids

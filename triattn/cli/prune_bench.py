@@ -7,7 +7,7 @@ from .common import positive_int
 
 
 def add_parser(sub):
-    from ..prunebench import TARGETS
+    from ..bench.prunebench import TARGETS
     p = sub.add_parser("prune-bench", help="time one prune event at gpt-oss-20b shapes (no model needed)",
                        description="Score, select and compact a synthetic cache shaped like gpt-oss-20b's (24 "
                                    "layers, 64 query heads, 8 KV heads, head_dim 64, YaRN RoPE) of budget + 128 "
@@ -25,7 +25,7 @@ def add_parser(sub):
 
 def run(args):
     from ..policies import get_policy
-    from ..prunebench import INTERVAL, run, table
+    from ..bench.prunebench import INTERVAL, run, table
     for name in args.policy:
         policy = get_policy(name)
         if not policy.prunes or policy.runtime != "loop":

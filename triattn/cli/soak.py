@@ -29,9 +29,9 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..bench import context_prompts, read_prompts
-    from ..choices import example_prompts
-    from ..soak import soak
+    from ..bench.plan import context_prompts, read_prompts
+    from ..web.choices import example_prompts
+    from ..bench.soak import soak
     eviction, sampling = eviction_from(args), sampling_from(args)
     if args.runs < 1:
         raise ValueError("runs must be at least 1")

@@ -7,7 +7,7 @@ from .common import (add_genai_args, add_keep_prompt_arg, add_model_args, add_sa
 
 
 def add_parser(sub):
-    from ..config import MECHANISMS
+    from ..core.config import MECHANISMS
     from ..policies import pruning_policies
     pruning = pruning_policies()
     p = sub.add_parser("sweep", help="quality and TPOT over a grid of budgets x policies, with plots",
@@ -37,8 +37,8 @@ def add_parser(sub):
 
 
 def run(args):
-    from .. import bench
-    from ..sweep import rows_table, run_sweep
+    from ..bench import plan as bench
+    from ..bench.sweep import rows_table, run_sweep
     if args.runs < 1:
         raise ValueError("runs must be at least 1")
     sampling = sampling_from(args)

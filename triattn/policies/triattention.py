@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rope import layer_ropes
+from ..core.rope import layer_ropes
 from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
@@ -140,7 +140,7 @@ class TriAttention(Policy):
             raise ValueError(f"offset_max must be a whole number >= 1, got {self.offset_max!r}")
 
     def prepare(self, model_dir):
-        from ..calibration import load_or_make
+        from ..core.calibration import load_or_make
         return load_or_make(model_dir)
 
     def score(self, keys, positions, ctx):

@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .mechanisms import get_mechanism
-from .policies import ScoreContext, get_policy
+from ..policies import ScoreContext, get_policy
 from .sampling import Sampler, log_softmax
 from .prune import choose_keep
 from .store import TokenStore

@@ -100,7 +100,7 @@ def headers() -> list[str]:
 
 def markdown(baseline: RunMetrics, pruned: RunMetrics, pruned_label: str, pair_columns: dict | None = None) -> str:
     """The same table for a terminal: Markdown, pair columns as lines below it."""
-    from .report import table
+    from ..bench.report import table
     out = table(headers(), rows(baseline, pruned, pruned_label))
     return "\n".join([out] + [f"{k}: {v}" for k, v in (pair_columns or {}).items() if v])
 

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord
 from .metrics import RunMetrics, rss_mb, summarize
-from .paths import ASSETS, CACHE
+from ..paths import ASSETS, CACHE
 from .runner import runner_for
 from .text import StreamDecoder
 
@@ -124,7 +124,7 @@ def default_model_dir(notify: Callable[[str], None] = print) -> Path:
     target = CACHE / "tiny-gpt-oss"
     if not (target / "openvino_model.xml").is_file():
         notify(f"building a tiny random-weight gpt-oss model in {target} (once; about 15 s)")
-        from .tiny import make_tiny_model
+        from ..openvino.tiny import make_tiny_model
         make_tiny_model(target, "gpt-oss", "tiny", seed=0)
     notify("note: the default model has RANDOM weights; its text is noise. Load a real model with --model-dir.")
     return target

@@ -12,7 +12,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from .paths import ASSETS
+from ..paths import ASSETS
 
 WEIGHT_FORMATS = ("int4", "int8", "fp16", "fp32")
 SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"

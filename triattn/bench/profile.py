@@ -6,8 +6,8 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 
-from .config import EvictionConfig
-from .engine import generate
+from ..core.config import EvictionConfig
+from ..core.engine import generate
 
 PHASES = ("inputs", "infer", "outputs", "prune", "loop")
 

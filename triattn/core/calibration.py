@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .paths import ASSETS, CACHE
+from ..paths import ASSETS, CACHE
 from .rope import layer_ropes
 
 FORMAT = 1
@@ -167,7 +167,7 @@ def calibrate(model_dir, text=None, max_tokens: int = DEFAULT_MAX_TOKENS, output
               precision: str = "auto", segment: int = DEFAULT_SEGMENT,
               progress: bool = True) -> tuple[Calibration, Path]:
     """Measure the query statistics of the model in `model_dir` and save them; returns (stats, path)."""
-    from .model import LoadedModel
+    from ..openvino.model import LoadedModel
     from .text import load_tokenizer
     if max_tokens < 1 or segment < 1:
         raise ValueError("max_tokens and segment must be at least 1")

@@ -10,7 +10,8 @@ import csv
 import json
 from pathlib import Path
 
-from . import bench, report
+from . import plan as bench
+from . import report
 
 FIELDS = ["budget", "policy", "evict", "agreement", "first_divergence_mean", "delta_nll", "ppl_ratio",
           "forced_top1_agreement", "tpot_ms", "baseline_tpot_ms", "tpot_ratio", "prune_events", "prune_time_ms",

@@ -14,10 +14,10 @@ import gc
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from .ab import Pair
-from .config import EvictionConfig, SamplingConfig
-from .inputs import prompt_ids
-from .metrics import peak_rss_mb, rss_mb
+from ..web.ab import Pair
+from ..core.config import EvictionConfig, SamplingConfig
+from ..core.inputs import prompt_ids
+from ..core.metrics import peak_rss_mb, rss_mb
 
 
 @dataclass(frozen=True)

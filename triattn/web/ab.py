@@ -12,16 +12,16 @@ from typing import Iterator
 
 import pandas as pd
 
-from .config import EvictionConfig, SamplingConfig, check_max_new_tokens, full_cache
-from .engine import check_request
+from ..core.config import EvictionConfig, SamplingConfig, check_max_new_tokens, full_cache
+from ..core.engine import check_request
 from .evictview import eviction_summary, eviction_view
-from .interleave import interleave
-from .metrics import RunMetrics, trim_heap
-from .policies import get_policy
-from .quality import Divergence, Quality, compare, first_divergence
-from .runner import runner_for
-from .runs import RunResult, stream_run
-from .tables import BASELINE, PRUNED, describe_divergence, metrics_table, quality_columns
+from ..core.interleave import interleave
+from ..core.metrics import RunMetrics, trim_heap
+from ..policies import get_policy
+from ..core.quality import Divergence, Quality, compare, first_divergence
+from ..core.runner import runner_for
+from ..core.runs import RunResult, stream_run
+from ..core.tables import BASELINE, PRUNED, describe_divergence, metrics_table, quality_columns
 
 BASELINE_EVICTION = full_cache()
 

@@ -13,12 +13,12 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import EvictionConfig, full_cache
-from .policies import get_policy
-from .quality import compare, teacher_forced
-from .runner import can_force
-from .paths import ASSETS
-from .runs import raw_run, run
+from ..core.config import EvictionConfig, full_cache
+from ..policies import get_policy
+from ..core.quality import compare, teacher_forced
+from ..core.runner import can_force
+from ..paths import ASSETS
+from ..core.runs import raw_run, run
 from .stepwise import execute_steps
 
 CARD_PROMPTS = ASSETS / "prompts" / "card.txt"
@@ -88,7 +88,7 @@ def make_modes(policies, evicts, budgets, recent_window, sink_tokens, prune_inte
 
 def read_prompts(path) -> list[str]:
     """One prompt a line, or prompts of several lines separated by lines of `---`; blanks are skipped."""
-    from .text import split_prompts
+    from ..core.text import split_prompts
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"prompts file not found: {p}")
@@ -103,7 +103,7 @@ def short_label(text: str, width: int = 28) -> str:
 
 
 def text_prompts(tokenizer, texts, chat: bool = True) -> list[Prompt]:
-    from .text import encode_prompt
+    from ..core.text import encode_prompt
     return [Prompt(short_label(t), encode_prompt(tokenizer, t, chat), t) for t in texts]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .text import StreamDecoder
+from ..core.text import StreamDecoder
 
 EVICTED_ALL = "evicted (all layers)"
 EVICTED_SOME = "evicted (some layers)"

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 KEY_STATE = re.compile(r"past_key_values\.(\d+)\.keypresent\.\d+\.key")
 VALUE_STATE = re.compile(r"past_key_values\.(\d+)\.valuepresent\.\d+\.value")

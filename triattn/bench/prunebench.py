@@ -34,7 +34,7 @@ TARGETS = {2176: 0.120, 8320: 0.500}
 def _synthetic(cfg: dict, length: int, seed: int = 0):
     """Keys [layers, kv, L, D] float32 with a per-head offset (real keys are not centred), and
     random query statistics."""
-    from .calibration import Calibration
+    from ..core.calibration import Calibration
     rng = np.random.default_rng(seed)
     layers, kv, heads, dim = (cfg[k] for k in ("num_hidden_layers", "num_key_value_heads",
                                                "num_attention_heads", "head_dim"))
@@ -45,7 +45,7 @@ def _synthetic(cfg: dict, length: int, seed: int = 0):
 
 
 def _setup(policy_name: str, length: int, cfg: dict):
-    from .config import EvictionConfig
+    from ..core.config import EvictionConfig
     eviction = EvictionConfig(policy=policy_name, evict="hard", budget=length - INTERVAL, prune_interval=INTERVAL,
                               recent_window=INTERVAL, sink_tokens=0)
     keys, cal = _synthetic(cfg, length)
@@ -54,9 +54,9 @@ def _setup(policy_name: str, length: int, cfg: dict):
 
 def _one_event(policy, eviction, keys, cal, cfg: dict) -> tuple[float, float]:
     """Seconds of score + select and of compaction, on a fresh store holding `keys` (K and V)."""
-    from .policies import ScoreContext
-    from .prune import choose_keep
-    from .store import TokenStore
+    from ..policies import ScoreContext
+    from ..core.prune import choose_keep
+    from ..core.store import TokenStore
     layers, kv, length, dim = keys.shape
     recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
     store = TokenStore(layers, kv, dim, True, True, capacity=length, per_head=policy.per_kv_head)
@@ -74,7 +74,7 @@ def _one_event(policy, eviction, keys, cal, cfg: dict) -> tuple[float, float]:
 def run(policy_name: str = "triattention", lengths=tuple(TARGETS), repeats: int = 7, cfg: dict = GPT_OSS_20B) -> dict:
     """Median times per cache size. The sizes take turns, one event each, so that a shared
     machine's drift reaches them alike and their ratio (the growth) stays meaningful."""
-    from .policies import get_policy
+    from ..policies import get_policy
     policy = get_policy(policy_name)
     setups = {n: _setup(policy_name, n, cfg) for n in lengths}
     times = {n: [] for n in lengths}

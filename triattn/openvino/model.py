@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, reason, runtime_failure
-from .lru import Bounded
+from ..errors import ModelError, reason, runtime_failure
+from ..lru import Bounded
 from .instrument import KEY_STATE, VALUE_STATE, instrument
 from .settings import AUTO, model_precision
 

@@ -19,9 +19,10 @@ the pruning, put that target out of reach.
 """
 from __future__ import annotations
 
-from . import bench, report
-from .metrics import rss_mb
-from .runs import run as run_once
+from . import plan as bench
+from . import report
+from ..core.metrics import rss_mb
+from ..core.runs import run as run_once
 
 CARD = dict(budget=128, recent_window=32, max_new_tokens=200)
 LONG = dict(context=2048, budget=256, recent_window=32, max_new_tokens=100)

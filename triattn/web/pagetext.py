@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .ab import headline
-from .quality import first_divergence
+from ..core.quality import first_divergence
 
 INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache

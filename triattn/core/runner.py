@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord, generate
-from .policies import get_policy
+from ..policies import get_policy
 
 
 @dataclass
@@ -66,14 +66,14 @@ class GenAIRunner:
     reports_prunes = False
 
     def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
-        from . import genai
+        from ..openvino import genai
         return genai.generate(self.model, prompt_ids, self.eviction, sampling, max_new_tokens, used=used, **kw)
 
     def kv_bytes_per_token(self, used: dict) -> int:
         return used.get("kv_bytes_per_token", self.model.kv_bytes_per_token)  # its own cache's precision
 
     def describe(self, used: dict) -> str | None:
-        from . import genai
+        from ..openvino import genai
         return genai.describe(used) if used else None
 
     def label(self, eviction: EvictionConfig, used: dict) -> str:

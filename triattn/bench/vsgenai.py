@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from .config import SamplingConfig, full_cache
-from .engine import generate
-from .errors import runtime_failure
-from .model import PRECISIONS, ModelError
+from ..core.config import SamplingConfig, full_cache
+from ..core.engine import generate
+from ..errors import runtime_failure
+from ..openvino.model import PRECISIONS, ModelError
 
 BASELINE = full_cache()
 

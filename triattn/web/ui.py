@@ -19,17 +19,17 @@ import gradio as gr
 import pandas as pd
 
 from .ab import Pair, plot_frames
-from .tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
+from ..core.tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
-from .config import EvictionConfig
-from .errors import redact
+from ..core.config import EvictionConfig
+from ..errors import redact
 from .evictview import COLORS
-from .inputs import parse_settings, prompt_ids
-from .model import load_model
+from ..core.inputs import parse_settings, prompt_ids
+from ..openvino.model import load_model
 from .pagetext import (FAILED_LABELS, GLOSSARY, INTRO, NOT_REPORTED, divergence_text, error_status, pair_headline,
                        precision_label, progress_line, pruned_label, run_notes, timing_line)
-from .text import load_tokenizer
+from ..core.text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
 # points keeps a browser busy), the eviction view (thousands of marked tokens) only at the end. Past

@@ -3,8 +3,8 @@ mode of that prompt advances one token in turn, each in its own session, as the 
 two panes, so that a shared machine's drift reaches every mode alike, step by step."""
 from __future__ import annotations
 
-from .interleave import interleave
-from .runs import raw_run, stream_run
+from ..core.interleave import interleave
+from ..core.runs import raw_run, stream_run
 
 
 def execute_steps(model, tokenizer, plan, sampling, max_new_tokens, runs, calib, progress):

@@ -13,12 +13,12 @@ import importlib.util
 import threading
 from pathlib import Path
 
-from .config import MECHANISMS
-from .errors import reason
-from .model import ModelError, available_devices, read_info, resolve_device
-from .policies import list_policies
-from .paths import ASSETS
-from .runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models, default_model_dir
+from ..core.config import MECHANISMS
+from ..errors import reason
+from ..openvino.model import ModelError, available_devices, read_info, resolve_device
+from ..policies import list_policies
+from ..paths import ASSETS
+from ..core.runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models, default_model_dir
 
 PROMPTS = ASSETS / "prompts"
 DEFAULT = "default"
@@ -37,7 +37,7 @@ NOTICES = {
 def example_prompts(folder: Path = PROMPTS) -> list[str]:
     """The prompts of every *.txt file in the folder, files in name order (one prompt a line, or
     blocks between lines of `---`); a prompt in two files is offered once."""
-    from .text import split_prompts
+    from ..core.text import split_prompts
     prompts = []
     for f in sorted(folder.glob("*.txt")):
         prompts += split_prompts(f.read_text(encoding="utf-8"))
@@ -164,7 +164,7 @@ def fetch_hub_model(name: str) -> Path:
     Only ids are taken, checked before any network use; nothing given here is opened as a path.
     Raises ModelError with one line for the user: bad id, offline, not found, not an export.
     """
-    from .export import ExportError, check_model_id, hub_files
+    from ..openvino.export import ExportError, check_model_id, hub_files
     name = (name or "").strip()
     if not name:
         raise ModelError("enter a Hugging Face model id (like OpenVINO/gpt-oss-20b-int4-ov)")

@@ -26,10 +26,10 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
-from .engine import PromptTooLong, StepRecord
-from .errors import runtime_failure
-from .lru import Bounded
+from ..core.config import EvictionConfig, SamplingConfig, check_max_new_tokens
+from ..core.engine import PromptTooLong, StepRecord
+from ..errors import runtime_failure
+from ..lru import Bounded
 from .model import PRECISIONS, ModelError
 
 BLOCK_SIZES = {"CPU": 32, "GPU": 16}   # GenAI's KV block per device (continuous_batching/cache)

@@ -67,7 +67,7 @@ class EvictionConfig:
     keep_prompt: bool = False
 
     def __post_init__(self):
-        from .policies import get_policy  # late import: policies import nothing from here
+        from ..policies import get_policy  # late import: policies import nothing from here
         policy = get_policy(self.policy)
         if policy.mechanism is not None:  # it evicts its own way
             object.__setattr__(self, "evict", policy.mechanism)
@@ -94,12 +94,12 @@ class EvictionConfig:
 
     @property
     def prunes(self) -> bool:
-        from .policies import get_policy
+        from ..policies import get_policy
         return get_policy(self.policy).prunes
 
     def as_dict(self) -> dict:
         """The settings; those that only some choice reads (genai_aggregation) only for that choice."""
-        from .policies import get_policy
+        from ..policies import get_policy
         d = asdict(self)
         if "genai_aggregation" not in get_policy(self.policy).settings:
             d.pop("genai_aggregation")
@@ -137,5 +137,5 @@ def check_max_new_tokens(n) -> int:
 
 def full_cache(**kw) -> EvictionConfig:
     """The baseline's settings: the full cache, nothing evicted (other fields as given, for display)."""
-    from .policies import BASELINE_POLICY
+    from ..policies import BASELINE_POLICY
     return EvictionConfig(policy=BASELINE_POLICY, **kw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .errors import ModelError, reason
+from ..errors import ModelError, reason
 
 # Files a transformers tokenizer is built from; without one, transformers tries conversions whose
 # errors (missing protobuf, sentencepiece) say nothing about the model directory.

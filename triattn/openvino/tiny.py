@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .export import export_to_openvino
-from .paths import ASSETS
+from ..paths import ASSETS
 
 SAMPLE_TEXT = ASSETS / "text" / "stdlib-sample.txt"
 
