@@ -188,3 +188,14 @@ def default_app_server(tmp_path_factory):
     server = AppServer([], tmp_path_factory.mktemp("default-cache"), host=None)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium, headless, one per test module (tests/browser.py)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser import launch
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

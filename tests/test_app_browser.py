@@ -10,53 +10,21 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import needs_chromium, open_page, set_field, status_of, text_of
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-def _open(browser, url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    page.wait_for_selector("#generate")
-    return page
-
-
-def _set(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
-    box.fill(str(value))
-    box.blur()
-
-
-def _text(page, elem_id) -> str:
-    return page.locator(f"#{elem_id} textarea").input_value()
-
-
-def _status(page) -> str:
-    return page.locator("#status").inner_text()
 
 
 def _wait_text(page, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if _text(page, "baseline-output") and _text(page, "pruned-output") and "Generating" in _status(page):
+        if text_of(page, "baseline-output") and text_of(page, "pruned-output") and "Generating" in status_of(page):
             return
         time.sleep(0.05)
-    raise AssertionError(f"no streamed text; status: {_status(page)!r}")
+    raise AssertionError(f"no streamed text; status: {status_of(page)!r}")
 
 
 def _no_warning(page):
@@ -68,14 +36,14 @@ def test_first_click_on_the_first_example_shows_a_difference(browser, default_ap
     """A new visitor changes nothing and presses Generate: English in both panes, the table filled, the
     outputs parting, which precision ran, no warning, and the runs done in under 15 s."""
     from triattn.web.choices import example_prompts
-    page = _open(browser, default_app_server.url)
+    page = open_page(browser, default_app_server.url)
     expect(page.locator("#model-notice")).to_contain_text("SmolLM2-135M-Instruct")
     expect(page.locator("#prompt textarea")).to_have_value(example_prompts()[0])
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text("Done", timeout=60000)
-    status = _status(page)
+    status = status_of(page)
     assert float(re.search(r"Done after ([0-9.]+) s", status).group(1)) < 15, status
-    base, pruned = _text(page, "baseline-output"), _text(page, "pruned-output")
+    base, pruned = text_of(page, "baseline-output"), text_of(page, "pruned-output")
     assert len(base.split()) > 50 and " the " in base and " the " in pruned
     table = page.locator("#metrics").inner_text()
     for word in ("baseline", "pruned", "Change", "TTFT", "Prune events"):
@@ -94,13 +62,13 @@ def test_first_click_on_the_first_example_shows_a_difference(browser, default_ap
 def test_a_long_passage_the_pruned_cache_forgets(browser, default_app_server, tmp_path):
     """The lighthouse example at the page's budget of 64: the baseline names the dog, the pruned run
     (which evicted the sentence that names it) does not."""
-    page = _open(browser, default_app_server.url)
+    page = open_page(browser, default_app_server.url)
     page.get_by_text("A story about a lighthouse keeper").first.click()
     expect(page.locator("#prompt textarea")).to_have_value(re.compile(r"What was the dog called\?"))
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text("Done", timeout=90000)
-    assert "Pepper" in _text(page, "baseline-output")
-    assert "Pepper" not in _text(page, "pruned-output")
+    assert "Pepper" in text_of(page, "baseline-output")
+    assert "Pepper" not in text_of(page, "pruned-output")
     _no_warning(page)
     shot = Path(os.environ.get("TRIATTN_SCREENSHOT_PASSAGE") or tmp_path / "screenshot-passage.png")
     page.screenshot(path=str(shot), full_page=True)
@@ -108,9 +76,9 @@ def test_a_long_passage_the_pruned_cache_forgets(browser, default_app_server, tm
 
 
 def _start_long_run(browser, server):
-    page = _open(browser, server.url)
-    _set(page, "prompt", "Count from 1 to 1000, one number per line.")  # a long answer
-    _set(page, "max-new-tokens", 1500)
+    page = open_page(browser, server.url)
+    set_field(page, "prompt", "Count from 1 to 1000, one number per line.")  # a long answer
+    set_field(page, "max-new-tokens", 1500)
     page.click("#generate")
     _wait_text(page)
     return page
@@ -122,9 +90,9 @@ def test_stop_really_stops(browser, default_app_server):
     page.click("#stop")
     expect(page.locator("#status")).to_contain_text("Stopped", timeout=10000)
     default_app_server.wait_until(lambda: default_app_server.runs_ended() > ended, "the server to end the run")
-    seen = (_text(page, "baseline-output"), _text(page, "pruned-output"))
+    seen = (text_of(page, "baseline-output"), text_of(page, "pruned-output"))
     assert seen[0] and seen[1]
-    assert "Done" not in _status(page)
+    assert "Done" not in status_of(page)
     page.close()
 
 
@@ -134,8 +102,8 @@ def test_closing_the_tab_stops_the_generation(browser, default_app_server):
     page.close()
     default_app_server.wait_until(lambda: default_app_server.runs_ended() > ended,
                                   "the server to end the run of a closed tab")
-    page = _open(browser, default_app_server.url)  # and the next visitor is served at once
-    _set(page, "max-new-tokens", 10)
+    page = open_page(browser, default_app_server.url)  # and the next visitor is served at once
+    set_field(page, "max-new-tokens", 10)
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text("Done", timeout=15000)
     page.close()

@@ -3,17 +3,13 @@ headline, ov-genai's sizes and unreported evictions, an error that stays until t
 1,000-token run that keeps the page short and responsive. Every wait is on the page's own state."""
 import re
 import time
-from pathlib import Path
 
 import pytest
+from browser import needs_chromium, set_field, status_of
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason=f"{CHROMIUM} is absent (apt-get install chromium)")
+pytestmark = needs_chromium
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 # For every table cell: a word that the browser laid out over two lines has two boxes.
 BROKEN_WORDS = """() => {
@@ -41,14 +37,6 @@ WATCH_STATUS = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, default_app_server):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -58,20 +46,10 @@ def page(browser, default_app_server):
     page.close()
 
 
-def _set(page, elem_id, value):
-    box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
-    box.fill(str(value))
-    box.blur()
-
-
-def _status(page) -> str:
-    return page.locator("#status").inner_text()
-
-
 def _generate(page, timeout_s=120, word="Done"):
     page.click("#generate")
     expect(page.locator("#status")).to_contain_text(word, timeout=timeout_s * 1000)
-    return _status(page)
+    return status_of(page)
 
 
 def test_a_long_prompt_says_what_the_cache_held_while_decoding(page):
@@ -95,7 +73,7 @@ def test_a_long_prompt_says_what_the_cache_held_while_decoding(page):
 def test_ov_genai_shows_the_sizes_it_used_and_no_evictions(page):
     page.locator("#policy input").click()
     page.get_by_role("option", name=re.compile(r"^ov-genai")).click()
-    _set(page, "max-new-tokens", 60)
+    set_field(page, "max-new-tokens", 60)
     status = _generate(page)
     label = page.locator("#pruned-output").inner_text()
     assert re.search(r"budget 64 tokens, used as whole blocks of \d+: cache \d+", label), label
@@ -106,25 +84,25 @@ def test_ov_genai_shows_the_sizes_it_used_and_no_evictions(page):
 
 
 def test_an_error_stays_until_the_next_good_run_and_clears_the_old_results(page):
-    _set(page, "max-new-tokens", 20)
+    set_field(page, "max-new-tokens", 20)
     _generate(page)
     assert page.locator("#baseline-output textarea").input_value()
-    _set(page, "prompt", " ")
+    set_field(page, "prompt", " ")
     _generate(page, word="The run failed")
     toasts = page.locator("[data-testid='toast-body']")
     expect(toasts).to_have_count(0, timeout=30000)  # the toast goes ...
-    assert "The run failed: the prompt is empty" in _status(page)  # ... the message stays
+    assert "The run failed: the prompt is empty" in status_of(page)  # ... the message stays
     assert page.locator("#baseline-output textarea").input_value() == ""
     assert "failed" in page.locator("#pruned-output").inner_text()
     expect(page.locator("#latency-plot")).to_be_hidden()
-    _set(page, "prompt", "What is the capital of France?")
+    set_field(page, "prompt", "What is the capital of France?")
     status = _generate(page)
     assert "failed" not in status and page.locator("#baseline-output textarea").input_value()
 
 
 def test_a_1000_token_run_keeps_the_page_short_and_responsive(page):
-    _set(page, "prompt", "Count from 1 to 1000, one number per line.")
-    _set(page, "max-new-tokens", 1000)
+    set_field(page, "prompt", "Count from 1 to 1000, one number per line.")
+    set_field(page, "max-new-tokens", 1000)
     page.evaluate(WATCH_STATUS)
     status = _generate(page, timeout_s=400)
     tokens = re.search(r"baseline (\d+)", page.locator("#metrics").inner_text() + status)

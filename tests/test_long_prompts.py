@@ -3,6 +3,7 @@ model, long and short mixed, each run leading in turn, a Stop in the middle of a
 server still serving afterwards. Each long prompt is cut to the budget right after its prefill,
 which is where the page once crashed (a memory release that corrupted the heap)."""
 import argparse
+import functools
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client  # noqa: E402
 
+from browser import needs_chromium, open_page, set_field  # noqa: E402
 from triattn.core.inputs import prompt_ids  # noqa: E402
 from triattn.core.runs import default_model_dir  # noqa: E402
 from triattn.core.text import load_tokenizer  # noqa: E402
@@ -68,50 +70,36 @@ def test_long_and_short_comparisons_in_a_row_each_run_leading(default_app_server
     assert default_app_server.proc.poll() is None
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)")
-def test_stop_in_the_middle_of_a_long_prompt_then_more_comparisons(default_app_server, long_prompts):
+@needs_chromium
+def test_stop_in_the_middle_of_a_long_prompt_then_more_comparisons(browser, default_app_server, long_prompts):
     """In a real browser: a prompt of 1,500 to 2,800 tokens, Stop while it generates, then a long and a short
     comparison: both finish."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    expect = sync_api.expect
+    expect = pytest.importorskip("playwright.sync_api").expect
     (mid, _), _, (long, n_long) = long_prompts
     assert n_long >= 1500
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(default_app_server.url)
-        page.wait_for_selector("#generate")
+    page = open_page(browser, default_app_server.url)
+    fill = functools.partial(set_field, page)
 
-        def fill(elem_id, value):
-            box = page.locator(f"#{elem_id} input, #{elem_id} textarea").first
-            box.fill(str(value))
-            box.blur()
-
-        def generate(until: str, stop_when: str | None = None):
-            """Click Generate and wait until the status, changed since the click, contains `until`
-            (pressing Stop first once it contains `stop_when`)."""
-            page.evaluate("""() => { window.statusChanged = false;
-                new MutationObserver(() => { window.statusChanged = true; })
-                    .observe(document.querySelector('#status'), {subtree: true, childList: true,
-                                                                 characterData: true}); }""")
-            page.click("#generate")
-            if stop_when:
-                expect(page.locator("#status")).to_contain_text(stop_when, timeout=120000)
-                page.click("#stop")
-            page.wait_for_function("w => window.statusChanged && document.querySelector('#status')"
-                                   ".innerText.includes(w)", arg=until, timeout=120000)
-        fill("prompt", long)
-        fill("budget", BUDGET)
-        fill("max-new-tokens", STOP_NEW_TOKENS)
-        generate("Stopped", stop_when="Generating")
-        for prompt in (mid, "class Stack:"):
-            fill("prompt", prompt)
-            fill("max-new-tokens", NEW_TOKENS)
-            generate("Done")
-        browser.close()
+    def generate(until: str, stop_when: str | None = None):
+        """Click Generate and wait until the status, changed since the click, contains `until`
+        (pressing Stop first once it contains `stop_when`)."""
+        page.evaluate("""() => { window.statusChanged = false;
+            new MutationObserver(() => { window.statusChanged = true; })
+                .observe(document.querySelector('#status'), {subtree: true, childList: true,
+                                                             characterData: true}); }""")
+        page.click("#generate")
+        if stop_when:
+            expect(page.locator("#status")).to_contain_text(stop_when, timeout=120000)
+            page.click("#stop")
+        page.wait_for_function("w => window.statusChanged && document.querySelector('#status')"
+                               ".innerText.includes(w)", arg=until, timeout=120000)
+    fill("prompt", long)
+    fill("budget", BUDGET)
+    fill("max-new-tokens", STOP_NEW_TOKENS)
+    generate("Stopped", stop_when="Generating")
+    for prompt in (mid, "class Stack:"):
+        fill("prompt", prompt)
+        fill("max-new-tokens", NEW_TOKENS)
+        generate("Done")
+    page.close()
     assert default_app_server.proc.poll() is None

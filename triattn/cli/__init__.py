@@ -24,9 +24,14 @@ def main(argv=None) -> int:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.formatwarning = lambda message, *a, **k: f"warning: {message}\n"
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    if argv[:1] == ["app"]:  # the web demo takes the options of `python app.py`
+        from ..web.launch import main as launch
+        return launch(argv[1:], prog="triattn app")
     parser = Parser(prog="python -m triattn", description="KV-cache token pruning on OpenVINO LLMs: A/B runs, "
                     "benchmarks and tools.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub.add_parser("app", help="serve the web demo (the options of `python app.py`; see `triattn app --help`)")
     modules = {}
     for name in COMMANDS:
         mod = importlib.import_module(f".{name}", __name__)
