@@ -73,3 +73,24 @@ def test_prune_interval_defaults_grow_with_the_budget():
     """Each prune event rewrites the whole cache, so the default interval grows with the budget."""
     assert [EvictionConfig(budget=b).prune_interval for b in (64, 128, 256, 2048)] == [16, 16, 32, 256]
     assert EvictionConfig(budget=256, prune_interval=1).prune_interval == 1
+
+
+def test_a_policy_carries_its_own_settings():
+    """kvpress-style: the run's policy object holds the settings given for it; unknown or invalid
+    ones are one clear error."""
+    cfg = EvictionConfig(policy="triattention", policy_options=(("offset_max", 4096),))
+    assert cfg.policy_object().offset_max == 4096 and cfg.policy_object().name == "triattention"
+    assert EvictionConfig(policy="triattention").policy_object().offset_max == 65536
+    with pytest.raises(ValueError, match="policy 'knorm' has no setting offset_max; it has no settings"):
+        EvictionConfig(policy="knorm", policy_options=(("offset_max", 4096),))
+    with pytest.raises(ValueError, match="offset_max must be a whole number >= 1"):
+        EvictionConfig(policy="triattention-head", policy_options=(("offset_max", 0),))
+
+
+def test_policy_options_from_the_command_line():
+    p = argparse.ArgumentParser()
+    add_eviction_args(p)
+    args = p.parse_args(["--policy", "triattention", "--policy-option", "offset_max=1024"])
+    assert eviction_from(args).policy_options == (("offset_max", 1024),)
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        eviction_from(p.parse_args(["--policy-option", "offset_max"]))

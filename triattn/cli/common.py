@@ -57,6 +57,9 @@ def add_keep_prompt_arg(p):
     p.add_argument("--keep-prompt", action=argparse.BooleanOptionalAction, default=None,
                    help="never prune the prompt: only generated tokens compete for the budget (default off; "
                         "on in the triattention-paper preset)")
+    p.add_argument("--policy-option", action="append", default=None, metavar="NAME=VALUE",
+                   help="one of the policy's own settings, repeatable (triattention: offset_max, the farthest "
+                        "future distance its score averages over; default 65536)")
 
 
 def add_genai_args(p):
@@ -84,7 +87,22 @@ def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
         if value is not None and not isinstance(value, list):
             fields[name] = value
     fields.update({k: v for k, v in (("policy", policy), ("evict", evict)) if v})
+    if getattr(args, "policy_option", None):
+        fields["policy_options"] = tuple(_option(o) for o in args.policy_option)
     return EvictionConfig(**fields)
+
+
+def _option(text: str) -> tuple:
+    """'offset_max=4096' -> ('offset_max', 4096): a whole number, else a number, else the text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--policy-option takes NAME=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return name.strip(), kind(value)
+        except ValueError:
+            pass
+    return name.strip(), value
 
 
 def fill_eviction_defaults(args) -> None:

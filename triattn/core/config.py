@@ -65,6 +65,7 @@ class EvictionConfig:
     prune_interval: int | None = None
     genai_aggregation: str = "norm_sum"
     keep_prompt: bool = False
+    policy_options: tuple = ()   # (name, value) pairs: the policy's own settings (e.g. offset_max)
 
     def __post_init__(self):
         from ..policies import get_policy  # late import: policies import nothing from here
@@ -83,6 +84,7 @@ class EvictionConfig:
         _check_int("recent_window", self.recent_window, 0)
         _check_int("sink_tokens", self.sink_tokens, 0)
         _check_int("prune_interval", self.prune_interval, 1)
+        self.policy_object()  # its own settings must be ones it has, with valid values
         if not isinstance(self.keep_prompt, bool):
             raise ValueError(f"keep_prompt must be true or false, got {self.keep_prompt!r}")
         if self.genai_aggregation not in GENAI_AGGREGATIONS:
@@ -91,6 +93,11 @@ class EvictionConfig:
         if self.sink_tokens + self.recent_window >= self.budget:
             raise ValueError(f"budget ({self.budget}) must exceed sink tokens + recent window "
                              f"({self.sink_tokens} + {self.recent_window}), or the policy has nothing to choose")
+
+    def policy_object(self):
+        """The policy, carrying this run's own settings (`policy_options`)."""
+        from ..policies import configured
+        return configured(self.policy, dict(self.policy_options))
 
     @property
     def prunes(self) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .mechanisms import get_mechanism
-from ..policies import ScoreContext, get_policy
+from ..policies import ScoreContext
 from .sampling import Sampler, log_softmax
 from .prune import choose_keep
 from .store import TokenStore
@@ -86,7 +86,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     prompt = np.asarray(prompt_ids, np.int64)
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
     check_request(info, prompt.size, eviction, limit)
-    policy = get_policy(eviction.policy)
+    policy = eviction.policy_object()
     if policy.runtime != "loop":
         raise ValueError(f"policy {eviction.policy!r} runs in its own runtime ({policy.runtime}), not in this "
                          f"decode loop; run it through runner.runner_for")

@@ -32,6 +32,7 @@ class Policy:
     prunes = True          # False only for the baseline
     needs_keys = True      # keep post-RoPE keys of cached tokens on the host
     runtime = "loop"       # runs in our decode loop (runner.py)
+    options: tuple = ()    # its own settings a run may change (fields of a dataclass policy)
     mechanism: str | None = None   # None: the run's --evict mechanism applies
     settings: tuple = ()   # EvictionConfig fields that only this choice reads
     # True: score() gets positions [layers, kv_heads, L] and returns one score per KV head of each
