@@ -110,6 +110,10 @@ class EvictionConfig:
         d = asdict(self)
         if "genai_aggregation" not in get_policy(self.policy).settings:
             d.pop("genai_aggregation")
+        if self.policy_options:
+            d["policy_options"] = dict(self.policy_options)
+        else:
+            d.pop("policy_options")
         return d
 
 

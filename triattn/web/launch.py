@@ -38,6 +38,7 @@ def wants_browser(args) -> bool:
 
 def main(argv=None, prog: str = "python app.py") -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")  # no "PyTorch was not found": we run without it
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     args = parse_args(argv, prog)
     from .choices import Catalog, fetch_model, launch_device
