@@ -140,10 +140,6 @@ def _pct(x):
     return None if x is None else 100 * x
 
 
-def _ms(x):
-    return None if x is None else 1000 * x
-
-
 def fmt(x, spec: str = ".2f", suffix: str = "") -> str:
     return "–" if x is None else f"{x:{spec}}{suffix}"
 
