@@ -5,9 +5,16 @@ It knows nothing of text and nothing of particular policies or mechanisms: it yi
 
 Schedule: after a decode step the cache holds at most `budget + prune_interval - 1` live tokens.
 When the next step would pass that, the live tokens are cut to `budget - 1`, so that with the new
-token the step attends to exactly `budget`. The prompt is prefilled whole, never pruned mid-prefill;
-a prompt longer than that is cut right after prefill, and the cut counts in record 0 (time to
-first token), not in the decode steps.
+token the step attends to exactly `budget`. A prompt longer than that is cut right after prefill,
+and the cut counts in record 0 (time to first token), not in the decode steps.
+
+Chunked prefill: with `prefill_chunk`, the prompt is fed in pieces. A pruning run cuts its cache to
+`budget - 1` before each piece (no interval is waited for), so each piece attends to at most
+`budget - 1 + piece` tokens and a long
+prompt's prefill grows linearly with its length instead of quadratically (the idea of evicting
+while reading the prompt, as in SnapKV/H2O-style streaming prefill; GenAI evicts nothing during
+prefill). The cuts between pieces are one prune event of record 0. A baseline fed in pieces has
+the same cache as one fed whole.
 """
 from __future__ import annotations
 
@@ -33,6 +40,8 @@ class PruneEvent:
     kv_before: int                # live tokens per layer before and after
     kv_after: int
     evicted_positions: np.ndarray  # [layers, evicted] absolute positions ([layers, kv_heads, evicted] per KV head)
+    kv_peak: int | None = None    # most live tokens held during the event's span, when not kv_before
+                                  # (a prompt cut between chunks: kv_before is the whole prompt)
 
 
 @dataclass
@@ -109,14 +118,18 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     ceiling = eviction.budget + eviction.prune_interval - 1
     eos = set(info.eos_token_ids)
 
+    def cut(query_position, most=ceiling - 1):  # cut to budget - 1 when more than `most` are live
+        if policy.prunes and store.live > most:
+            return _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
+        return None
+
     session.reset()
     t0 = time.perf_counter()
-    logits = _prefill(session, store, prompt, ones, mirror, want_keys, prefill_chunk)
+    logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, prefill_chunk, cut,
+                              eviction.budget - 1)
     token = int(force[0]) if force is not None else sampler.pick(logits)
-    event = None
-    if policy.prunes and store.live + 1 > ceiling:  # a long prompt is cut once, as part of the prefill
-        event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size)
-    record = StepRecord(0, token, 0.0, store.n, store.live, event)
+    events.append(cut(prompt.size))  # a long prompt is cut once more, as part of the prefill
+    record = StepRecord(0, token, 0.0, store.n, store.live, _merge(events, prompt.size, store.live))
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
     yield record
@@ -130,7 +143,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
             event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
         position = prompt.size + index - 1
         logits, keys, values = session.forward(np.array([token]), np.array([position]),
-                                               mech.attention_mask(store, ones), mirror, want_keys, copy=False)
+                                               mech.attention_mask(store, ones, 1), mirror, want_keys, copy=False)
         store.append(np.array([position]), keys, values)
         token = int(force[index]) if force is not None else sampler.pick(logits)
         record = StepRecord(index, token, 0.0, store.n, store.live, event)
@@ -139,23 +152,38 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         yield record
 
 
-def _prefill(session, store, prompt, ones, mirror, want_keys, chunk):
-    """Feed the prompt in pieces of at most `chunk` tokens (whole when None); the last piece's logits.
+def _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut, store_budget):
+    """Feed the prompt in pieces of at most `chunk` tokens (whole when None). Before each piece
+    after the first, `cut(last position, most)` cuts a pruning run's cache to budget - 1 when it
+    holds more than `most` (budget - 1) tokens. Returns the last piece's
+    logits and the prune events.
 
-    Why: the plugin keeps the working memory of the largest forward it has run (activations of
-    every position), and the only call that gives it back corrupted the heap here. Pieces bound it
-    by the piece, not the prompt; each piece attends to everything before it, so the cache and the
-    logits are those of a whole prefill.
+    Why pieces: the plugin keeps the working memory of the largest forward it has run (activations
+    of every position), and the only call that gives it back corrupted the heap here. Pieces bound
+    it by the piece, not the prompt. With nothing evicted, each piece attends to everything before
+    it, so the cache and the logits are those of a whole prefill.
     """
     step = chunk or prompt.size
-    logits = None
+    logits, events = None, []
     for start in range(0, prompt.size, step):
+        if start:  # between pieces no interval is waited for: a piece attends to at most budget - 1 + piece
+            events.append(cut(start - 1, store_budget))
         piece = prompt[start:start + step]
         positions = np.arange(start, start + piece.size)
-        logits, keys, values = session.forward(piece, positions, ones[:start + piece.size], mirror, want_keys,
-                                               copy=False)  # the store copies them now
+        logits, keys, values = session.forward(piece, positions, mech.attention_mask(store, ones, piece.size),
+                                               mirror, want_keys, copy=False)  # the store copies them now
         store.append(positions, keys, values)
-    return logits
+    return logits, events
+
+
+def _merge(events, prompt_tokens: int, live: int) -> PruneEvent | None:
+    """The cuts of one prefill as one event: the prompt's tokens before, the `live` ones after."""
+    events = [e for e in events if e is not None]
+    if not events:
+        return None
+    peak = max(e.kv_before for e in events)
+    return PruneEvent(sum(e.evicted for e in events), sum(e.time_s for e in events), prompt_tokens, live, np.concatenate([e.evicted_positions for e in events], axis=-1),
+                      None if peak == prompt_tokens else peak)
 
 
 def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool, keep: bool):

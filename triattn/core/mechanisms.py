@@ -22,8 +22,8 @@ class Hard:
         keys, values = store.compact(keep)
         session.write_kv(keys, values, owned=True)
 
-    def attention_mask(self, store, ones):
-        return ones[:store.n + 1]
+    def attention_mask(self, store, ones, new: int):
+        return ones[:store.n + new]
 
 
 class Mask:
@@ -32,8 +32,8 @@ class Mask:
     def apply(self, session, store, keep):
         store.mark(keep)
 
-    def attention_mask(self, store, ones):
-        return np.concatenate([store.alive[0].astype(np.int64), ones[:1]])
+    def attention_mask(self, store, ones, new: int):
+        return np.concatenate([store.alive[0].astype(np.int64), ones[:new]])
 
 
 class Zero:
@@ -44,8 +44,8 @@ class Zero:
         store.mark(keep)
         session.write_kv(store.keys, store.values)
 
-    def attention_mask(self, store, ones):
-        return ones[:store.n + 1]
+    def attention_mask(self, store, ones, new: int):
+        return ones[:store.n + new]
 
 
 _MECHANISMS = {"hard": Hard(), "mask": Mask(), "zero": Zero()}

@@ -75,7 +75,7 @@ def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_
     decode = [r.time_s for r in records[1:]]
     latency = sum(r.time_s for r in records)
     prunes = [r.prune for r in records if r.prune is not None]
-    kv_max = max(max(r.kv_len for r in records), max((p.kv_before for p in prunes), default=0))  # prompt peak
+    kv_max = max(max(r.kv_len for r in records), max((p.kv_peak or p.kv_before for p in prunes), default=0))
     return RunMetrics(
         ttft_s=records[0].time_s,
         tpot_ms=1000 * statistics.median(decode) if decode else 0.0,

@@ -1,8 +1,13 @@
 """Build small random-weight LLMs and export them to OpenVINO IR, fully offline.
 
 Two presets per architecture: `tiny` (a few M parameters, for tests) and `bench` (~300M
-parameters, for performance work). The tokenizer is a byte-level BPE trained on the shipped
-plain-text sample, so the whole build is deterministic for a seed and needs no model hub.
+parameters, for performance work); and for gpt-oss, `real-dims`: gpt-oss-20b's own widths (hidden
+2,880, 64 query and 8 KV heads of 64, a 201,088-token vocabulary, YaRN, a 128-token sliding window
+on alternate layers, sinks) with 4 layers and 4 experts, compressed with optimum-intel's recipe for
+gpt-oss-20b (int4 experts, int8 attention, router and embeddings), so the graph instrumentation, the
+logits path and scoring are exercised at the real sizes. The tokenizer is a byte-level BPE trained
+on the shipped plain-text sample, so the whole build is deterministic for a seed and needs no model
+hub.
 """
 from __future__ import annotations
 
@@ -29,8 +34,15 @@ PRESETS = {
     ("gpt-oss", "bench"): dict(hidden_size=768, intermediate_size=768, num_hidden_layers=20,
                                num_attention_heads=12, num_key_value_heads=4, head_dim=64,
                                num_local_experts=8, num_experts_per_tok=2, sliding_window=128),
+    ("gpt-oss", "real-dims"): dict(hidden_size=2880, intermediate_size=2880, num_hidden_layers=4,
+                                   num_attention_heads=64, num_key_value_heads=8, head_dim=64,
+                                   num_local_experts=4, num_experts_per_tok=4, sliding_window=128),
 }
-VOCAB = {"tiny": 512, "bench": 4096}
+VOCAB = {"tiny": 512, "bench": 4096, "real-dims": 4096}
+VOCAB_SIZE = {"real-dims": 201088}  # the model's vocabulary when wider than the tokenizer's
+MAX_POSITION = {"tiny": 4096, "bench": 32768, "real-dims": 131072}
+# weight format, and the optimum-intel recipe to compress with (None: the format's generic one)
+WEIGHTS = {"tiny": ("fp32", None), "bench": ("fp16", None), "real-dims": ("int4", "openai/gpt-oss-20b")}
 
 
 def train_tokenizer(vocab_size: int, out_dir: Path, files=(SAMPLE_TEXT,)):
@@ -50,8 +62,37 @@ def train_tokenizer(vocab_size: int, out_dir: Path, files=(SAMPLE_TEXT,)):
     return fast
 
 
+def pad_vocabulary(tok, size: int):
+    """Widen a trained BPE tokenizer to `size` ids with plain vocabulary entries that no merge
+    produces (byte-level strings of 4 symbols), so a model with a real-size vocabulary and
+    embedding still has a tokenizer that decodes every id it can emit."""
+    import json
+    from tokenizers import Tokenizer, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    data = json.loads(tok.backend_tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    taken = set(vocab) | {t["content"] for t in data["added_tokens"]}
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    next_id = max([*vocab.values(), *(t["id"] for t in data["added_tokens"])]) + 1
+    for a in alphabet:
+        for b in alphabet:
+            for c in alphabet[:8]:
+                if next_id >= size:
+                    break
+                piece = "\u0120" + a + b + c
+                if piece not in taken:
+                    vocab[piece] = next_id
+                    next_id += 1
+    padded = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(data)),
+                                     bos_token=tok.bos_token, eos_token=tok.eos_token, pad_token=tok.pad_token)
+    if len(padded) != size:
+        raise ValueError(f"the vocabulary could not be padded to {size} (got {len(padded)})")
+    return padded
+
+
 def build_config(arch: str, preset: str, vocab_size: int, tok):
-    common = dict(vocab_size=vocab_size, max_position_embeddings=4096 if preset == "tiny" else 8192,
+    common = dict(vocab_size=vocab_size, max_position_embeddings=MAX_POSITION[preset],
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                   pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
     params = {**PRESETS[(arch, preset)], **common}
@@ -88,8 +129,8 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
     keep_source: also keep the transformers checkpoint (same weights) in `out_dir/pytorch`.
     """
     if (arch, preset) not in PRESETS:
-        raise ValueError(f"unknown arch/preset {arch}/{preset}; choose arch from llama, gpt-oss "
-                         f"and preset from tiny, bench")
+        raise ValueError(f"unknown arch/preset {arch}/{preset}; choose one of "
+                         f"{', '.join(f'{a}/{p}' for a, p in PRESETS)}")
     out_dir = Path(out_dir)
     with _offline(), tempfile.TemporaryDirectory() as tmp:
         import torch
@@ -97,16 +138,21 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
 
         src = Path(tmp) / "hf"
         tok = train_tokenizer(VOCAB[preset], src)
+        if preset in VOCAB_SIZE:
+            tok = pad_vocabulary(tok, VOCAB_SIZE[preset])
+            tok.save_pretrained(src)
         cfg = build_config(arch, preset, len(tok), tok)
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16 if preset == "real-dims" else torch.float32)
         if arch == "gpt-oss":  # sinks start at zero; give them values so they matter in tests
             with torch.no_grad():
                 for layer in model.model.layers:
                     layer.self_attn.sinks.normal_(0.0, 1.0)
         model.eval()
         model.save_pretrained(src)
-        export_to_openvino(src, out_dir, weight_format="fp32" if preset == "tiny" else "fp16")
+        weight_format, recipe = WEIGHTS[preset]
+        del model  # the export reads the checkpoint back; at real widths two copies would not fit
+        export_to_openvino(src, out_dir, weight_format=weight_format, recipe=recipe)
         if keep_source:
             shutil.copytree(src, out_dir / "pytorch")
     return out_dir
