@@ -5,6 +5,7 @@ import re
 import time
 
 import pytest
+from triattn.core.config import DEFAULT_PREFILL_CHUNK
 from browser import needs_chromium, set_field, status_of
 
 pytestmark = needs_chromium
@@ -56,8 +57,11 @@ def test_a_long_prompt_says_what_the_cache_held_while_decoding(page):
     page.get_by_text("A story about a lighthouse keeper").first.click()
     expect(page.locator("#prompt textarea")).to_have_value(re.compile(r"What was the dog called\?"))
     status = _generate(page)
-    cut = re.search(r"The prompt's (\d+) tokens were cut to (\d+)", status)
-    assert cut and int(cut.group(1)) > 1000 and int(cut.group(2)) <= 64, status
+    # the pruned run reads a long prompt in pieces, cut to the budget before each (the default)
+    cut = re.search(r"read the prompt's (\d+) tokens (\d+) at a time, cutting its cache to the budget before each "
+                    r"piece, and decoded from (\d+)", status)
+    assert cut and int(cut.group(1)) > 1000 and int(cut.group(2)) == DEFAULT_PREFILL_CHUNK, status
+    assert int(cut.group(3)) <= 64, status
     smaller = re.search(r"KV cache (\d+)% smaller while decoding", status)
     assert smaller and int(smaller.group(1)) > 80, status  # not the prompt before its cut
     assert page.evaluate(BROKEN_WORDS) == []  # no header or cell breaks a word

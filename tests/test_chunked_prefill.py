@@ -1,4 +1,4 @@
-"""Chunked prefill with eviction between pieces (engine.generate with prefill_chunk).
+"""Chunked prefill with eviction between pieces (EvictionConfig.prefill_chunk).
 
 A pruning run applies its decode rule between pieces, so no forward attends to more than
 `budget - 1 + piece` tokens. With streaming (same kept positions in every layer), on the tiny Llama:
@@ -17,7 +17,7 @@ same logits.
 import numpy as np
 import pytest
 
-from triattn.core.config import EvictionConfig
+from triattn.core.config import DEFAULT_PREFILL_CHUNK, EvictionConfig
 from triattn.core.engine import generate
 from triattn.core.metrics import summarize
 from triattn.openvino.model import load_model
@@ -42,7 +42,8 @@ class Spy:
 
 
 def _forced(session, cfg, chunk):
-    recs = list(generate(session, PROMPT, cfg, force=FORCED, keep_logits=True, prefill_chunk=chunk))
+    cfg = EvictionConfig(**{**cfg.as_dict(), "prefill_chunk": chunk})
+    recs = list(generate(session, PROMPT, cfg, force=FORCED, keep_logits=True))
     return np.stack([r.logits for r in recs]), recs
 
 
@@ -66,9 +67,9 @@ def _plain_streaming(session, chunk, budget, sinks):
 
 
 def test_each_piece_attends_to_at_most_budget_plus_piece(gptoss_dir):
-    cfg = EvictionConfig(policy="knorm", budget=20, recent_window=16, sink_tokens=2)
+    cfg = EvictionConfig(policy="knorm", budget=20, recent_window=16, sink_tokens=2, prefill_chunk=16)
     spy = Spy(load_model(gptoss_dir, "CPU", "f32").new_session())
-    recs = list(generate(spy, PROMPT, cfg, max_new_tokens=5, prefill_chunk=16))
+    recs = list(generate(spy, PROMPT, cfg, max_new_tokens=5))
     # no interval is waited for between pieces: 32 and 35 are cut to 19 before the next piece;
     # the 31 left after the last piece are within the decode rule's ceiling (20 + 32 - 1)
     assert [(t, a) for t, a in spy.attended if t > 1] == [(16, 16), (16, 32), (16, 35), (12, 31)]
@@ -85,7 +86,7 @@ def test_compaction_equals_masking_and_a_plain_loop(llama_dir, chunk):
     m = load_model(llama_dir, "CPU", "f32")
     hard, recs = _forced(m.new_session(), EvictionConfig(evict="hard", **CFG), chunk)
     mask, _ = _forced(m.new_session(), EvictionConfig(evict="mask", **CFG), chunk)
-    whole, _ = _forced(m.new_session(), EvictionConfig(evict="hard", **CFG), None)
+    whole, _ = _forced(m.new_session(), EvictionConfig(evict="hard", **CFG), 0)
     np.testing.assert_allclose(hard, mask, atol=1e-4)
     np.testing.assert_allclose(hard[0], _plain_streaming(m.new_session(), chunk, 20, 2), atol=1e-4)
     assert np.abs(hard[0] - whole[0]).max() > 1e-3, "pieces evicted nothing; the test would prove nothing"
@@ -95,7 +96,26 @@ def test_compaction_equals_masking_and_a_plain_loop(llama_dir, chunk):
 def test_budget_above_the_prompt_evicts_nothing_between_pieces(model_dir):
     cfg = EvictionConfig(policy="knorm", budget=100, recent_window=16, sink_tokens=2)
     m = load_model(model_dir, "CPU", "f32")
-    whole, _ = _forced(m.new_session(), cfg, None)
+    whole, _ = _forced(m.new_session(), cfg, 0)
     pieces, recs = _forced(m.new_session(), cfg, 7)
     assert recs[0].prune is None
     np.testing.assert_allclose(pieces, whole, atol=2e-4)
+
+
+def test_pruning_runs_read_in_pieces_by_default_and_the_baseline_whole():
+    assert EvictionConfig(policy="knorm").prefill_chunk == DEFAULT_PREFILL_CHUNK
+    assert EvictionConfig(policy="none").prefill_chunk == 0
+    assert EvictionConfig(policy="ov-genai").prefill_chunk == 0
+    assert "prefill_chunk" not in EvictionConfig(policy="ov-genai").as_dict()
+    with pytest.raises(ValueError, match="ov-genai prefills its own way"):
+        EvictionConfig(policy="ov-genai", prefill_chunk=64)
+    with pytest.raises(ValueError, match="prefill_chunk must be at least 0"):
+        EvictionConfig(policy="knorm", prefill_chunk=-1)
+
+
+def test_a_prompt_the_budget_holds_is_read_whole(llama_dir):
+    """Nothing would be cut, so pieces would only take the slower path of a forward with a past."""
+    spy = Spy(load_model(llama_dir, "CPU", "f32").new_session())
+    list(generate(spy, PROMPT, EvictionConfig(policy="knorm", budget=100, recent_window=16, prefill_chunk=7),
+                  max_new_tokens=3))
+    assert spy.attended[0] == (60, 60)

@@ -34,7 +34,9 @@ def test_infer_compare_prints_the_used_sizes(cli, llama_dir):
 
 def test_infer_rejects_a_mechanism_for_ov_genai(cli, llama_dir):
     r = cli("infer", "--model-dir", llama_dir, "--prompt", "x", "--policy", "ov-genai", "--evict", "zero")
-    assert r.returncode == 2 and "--evict and --prefill-chunk do not apply to ov-genai" in one_line(r.stderr)
+    assert r.returncode == 2 and "--evict does not apply to ov-genai" in one_line(r.stderr)
+    r = cli("infer", "--model-dir", llama_dir, "--prompt", "x", "--policy", "ov-genai", "--prefill-chunk", "8")
+    assert r.returncode == 2 and "ov-genai prefills its own way" in one_line(r.stderr)
     r = cli("infer", "--model-dir", llama_dir, "--prompt", "x", "--policy", "ov-genai", "--genai-aggregation", "max")
     assert r.returncode == 2 and "invalid choice" in one_line(r.stderr)
 

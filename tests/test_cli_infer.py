@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from triattn.core.config import DEFAULT_PREFILL_CHUNK
+
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
 
@@ -22,7 +24,8 @@ def test_infer_json_has_the_documented_fields(gptoss_dir):
     out = json.loads(r.stdout)
     assert len(out["token_ids"]) == out["metrics"]["new_tokens"] and isinstance(out["text"], str)
     assert out["eviction"] == {"policy": "knorm-seed", "evict": "mask", "budget": 20, "recent_window": 4,
-                               "sink_tokens": 2, "prune_interval": 3, "keep_prompt": False}
+                               "sink_tokens": 2, "prune_interval": 3, "keep_prompt": False,
+                               "prefill_chunk": DEFAULT_PREFILL_CHUNK}
     for key in ("ttft_s", "tpot_ms", "throughput_tok_s", "latency_s", "new_tokens", "prune_events", "prune_time_s",
                 "kv_tokens_max", "kv_tokens_final", "kv_bytes_max", "rss_delta_mb"):
         assert key in out["metrics"]

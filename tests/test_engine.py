@@ -196,5 +196,6 @@ def test_prefill_in_pieces_gives_the_whole_prefills_logits(model_dir):
     m = load_model(model_dir, "CPU", "f32")
     prompt, forced = [3 + i % 50 for i in range(60)], list(range(5, 25))
     whole, _ = _forced_logits(m.new_session(), prompt, BASE, forced)
-    recs = list(generate(m.new_session(), prompt, BASE, force=forced, keep_logits=True, prefill_chunk=7))
+    recs = list(generate(m.new_session(), prompt, EvictionConfig(policy="none", prefill_chunk=7), force=forced,
+                         keep_logits=True))
     np.testing.assert_allclose(np.stack([r.logits for r in recs]), whole, atol=2e-4)

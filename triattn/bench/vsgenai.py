@@ -21,6 +21,20 @@ from ..errors import runtime_failure
 from ..openvino.model import PRECISIONS, ModelError
 
 BASELINE = full_cache()
+LIMITS = {"tpot_ratio": 1.02, "ttft_ratio": 1.05}
+CONTEXT = 2000
+
+
+def prompts(tok, max_context: int, max_new_tokens: int, chat: bool = True, prompts_file=None,
+            lengths=None) -> dict:
+    """label -> token ids: the first prompt of `prompts_file` (default the card's, about 20 tokens)
+    and contexts of `lengths` tokens from the shipped text (default one of 2,000)."""
+    from . import plan as bench
+    first = bench.read_prompts(prompts_file or bench.CARD_PROMPTS)[0]
+    out = {bench.short_label(first): bench.text_prompts(tok, [first], chat=chat)[0].ids}
+    lengths = lengths or [min(CONTEXT, max_context - max_new_tokens)]
+    out.update({p.label: p.ids for p in bench.context_prompts(tok, lengths, max_new_tokens, max_context)})
+    return out
 
 
 def pipeline(model):
@@ -118,3 +132,15 @@ def _row(label: str, prompt_tokens: int, got: dict) -> dict:
             "ours": med["ours"], "genai": med["genai"], "same_tokens": same,
             "ttft_ratio": med["ours"]["ttft_ms"] / med["genai"]["ttft_ms"],
             "tpot_ratio": med["ours"]["tpot_ms"] / med["genai"]["tpot_ms"]}
+
+
+def table(rows: list[dict]) -> str:
+    from .report import table as markdown
+    lim = LIMITS
+    cells = [[r["prompt"], r["prompt_tokens"], f"{r['ours']['ttft_ms']:.1f}", f"{r['genai']['ttft_ms']:.1f}",
+              f"{r['ttft_ratio']:.3f}", "met" if r["ttft_ratio"] <= lim["ttft_ratio"] else "missed",
+              f"{r['ours']['tpot_ms']:.2f}", f"{r['genai']['tpot_ms']:.2f}", f"{r['tpot_ratio']:.3f}",
+              "met" if r["tpot_ratio"] <= lim["tpot_ratio"] else "missed", "yes" if r["same_tokens"] else "no"]
+             for r in rows]
+    return markdown(["Prompt", "Tokens", "TTFT ours (ms)", "TTFT GenAI (ms)", "TTFT ratio", f"<= {lim['ttft_ratio']}",
+                     "TPOT ours (ms)", "TPOT GenAI (ms)", "TPOT ratio", f"<= {lim['tpot_ratio']}", "Same tokens"], cells)

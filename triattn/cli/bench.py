@@ -154,23 +154,18 @@ def run_targets(args):
     return 0
 
 
-VS_GENAI_CONTEXT = 2000
-VS_GENAI_LIMITS = {"tpot_ratio": 1.02, "ttft_ratio": 1.05}
 
 
 def run_vs_genai(args):
     from ..bench import plan as bench
     from ..bench import vsgenai
-    from ..bench.report import header_line, table
+    from ..bench.report import header_line
     if args.targets or args.with_card or args.plot is not None:
         raise ValueError("--vs-genai times the baseline only: drop --targets, --with-card and --plot")
     check_output_file(args.output)
     model, tok = open_model(args)
-    first = bench.read_prompts(args.prompts or bench.CARD_PROMPTS)[0]
-    prompts = {bench.short_label(first): bench.text_prompts(tok, [first], chat=not args.no_chat_template)[0].ids}
-    lengths = args.context_lengths or [min(VS_GENAI_CONTEXT, model.info.max_context - args.max_new_tokens)]
-    prompts.update({p.label: p.ids for p in bench.context_prompts(tok, lengths, args.max_new_tokens,
-                                                                   model.info.max_context)})
+    prompts = vsgenai.prompts(tok, model.info.max_context, args.max_new_tokens, not args.no_chat_template,
+                              args.prompts, args.context_lengths)
     bar = progress_bar(total=2 * args.runs * len(prompts), desc="runs")
     rows = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar)
     bar.close()
@@ -178,15 +173,8 @@ def run_vs_genai(args):
     print(header_line(machine))
     print(f"\nOur baseline vs OpenVINO GenAI LLMPipeline ({args.runs} runs each, alternating, up to "
           f"{args.max_new_tokens} new tokens, greedy, medians; ratio = ours / GenAI)\n")
-    lim = VS_GENAI_LIMITS
-    cells = [[r["prompt"], r["prompt_tokens"], f"{r['ours']['ttft_ms']:.1f}", f"{r['genai']['ttft_ms']:.1f}",
-              f"{r['ttft_ratio']:.3f}", "met" if r["ttft_ratio"] <= lim["ttft_ratio"] else "missed",
-              f"{r['ours']['tpot_ms']:.2f}", f"{r['genai']['tpot_ms']:.2f}", f"{r['tpot_ratio']:.3f}",
-              "met" if r["tpot_ratio"] <= lim["tpot_ratio"] else "missed", "yes" if r["same_tokens"] else "no"]
-             for r in rows]
-    print(table(["Prompt", "Tokens", "TTFT ours (ms)", "TTFT GenAI (ms)", "TTFT ratio",
-                          f"<= {lim['ttft_ratio']}", "TPOT ours (ms)", "TPOT GenAI (ms)", "TPOT ratio",
-                          f"<= {lim['tpot_ratio']}", "Same tokens"], cells))
+    lim = vsgenai.LIMITS
+    print(vsgenai.table(rows))
     Path(args.output).write_text(json.dumps({"machine": machine, "limits": lim, "rows": rows},
                                             indent=1))
     print(f"\nwrote {args.output}", file=sys.stderr)

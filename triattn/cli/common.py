@@ -49,6 +49,10 @@ def add_eviction_args(p, multi: bool = False):
     p.add_argument("--prune-interval", type=positive_int, default=None,
                    help=f"let the cache grow this many tokens past the budget before cutting back; "
                         f"1 prunes every step like the model card (default max(16, budget // 8))")
+    p.add_argument("--prefill-chunk", type=positive_int, default=None, metavar="N",
+                   help="read the prompt N tokens at a time; a pruning run cuts its cache to the budget before each "
+                        "piece, so a long prompt costs time and memory linear in its length (default: the whole "
+                        "prompt in one forward, cut once after it)")
     add_keep_prompt_arg(p)
     add_genai_args(p)
 
@@ -82,7 +86,7 @@ def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
     """EvictionConfig defaults, then the --preset, then the options given explicitly."""
     fields = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
     for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval", "genai_aggregation",
-                 "keep_prompt"):
+                 "keep_prompt", "prefill_chunk"):
         value = getattr(args, name, None)
         if value is not None and not isinstance(value, list):
             fields[name] = value

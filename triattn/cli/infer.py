@@ -4,8 +4,7 @@ import json
 import sys
 
 from ..core.metrics import peak_rss_mb
-from .common import (add_eviction_args, add_model_args, add_sampling_args, eviction_from, open_model,
-                     positive_int, sampling_from)
+from .common import add_eviction_args, add_model_args, add_sampling_args, eviction_from, open_model, sampling_from
 
 
 def add_parser(sub):
@@ -18,8 +17,6 @@ def add_parser(sub):
     p.add_argument("--compare", action="store_true",
                    help="run the baseline (full cache) first; print both texts, a metrics table with a Change "
                         "row, and how much pruning changed the output")
-    p.add_argument("--prefill-chunk", type=positive_int, default=None, metavar="N",
-                   help="prefill the prompt N tokens at a time (default: the engine's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     return "infer"
 
@@ -35,9 +32,9 @@ def run(args):
     from ..policies import get_policy
     eviction, sampling = eviction_from(args), sampling_from(args)
     policy = get_policy(eviction.policy)
-    if policy.mechanism is not None and (args.evict is not None or args.prefill_chunk is not None):
-        raise ValueError(f"--evict and --prefill-chunk do not apply to {eviction.policy}: it evicts with its own "
-                         f"mechanism ({eviction.evict}) and prefills its own way")
+    if policy.mechanism is not None and args.evict is not None:
+        raise ValueError(f"--evict does not apply to {eviction.policy}: it evicts with its own mechanism "
+                         f"({eviction.evict})")
     if args.compare and not eviction.prunes:
         raise ValueError("--compare needs a pruning --policy (the baseline already is policy none)")
     if not args.prompt.strip():  # before the model is loaded
@@ -48,10 +45,9 @@ def run(args):
     if args.compare:
         return _compare(args, model, tok, prompt_ids, eviction, sampling)
     from ..core.runs import run as run_once
-    chunk = {} if args.prefill_chunk is None else {"prefill_chunk": args.prefill_chunk}
     stream = None if args.json else (lambda piece: (sys.stdout.write(piece), sys.stdout.flush()))
     result = run_once(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, on_text=stream,
-                      calibration=policy.prepare(model.info.model_dir), **chunk)
+                      calibration=policy.prepare(model.info.model_dir))
     m = result.metrics
     if args.json:
         out = {"text": result.text, "token_ids": result.token_ids, "prompt_tokens": len(prompt_ids),

@@ -8,13 +8,15 @@ When the next step would pass that, the live tokens are cut to `budget - 1`, so 
 token the step attends to exactly `budget`. A prompt longer than that is cut right after prefill,
 and the cut counts in record 0 (time to first token), not in the decode steps.
 
-Chunked prefill: with `prefill_chunk`, the prompt is fed in pieces. A pruning run cuts its cache to
-`budget - 1` before each piece (no interval is waited for), so each piece attends to at most
-`budget - 1 + piece` tokens and a long
+Chunked prefill: with `eviction.prefill_chunk` (the default for pruning runs), the prompt is fed in
+pieces. A pruning run cuts its cache to `budget - 1` before each piece (no interval is waited for),
+so each piece attends to at most `budget - 1 + piece` tokens and a long
 prompt's prefill grows linearly with its length instead of quadratically (the idea of evicting
 while reading the prompt, as in SnapKV/H2O-style streaming prefill; GenAI evicts nothing during
-prefill). The cuts between pieces are one prune event of record 0. A baseline fed in pieces has
-the same cache as one fed whole.
+prefill). The cuts between pieces are one prune event of record 0. A pruning run whose prompt
+would not be cut at all reads it whole (pieces after the first take the plugin's slower path of
+a forward with a past cache, for nothing); a baseline fed in pieces has the same cache as one fed
+whole.
 """
 from __future__ import annotations
 
@@ -57,9 +59,6 @@ class StepRecord:
     logits: np.ndarray | None = None  # the step's logits, when asked for
 
 
-PREFILL_CHUNK = None  # prompt tokens per forward during prefill (None: the whole prompt at once)
-
-
 class PromptTooLong(ValueError):
     pass
 
@@ -82,14 +81,12 @@ def check_request(info, prompt_tokens: int, eviction: EvictionConfig, max_new_to
 def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
              sampling: SamplingConfig = SamplingConfig(), max_new_tokens: int = 200,
              force: Sequence[int] | None = None, logprobs: bool = False,
-             keep_logits: bool = False, calibration=None,
-             prefill_chunk: int | None = PREFILL_CHUNK) -> Iterator[StepRecord]:
+             keep_logits: bool = False, calibration=None) -> Iterator[StepRecord]:
     """Run one generation on `session` (its cache is reset first).
 
     force: feed these tokens instead of sampling (teacher forcing); records then carry the forced
     token, its log-probability and the model's own argmax. Stops at EOS, or after max_new_tokens.
     logprobs / keep_logits: attach log p(token) and argmax / the raw logits to each record.
-    prefill_chunk: feed the prompt in pieces of at most this many tokens (None: whole).
     """
     info = session.model.info
     prompt = np.asarray(prompt_ids, np.int64)
@@ -125,7 +122,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
 
     session.reset()
     t0 = time.perf_counter()
-    logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, prefill_chunk, cut,
+    chunk = eviction.prefill_chunk if not policy.prunes or prompt.size + 1 > ceiling else 0
+    logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut,
                               eviction.budget - 1)
     token = int(force[0]) if force is not None else sampler.pick(logits)
     events.append(cut(prompt.size))  # a long prompt is cut once more, as part of the prefill
@@ -153,7 +151,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
 
 
 def _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut, store_budget):
-    """Feed the prompt in pieces of at most `chunk` tokens (whole when None). Before each piece
+    """Feed the prompt in pieces of at most `chunk` tokens (whole when 0). Before each piece
     after the first, `cut(last position, most)` cuts a pruning run's cache to budget - 1 when it
     holds more than `most` (budget - 1) tokens. Returns the last piece's
     logits and the prune events.

@@ -62,6 +62,7 @@ class RunMetrics:
     kv_tokens_max_decode: int = 0
     kv_bytes_max_decode: int = 0
     prompt_cut: tuple[int, int] | None = None  # (tokens before, after) when the prompt itself was cut
+    prompt_cut_in_pieces: bool = False  # cut while it was read, before each piece (chunked prefill)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,4 +99,5 @@ def _decode_kv(records, prunes, kv_bytes_per_token: int) -> dict:
     held = max(r.kv_len for r in records)
     first = records[0].prune
     cut = (first.kv_before, first.kv_after) if first is not None and first.kv_before > first.kv_after else None
-    return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held * kv_bytes_per_token, "prompt_cut": cut}
+    return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held * kv_bytes_per_token, "prompt_cut": cut,
+            "prompt_cut_in_pieces": cut is not None and first.kv_peak is not None}

@@ -146,12 +146,14 @@ def _change(before, after, smaller: str, larger: str) -> str:
     return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
 
 
-def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, why_larger: str = "") -> str:
+def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, why_larger: str = "",
+             chunk: int = 0) -> str:
     """One plain sentence: what pruning changed in this pair.
 
     The KV figure is what each cache held while decoding (a long prompt's cut is said apart: the
     prompt before its cut is not what decoding ran with). `why_larger`: why the pruned cache can be
-    the larger (the runner's `why_larger`: ov-genai sizes its cache in whole blocks).
+    the larger (the runner's `why_larger`: ov-genai sizes its cache in whole blocks). `chunk`: the
+    pieces the pruned run read its prompt in.
     """
     n = min(baseline.new_tokens, pruned.new_tokens)
     same = (f"outputs identical for all {n} tokens" if div is None
@@ -163,7 +165,10 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, w
     if why_larger and p_kv > b_kv:
         kv += f", because {why_larger}"
     cut = ""
-    if pruned.prompt_cut is not None:
+    if pruned.prompt_cut is not None and pruned.prompt_cut_in_pieces and chunk:
+        cut = (f" The pruned run read the prompt's {pruned.prompt_cut[0]} tokens {chunk} at a time, cutting its "
+               f"cache to the budget before each piece, and decoded from {pruned.prompt_cut[1]}.")
+    elif pruned.prompt_cut is not None:
         cut = f" The prompt's {pruned.prompt_cut[0]} tokens were cut to {pruned.prompt_cut[1]} before decoding."
     if pruned.prune_events == 0:
         return (f"Nothing was pruned: the cache never went over the budget ({pruned.kv_tokens_max} tokens at most), "

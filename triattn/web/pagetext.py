@@ -106,7 +106,7 @@ def pair_headline(pair) -> str:
     if b is None or p is None:
         return ""
     div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-    return headline(b, p, div, pair.pruned.runner.why_larger(pair.pruned.used))
+    return headline(b, p, div, pair.pruned.runner.why_larger(pair.pruned.used), pair.pruned.eviction.prefill_chunk)
 
 
 def run_notes(pair) -> str:

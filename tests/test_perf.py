@@ -1,0 +1,38 @@
+"""`perf`: every figure next to its target, in one run (tiny models, so the figures mean nothing
+here; what is tested is that each is measured, in its own process, from the right runs)."""
+import json
+
+from conftest import one_line
+
+
+def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_dir, tmp_path):
+    out = tmp_path / "perf.json"
+    r = cli("perf", "--model-dir", llama_dir, "--long-model", gptoss_dir, "--context", 300, "--budget", 64,
+            "--chunk", 32, "--recent-window", 16, "--policy", "knorm", "--runs", 2, "--max-new-tokens", 6, "--output", out, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for line in ("1. Our baseline against OpenVINO GenAI", "2. Long context:", "chunked / baseline TPOT",
+                 "limit ratio: chunked / baseline at 64 tokens", "chunked / baseline TTFT",
+                 "chunked / baseline peak RSS", "ΔNLL chunked − whole then cut", "floor "):
+        assert line in r.stdout
+    got = json.loads(out.read_text())
+    assert [row["prompt_tokens"] for row in got["vs_genai"]][1] == 2000
+    modes = got["long"][str(gptoss_dir)]["modes"]
+    assert {k: len(v) for k, v in modes.items()} == {"baseline": 2, "chunked": 2, "whole then cut": 1,
+                                                     "baseline at budget": 2}
+    # 300 tokens: the baseline keeps them; whole-then-cut cuts to 63 after the prompt; chunked cuts
+    # to 63 before each 32-token piece and keeps the last piece (12): 75, under the ceiling 64 + 16 - 1
+    assert [modes[k][0]["kv_after_prefill"] for k in ("baseline", "whole then cut", "chunked")] == [300, 63, 75]
+    assert modes["baseline at budget"][0]["kv_after_prefill"] == 64
+    assert all("nll" in modes[k][0] for k in ("baseline", "whole then cut", "chunked"))
+    assert all(a["peak_mb"] >= a["loaded_mb"] > 0 for v in modes.values() for a in v)
+    figures = got["long"][str(gptoss_dir)]["figures"]
+    assert [f["met"] is None for f in figures] == [False, False, False, False, True]
+
+
+def test_perf_refuses_a_context_beyond_the_model(cli, gptoss_dir):
+    r = cli("perf", "--model-dir", gptoss_dir, "--long-model", gptoss_dir, "--context", 5000, "--skip-genai")
+    assert r.returncode == 2
+    assert "fewer than --context 5000" in one_line(r.stderr)
+    r = cli("perf", "--model-dir", gptoss_dir, "--long-model", gptoss_dir, "--context", 300, "--budget", 64)
+    assert r.returncode == 2  # the default recent window (128) leaves the policy nothing to choose
+    assert "must exceed sink tokens + recent window (4 + 128)" in one_line(r.stderr)

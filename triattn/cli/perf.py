@@ -1,0 +1,113 @@
+"""perf: every performance figure with its target, measured side by side in one run.
+
+1. Our full-cache loop against OpenVINO GenAI's LLMPipeline on --model-dir (bench/vsgenai.py).
+2. Long context on each --long-model: baseline against a pruned run that reads the prompt in
+   pieces, cutting before each (bench/longctx.py), each run in a process of its own.
+3. --real-dims: gpt-oss-20b's widths, baseline and pruned at 2,048 and 8,192 tokens (no targets).
+"""
+import json
+import sys
+from pathlib import Path
+
+from .common import add_model_args, check_output_file, open_model, positive_int, progress_bar
+
+
+REAL_DIMS_CONTEXTS = (2048, 8192)
+
+
+def add_parser(sub):
+    p = sub.add_parser("perf", help="every performance figure next to its target, in one run",
+                       description="Times our baseline against OpenVINO GenAI, then long-context pruning (chunked "
+                                   "prefill with eviction) against the baseline on each --long-model, and the "
+                                   "real-dims model; prints each figure, its target and whether it is met, with the "
+                                   "physical floor beside the TPOT ratio. Medians over --runs alternating runs.")
+    add_model_args(p)
+    p.add_argument("--long-model", action="append", default=[], metavar="DIR",
+                   help="a model for the long-context figures, repeatable (e.g. the two bench presets of "
+                        "make-tiny-model); its maximum position must fit --context")
+    p.add_argument("--real-dims", default=None, metavar="DIR",
+                   help="a make-tiny-model --preset real-dims model: baseline and pruned at 2,048 and 8,192 tokens")
+    p.add_argument("--context", type=positive_int, default=16384, help="long-context prompt tokens (default 16384)")
+    p.add_argument("--budget", type=positive_int, default=2048, help="pruned runs' KV budget (default 2048)")
+    p.add_argument("--chunk", type=positive_int, default=1024, help="prefill piece in tokens (default 1024)")
+    p.add_argument("--recent-window", type=positive_int, default=128,
+                   help="newest tokens pruned runs always keep (default 128)")
+    p.add_argument("--policy", default="triattention", help="the pruning policy (default triattention)")
+    p.add_argument("--runs", type=positive_int, default=3, help="runs per mode (default 3)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens per run (default 32)")
+    p.add_argument("--skip-genai", action="store_true", help="leave out the comparison with GenAI")
+    p.add_argument("--output", default="perf.json", help="JSON file for every figure (default perf.json)")
+    return "perf"
+
+
+def _figure_table(rows: list[dict]) -> str:
+    from ..bench.report import table
+    cells = [[r["what"], f"{r['value']:+.3f}" if r["target"] is None else f"{r['value']:.3f}",
+              "–" if r["target"] is None else f"<= {r['target']}",
+              "–" if r["met"] is None else ("met" if r["met"] else "missed"), r["note"]] for r in rows]
+    return table(["Figure", "Measured", "Target", "Met", "Note"], cells)
+
+
+def _long(model_dir, setup, runs, precision, title, targets=True):
+    from ..bench import longctx
+    from ..bench.report import table
+    from ..policies import get_policy
+    get_policy(setup.policy).prepare(model_dir)  # statistics it needs, made once before the timed processes
+    n_runs = sum(runs if timed else 1 for _, _, timed in setup.modes().values())
+    bar = progress_bar(total=n_runs, desc=Path(model_dir).name)
+    got = longctx.measure(model_dir, setup, runs, precision, bar)
+    bar.close()
+    print(f"\n{title}\n")
+    print(table(longctx.MODE_HEADER, longctx.mode_rows(got)))
+    figures = longctx.figures(got, setup, targets)
+    print()
+    print(_figure_table(figures))
+    return {"setup": setup.__dict__, "modes": got, "figures": figures}
+
+
+def run(args):
+    from ..bench import longctx, vsgenai
+    from ..bench.plan import machine_info
+    from ..bench.report import header_line
+    from ..openvino.model import read_info
+    check_output_file(args.output)
+    for d in args.long_model:
+        if read_info(d).max_context < args.context + args.max_new_tokens:
+            raise ValueError(f"{d} holds {read_info(d).max_context} positions, fewer than --context "
+                             f"{args.context} + {args.max_new_tokens} new tokens")
+    base = dict(budget=args.budget, chunk=args.chunk, policy=args.policy, max_new_tokens=args.max_new_tokens,
+                recent_window=args.recent_window)
+    setups = {d: longctx.LongSetup(context=args.context, **base) for d in args.long_model}
+    if args.real_dims:
+        setups.update({(args.real_dims, n): longctx.LongSetup(context=n, **{**base, "budget": min(args.budget, n // 2)})
+                       for n in REAL_DIMS_CONTEXTS})
+    for setup in setups.values():
+        setup.check()
+    model, tok = open_model(args)
+    out = {"machine": machine_info(model), "runs": args.runs}
+    print(header_line(out["machine"]))
+    if not args.skip_genai:
+        prompts = vsgenai.prompts(tok, model.info.max_context, args.max_new_tokens)
+        bar = progress_bar(total=2 * args.runs * len(prompts), desc="vs GenAI")
+        out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar)
+        bar.close()
+        print(f"\n1. Our baseline against OpenVINO GenAI LLMPipeline ({args.runs} runs each, alternating, "
+              f"{args.max_new_tokens} new tokens, medians; ratio = ours / GenAI)\n")
+        print(vsgenai.table(out["vs_genai"]))
+    out["long"] = {}
+    for d in args.long_model:
+        setup = setups[d]
+        out["long"][d] = _long(d, setup, args.runs, args.precision,
+                               f"2. Long context: {Path(d).name}, {setup.context} tokens, {setup.policy} budget "
+                               f"{setup.budget}, pieces of {setup.chunk} ({args.runs} runs, medians)")
+    if args.real_dims:
+        out["real_dims"] = {}
+        for n in REAL_DIMS_CONTEXTS:
+            setup = setups[(args.real_dims, n)]
+            out["real_dims"][n] = _long(args.real_dims, setup, args.runs, args.precision,
+                                        f"3. Real dims: {Path(args.real_dims).name}, {n} tokens, {setup.policy} "
+                                        f"budget {setup.budget}, pieces of {setup.chunk} ({args.runs} runs, medians; "
+                                        f"no targets)", targets=False)
+    Path(args.output).write_text(json.dumps(out, indent=1, default=str))
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
