@@ -30,7 +30,7 @@ TARGETS = {"tpot_ratio": 0.65, "limit_ratio": 1.05, "ttft_ratio": 0.5, "peak_rat
 class LongSetup:
     context: int = 16384
     budget: int = 2048
-    chunk: int = 1024
+    chunk: int = 512
     recent_window: int = 128
     sink_tokens: int = 4
     max_new_tokens: int = 32

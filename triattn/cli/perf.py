@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.config import DEFAULT_PREFILL_CHUNK
 from .common import add_model_args, check_output_file, open_model, positive_int, progress_bar
 
 
@@ -29,7 +30,8 @@ def add_parser(sub):
                    help="a make-tiny-model --preset real-dims model: baseline and pruned at 2,048 and 8,192 tokens")
     p.add_argument("--context", type=positive_int, default=16384, help="long-context prompt tokens (default 16384)")
     p.add_argument("--budget", type=positive_int, default=2048, help="pruned runs' KV budget (default 2048)")
-    p.add_argument("--chunk", type=positive_int, default=1024, help="prefill piece in tokens (default 1024)")
+    p.add_argument("--chunk", type=positive_int, default=DEFAULT_PREFILL_CHUNK,
+                   help=f"prefill piece in tokens (default {DEFAULT_PREFILL_CHUNK}, the pruned runs' default)")
     p.add_argument("--recent-window", type=positive_int, default=128,
                    help="newest tokens pruned runs always keep (default 128)")
     p.add_argument("--policy", default="triattention", help="the pruning policy (default triattention)")

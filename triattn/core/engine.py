@@ -92,16 +92,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     prompt = np.asarray(prompt_ids, np.int64)
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
     check_request(info, prompt.size, eviction, limit)
-    policy = eviction.policy_object()
-    if policy.runtime != "loop":
-        raise ValueError(f"policy {eviction.policy!r} runs in its own runtime ({policy.runtime}), not in this "
-                         f"decode loop; run it through runner.runner_for")
-    mech = get_mechanism(eviction.evict)
-    recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
-    # A window of W slots covers the query and W - 1 cached tokens: a budget of W keeps it whole.
-    if policy.prunes and recency is not None and recency.any() and eviction.budget < max(info.sliding_windows):
-        warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
-                      f"sliding-window layers cannot stay exact under compaction", stacklevel=2)
+    policy, mech, recency = _plan(info, eviction)
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)
@@ -136,10 +127,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         if force is None and token in eos:
             return
         t0 = time.perf_counter()
-        event = None
-        if policy.prunes and store.live + 1 > ceiling:
-            event = _prune(session, store, policy, mech, eviction, ctx, recency, prompt.size + index - 1)
         position = prompt.size + index - 1
+        event = cut(position)
         logits, keys, values = session.forward(np.array([token]), np.array([position]),
                                                mech.attention_mask(store, ones, 1), mirror, want_keys, copy=False)
         store.append(np.array([position]), keys, values)
@@ -148,6 +137,21 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
         yield record
+
+
+def _plan(info, eviction: EvictionConfig):
+    """(policy, mechanism, which layers keep their newest tokens) for a run of our loop."""
+    policy = eviction.policy_object()
+    if policy.runtime != "loop":
+        raise ValueError(f"policy {eviction.policy!r} runs in its own runtime ({policy.runtime}), not in this "
+                         f"decode loop; run it through runner.runner_for")
+    mech = get_mechanism(eviction.evict)
+    recency = np.array([w > 0 for w in info.sliding_windows]) if mech.recency_for_sliding else None
+    # A window of W slots covers the query and W - 1 cached tokens: a budget of W keeps it whole.
+    if policy.prunes and recency is not None and recency.any() and eviction.budget < max(info.sliding_windows):
+        warnings.warn(f"budget {eviction.budget} is below the sliding window ({max(info.sliding_windows)}): "
+                      f"sliding-window layers cannot stay exact under compaction", stacklevel=3)
+    return policy, mech, recency
 
 
 def _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut, store_budget):
