@@ -36,3 +36,32 @@ def test_perf_refuses_a_context_beyond_the_model(cli, gptoss_dir):
     r = cli("perf", "--model-dir", gptoss_dir, "--long-model", gptoss_dir, "--context", 300, "--budget", 64)
     assert r.returncode == 2  # the default recent window (128) leaves the policy nothing to choose
     assert "must exceed sink tokens + recent window (4 + 128)" in one_line(r.stderr)
+
+
+def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch):
+    """At 16,384 tokens the gpt-oss bench model's whole prefill was killed by the out-of-memory
+    killer here: the chunked run still runs, the figures that need the baseline say why they are
+    missing, and neither the baseline nor whole-then-cut (the same whole prefill) is tried again."""
+    from triattn.bench import longctx
+    jobs = []
+
+    def fake_probe(job):
+        jobs.append((job["tokens"], job["eviction"].get("prefill_chunk")))
+        if job["tokens"] == 1000 and job["eviction"]["policy"] == "none":
+            return {"failed": "killed by the system (out of memory)"}
+        return {"ttft_s": 1.0, "tpot_ms": 10.0, "tokens": [1, 2], "kv_after_prefill": 63, "loaded_mb": 500.0,
+                "peak_mb": 900.0, **({"nll": 2.0} if job["forced"] or job["own_nll"] else {})}
+
+    monkeypatch.setattr(longctx, "probe", fake_probe)
+    setup = longctx.LongSetup(context=1000, budget=64, chunk=128, recent_window=16, policy="knorm")
+    got = longctx.measure("m", setup, runs=3)
+    assert jobs.count((1000, None)) == 1 and jobs.count((1000, 128)) == 3 and jobs.count((64, None)) == 3
+    assert got["whole then cut"] == [{"failed": "not run: the baseline could not read the whole prompt"}]
+    rows = {r["what"]: r for r in longctx.figures(got, setup)}
+    ttft = rows["chunked / baseline TTFT"]
+    assert ttft["value"] is None and ttft["met"] is None
+    assert ttft["note"].startswith("the baseline killed by the system (out of memory)")
+    assert rows["limit ratio: chunked / baseline at 64 tokens"]["value"] == 1.0
+    assert "chunked peaked at 900 MB" in rows["chunked / baseline peak RSS"]["note"]
+    table = {r[0]: r for r in longctx.mode_rows(got)}
+    assert table["baseline"][2] == "killed by the system (out of memory)"

@@ -66,50 +66,81 @@ def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto"
         if r % 2:
             order = order[:1] + order[1:][::-1]  # the baseline leads: its tokens are the forced text
         for name, (tokens, eviction, timed) in order:
-            if not timed and r > 0:
+            if (not timed and r > 0) or failed(got[name]):
+                continue  # a run the machine could not hold is not tried again
+            if name == "whole then cut" and failed(got["baseline"]):
+                got[name].append({"failed": "not run: the baseline could not read the whole prompt"})
                 continue
             first = r == 0 and tokens == setup.context
             job = {"model_dir": str(model_dir), "precision": precision, "tokens": tokens, "eviction": eviction,
                    "max_new_tokens": setup.max_new_tokens, "forced": forced if first else None,
                    "own_nll": first and forced is None}
             answer = probe(job)
-            forced = forced or answer["tokens"]
+            if name == "baseline" and "tokens" in answer:
+                forced = answer["tokens"]
             got[name].append(answer)
             if progress is not None:
                 progress.update(1)
     return got
 
 
-def _median(answers: list, key: str) -> float:
-    return statistics.median(a[key] for a in answers)
+def failed(answers: list) -> str | None:
+    """Why a mode has no figures (its process was killed, or it could not run), else None."""
+    return next((a["failed"] for a in answers if "failed" in a), None)
+
+
+def _median(answers: list, key: str) -> float | None:
+    return None if failed(answers) or not answers else statistics.median(a[key] for a in answers)
+
+
+def _ratio(a, b):
+    return None if a is None or not b else a / b
 
 
 def figures(got: dict, setup: LongSetup, targets: bool = True) -> list[dict]:
-    """One row per figure: value, target (None: reported only, and for all when not `targets`),
-    whether met, a note."""
-    base, chunked, whole, ref = (got[k] for k in ("baseline", "chunked", "whole then cut", "baseline at budget"))
+    """One row per figure: value (None where a mode it needs could not run), target (None: reported
+    only, and for all when not `targets`), whether met, a note."""
+    base, chunked, whole = (got[k] for k in ("baseline", "chunked", "whole then cut"))
     tpot = {k: _median(v, "tpot_ms") for k, v in got.items()}
-    floor = tpot["baseline at budget"] / tpot["baseline"]
-    d_nll = chunked[0]["nll"] - whole[0]["nll"]
+    ttft = {k: _median(v, "ttft_s") for k, v in got.items()}
+    nll = {k: None if failed(v) else v[0].get("nll") for k, v in got.items()}
+    why = failed(base)
+    floor = _ratio(tpot["baseline at budget"], tpot["baseline"])
     rows = [
-        ("chunked / baseline TPOT", tpot["chunked"] / tpot["baseline"], TARGETS["tpot_ratio"],
-         f"floor {floor:.3f} (baseline at {setup.budget} / at {setup.context})"),
-        (f"limit ratio: chunked / baseline at {setup.budget} tokens", tpot["chunked"] / tpot["baseline at budget"],
-         TARGETS["limit_ratio"], ""),
-        ("chunked / baseline TTFT", _median(chunked, "ttft_s") / _median(base, "ttft_s"), TARGETS["ttft_ratio"],
-         f"whole then cut / baseline {_median(whole, 'ttft_s') / _median(base, 'ttft_s'):.3f}"),
-        ("chunked / baseline peak RSS", _median(chunked, "peak_mb") / _median(base, "peak_mb"),
+        ("chunked / baseline TPOT", _ratio(tpot["chunked"], tpot["baseline"]), TARGETS["tpot_ratio"],
+         _fmt_note("floor {:.3f} (baseline at %d / at %d)" % (setup.budget, setup.context), floor)),
+        (f"limit ratio: chunked / baseline at {setup.budget} tokens",
+         _ratio(tpot["chunked"], tpot["baseline at budget"]), TARGETS["limit_ratio"], ""),
+        ("chunked / baseline TTFT", _ratio(ttft["chunked"], ttft["baseline"]), TARGETS["ttft_ratio"],
+         _fmt_note("whole then cut / baseline {:.3f}", _ratio(ttft["whole then cut"], ttft["baseline"]))),
+        ("chunked / baseline peak RSS", _ratio(_median(chunked, "peak_mb"), _median(base, "peak_mb")),
          TARGETS["peak_ratio"], _above_load(base, chunked)),
-        ("ΔNLL chunked − whole then cut (forced continuation)", d_nll, None,
-         f"each against the baseline: chunked {chunked[0]['nll'] - base[0]['nll']:+.3f}, "
-         f"whole then cut {whole[0]['nll'] - base[0]['nll']:+.3f}"),
+        ("ΔNLL chunked − whole then cut (forced continuation)", _diff(nll["chunked"], nll["whole then cut"]), None,
+         _fmt_note("each against the baseline: chunked {:+.3f}", _diff(nll["chunked"], nll["baseline"])) +
+         _fmt_note(", whole then cut {:+.3f}", _diff(nll["whole then cut"], nll["baseline"]))),
     ]
-    return [{"what": w, "value": v, "target": t if targets else None,
-             "met": None if t is None or not targets else v <= t, "note": n} for w, v, t, n in rows]
+    out = []
+    for w, v, t, n in rows:
+        t = t if targets else None
+        if v is None and why:
+            n = f"the baseline {why}" + (f"; {n}" if n else "")
+        out.append({"what": w, "value": v, "target": t, "met": None if t is None or v is None else v <= t, "note": n})
+    return out
+
+
+def _diff(a, b):
+    return None if a is None or b is None else a - b
+
+
+def _fmt_note(text: str, value) -> str:
+    return "" if value is None else text.format(value)
 
 
 def _above_load(base: list, chunked: list) -> str:
     """Peak RSS less the loaded model's RSS: the run's own memory, which is what pruning can save."""
+    if failed(base) or failed(chunked):
+        c = _median(chunked, "peak_mb")
+        return "" if c is None else f"chunked peaked at {c:.0f} MB"
     b = _median(base, "peak_mb") - _median(base, "loaded_mb")
     c = _median(chunked, "peak_mb") - _median(chunked, "loaded_mb")
     return f"above the loaded model: {c:.0f} / {b:.0f} MB = {c / b:.3f}" if b > 0 else ""
@@ -119,6 +150,9 @@ def mode_rows(got: dict) -> list[list[str]]:
     """Per mode: prompt tokens, runs, TTFT, TPOT, peak RSS, above the loaded model, KV after prefill."""
     out = []
     for name, answers in got.items():
+        if failed(answers):
+            out.append([name, str(len(answers)), failed(answers), "", "", "", ""])
+            continue
         out.append([name, str(len(answers)), report.fmt(_median(answers, "ttft_s"), ".2f", " s"),
                     report.fmt(_median(answers, "tpot_ms"), ".1f", " ms"),
                     report.fmt(_median(answers, "peak_mb"), ".0f", " MB"),

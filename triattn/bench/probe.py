@@ -16,6 +16,7 @@ The prompt is the first N tokens of the shipped text sample (bench.plan.context_
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,10 +55,14 @@ def run_job(job: dict) -> dict:
 
 
 def probe(job: dict, timeout: float = 3600) -> dict:
-    """Run `job` in a new Python process; its answer, or a ModelError with its last line."""
+    """Run `job` in a new Python process; its answer. A process the system killed (on Linux, the
+    out-of-memory killer's SIGKILL) answers {"failed": why}: the run did not fit this machine, a
+    result in itself. Any other failure is a ModelError with the process's last line."""
     done = subprocess.run([sys.executable, "-m", "triattn.bench.probe", json.dumps(job)], capture_output=True,
                           text=True, timeout=timeout)
     lines = done.stdout.strip().splitlines()
+    if done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        return {"failed": "killed by the system (out of memory)"}
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         from ..errors import ModelError

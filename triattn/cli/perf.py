@@ -44,7 +44,8 @@ def add_parser(sub):
 
 def _figure_table(rows: list[dict]) -> str:
     from ..bench.report import table
-    cells = [[r["what"], f"{r['value']:+.3f}" if r["target"] is None else f"{r['value']:.3f}",
+    cells = [[r["what"], "–" if r["value"] is None else f"{r['value']:+.3f}" if r["what"].startswith("ΔNLL")
+              else f"{r['value']:.3f}",
               "–" if r["target"] is None else f"<= {r['target']}",
               "–" if r["met"] is None else ("met" if r["met"] else "missed"), r["note"]] for r in rows]
     return table(["Figure", "Measured", "Target", "Met", "Note"], cells)
@@ -53,8 +54,13 @@ def _figure_table(rows: list[dict]) -> str:
 def _long(model_dir, setup, runs, precision, title, targets=True):
     from ..bench import longctx
     from ..bench.report import table
+    from ..core.calibration import CalibrationMissing, calibrate
     from ..policies import get_policy
-    get_policy(setup.policy).prepare(model_dir)  # statistics it needs, made once before the timed processes
+    try:  # statistics the policy needs, made once before the timed processes
+        get_policy(setup.policy).prepare(model_dir)
+    except CalibrationMissing:
+        print(f"{setup.policy}: measuring query statistics for {Path(model_dir).name} (once)", file=sys.stderr)
+        calibrate(model_dir)
     n_runs = sum(runs if timed else 1 for _, _, timed in setup.modes().values())
     bar = progress_bar(total=n_runs, desc=Path(model_dir).name)
     got = longctx.measure(model_dir, setup, runs, precision, bar)
