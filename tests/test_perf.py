@@ -65,3 +65,16 @@ def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch)
     assert "chunked peaked at 900 MB" in rows["chunked / baseline peak RSS"]["note"]
     table = {r[0]: r for r in longctx.mode_rows(got)}
     assert table["baseline"][2] == "killed by the system (out of memory)"
+
+
+def test_a_child_process_reports_its_own_peak_not_its_parents():
+    """ru_maxrss survives fork and exec: a small probe started by a large process would report the
+    parent's size. peak_rss_mb reads the process's own high-water mark."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MB resident in this process
+    code = "from triattn.core.metrics import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert ballast.sum() > 0 and child < 300

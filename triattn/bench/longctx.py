@@ -51,7 +51,7 @@ class LongSetup:
                       sink_tokens=self.sink_tokens)
         return {"baseline": (self.context, {"policy": "none"}, True),
                 "chunked": (self.context, {**pruned, "prefill_chunk": self.chunk}, True),
-                "whole then cut": (self.context, pruned, False),
+                "whole then cut": (self.context, {**pruned, "prefill_chunk": 0}, False),
                 "baseline at budget": (self.budget, {"policy": "none"}, True)}
 
 

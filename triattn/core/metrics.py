@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import psutil
 
@@ -34,7 +35,18 @@ def trim_heap() -> None:
 
 
 def peak_rss_mb() -> float | None:
-    """The process's resident-memory high-water mark so far (MB); None where the OS does not keep one."""
+    """The process's resident-memory high-water mark so far (MB); None where the OS does not keep one.
+
+    On Linux it is VmHWM, the high-water mark of this process's own memory: getrusage's ru_maxrss
+    also counts the parent's resident memory at the moment it started this process (it survives
+    fork and exec), so a small run started by a large process would report the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10  # kB
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         import resource
     except ImportError:  # not on Windows
