@@ -92,6 +92,7 @@ def test_headline_says_what_changed():
     text = headline(b, p, first_divergence([1, 2, 3], [1, 2, 4]))
     assert "50% lower" in text and "75% smaller" in text and "first 2 tokens" in text
     assert "identical for all 100" in headline(b, _metrics(prune_events=2), None)
+    assert "outputs differ from the first token" in headline(b, p, first_divergence([1, 2], [3, 2]))
 
 
 def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():

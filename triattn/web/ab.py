@@ -157,6 +157,7 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, w
     """
     n = min(baseline.new_tokens, pruned.new_tokens)
     same = (f"outputs identical for all {n} tokens" if div is None
+            else "outputs differ from the first token" if div.index == 0
             else f"outputs identical for the first {div.index} tokens, then they differ")
     b_kv, p_kv = (m.kv_bytes_max_decode or m.kv_bytes_max for m in (baseline, pruned))
     kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding "
