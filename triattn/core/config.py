@@ -125,15 +125,14 @@ class EvictionConfig:
     def as_dict(self) -> dict:
         """The settings; those that only some choice reads (genai_aggregation) only for that choice."""
         from ..policies import get_policy
-        d = asdict(self)
-        policy_runtime = lambda name: get_policy(name).runtime  # noqa: E731
-        if "genai_aggregation" not in get_policy(self.policy).settings:
+        d, policy = asdict(self), get_policy(self.policy)
+        if "genai_aggregation" not in policy.settings:
             d.pop("genai_aggregation")
         if self.policy_options:
             d["policy_options"] = dict(self.policy_options)
         else:
             d.pop("policy_options")
-        if policy_runtime(self.policy) != "loop":
+        if policy.runtime != "loop":  # it prefills its own way
             d.pop("prefill_chunk")
         return d
 
