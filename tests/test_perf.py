@@ -8,7 +8,8 @@ from conftest import one_line
 def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_dir, tmp_path):
     out = tmp_path / "perf.json"
     r = cli("perf", "--model-dir", llama_dir, "--long-model", gptoss_dir, "--context", 300, "--budget", 64,
-            "--chunk", 32, "--recent-window", 16, "--policy", "knorm", "--runs", 2, "--max-new-tokens", 6, "--output", out, timeout=600)
+            "--chunk", 32, "--recent-window", 16, "--policy", "knorm", "--runs", 2, "--max-new-tokens", 6, "--output", out,
+            "--plot", tmp_path / "fig", timeout=600)
     assert r.returncode == 0, r.stderr
     for line in ("1. Our baseline against OpenVINO GenAI", "2. Long context:", "chunked / baseline TPOT",
                  "limit ratio: chunked / baseline at 64 tokens", "chunked / baseline TTFT",
@@ -27,6 +28,39 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
     assert all(a["peak_mb"] >= a["loaded_mb"] > 0 for v in modes.values() for a in v)
     figures = got["long"][str(gptoss_dir)]["figures"]
     assert [f["met"] is None for f in figures] == [False, False, False, False, True]
+    # the prefill profile: the budget's prompt whole, the first piece, a piece over the cut cache
+    prof = got["long"][str(gptoss_dir)]["prefill"]
+    assert [(f["tokens"], f["past"]) for f in prof.values()] == [(64, 0), (32, 0), (32, 63)]
+    assert all(f["ms_per_token"] > 0 for f in prof.values()) and "Where the prefill's time goes" in r.stdout
+    for name in ("genai", gptoss_dir.name):
+        assert (tmp_path / f"fig-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from triattn.bench.perfplot import plot_perf
+    section = got["long"][str(gptoss_dir)]
+    (drawn,) = plot_perf({"machine": got["machine"], "real_dims": {"300": section}}, tmp_path / "rd")
+    assert drawn.name == "rd-real-dims.png" and drawn.stat().st_size > 0
+    # a saved run prints as it printed when measured, without measuring again
+    again = cli("perf", "--from", out, timeout=120)
+    assert again.returncode == 0, again.stderr
+    for section in ("1. Our baseline", "2. Long context"):
+        assert r.stdout[r.stdout.index(section):].split("\n\n")[:4] == \
+            again.stdout[again.stdout.index(section):].split("\n\n")[:4]
+
+
+def test_perf_from_refuses_what_it_cannot_read(cli, tmp_path):
+    r = cli("perf", "--from", tmp_path / "missing.json")
+    assert r.returncode == 2 and "cannot read the perf results in" in one_line(r.stderr)
+    (tmp_path / "other.json").write_text('{"runs": 2}')
+    r = cli("perf", "--from", tmp_path / "other.json")
+    assert r.returncode == 2 and "is not a file written by perf" in one_line(r.stderr)
+
+
+def test_prefill_summary_is_what_attending_to_the_cut_cache_adds():
+    from triattn.bench import prefill
+    prof = {"whole prompt": {"tokens": 2048, "past": 0, "ms_per_token": 2.0},
+            "first piece": {"tokens": 512, "past": 0, "ms_per_token": 1.5},
+            "piece over the cut cache": {"tokens": 512, "past": 2047, "ms_per_token": 8.5}}
+    assert prefill.summary(prof) == ("A piece over 2047 cached tokens costs 8.50 ms per token, 7.00 ms of it for "
+                                     "attending to the cache; the whole prompt costs 2.00 ms per token.")
 
 
 def test_perf_refuses_a_context_beyond_the_model(cli, gptoss_dir):

@@ -1,6 +1,8 @@
 """Plots: the long-context plot of `bench --context-lengths ... --plot FILE` (decode time per token
 against context length for the baseline and each pruned mode, with the baseline at context =
-budget drawn as the limit a pruned cache can reach), and the one way every plot is saved."""
+budget drawn as the limit a pruned cache can reach); `perf --plot PREFIX`'s figures (ours against
+GenAI, each long model's modes with its figures against their targets and the prefill profile, the
+real-dims model); and the one way every plot is saved."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,3 +46,136 @@ def save_figure(plt, fig, title: str, path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+MODE_COLOURS = {"baseline": "black", "chunked": "tab:blue", "whole then cut": "tab:orange",
+                "baseline at budget": "grey"}
+
+
+def plot_perf(out: dict, prefix) -> list[Path]:
+    """The figures of a perf JSON (perfreport.py's layout) as PNGs named from `prefix`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    paths = []
+    if out.get("vs_genai"):
+        paths.append(_plot_genai(plt, out["vs_genai"], out["machine"], f"{prefix}-genai.png"))
+    for d, section in out.get("long", {}).items():
+        paths.append(_plot_long(plt, Path(d).name, section, f"{prefix}-{Path(d).name}.png"))
+    if out.get("real_dims"):
+        paths.append(_plot_real_dims(plt, out["real_dims"], f"{prefix}-real-dims.png"))
+    return paths
+
+
+def _bars(ax, labels, series: dict, ylabel: str, title: str):
+    """Grouped bars: series name -> (values per label, colour); a None value is left out."""
+    width = 0.8 / len(series)
+    for i, (name, (values, colour)) in enumerate(series.items()):
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
+        kept = [(x, v) for x, v in zip(xs, values) if v is not None]
+        ax.bar([x for x, _ in kept], [v for _, v in kept], width, color=colour, label=name)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _plot_genai(plt, rows: list[dict], machine: dict, path):
+    """Ratios ours / GenAI per prompt, TTFT and TPOT, each with its target; the times on the bars."""
+    from .vsgenai import LIMITS
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for i, (key, name, colour) in enumerate((("ttft", "TTFT", "tab:blue"), ("tpot", "TPOT", "tab:purple"))):
+        xs = [j + (i - 0.5) * 0.4 for j in range(len(rows))]
+        ax.bar(xs, [r[f"{key}_ratio"] for r in rows], 0.4, color=colour, label=f"{name} (target <= {LIMITS[key + '_ratio']})")
+        for x, r in zip(xs, rows):
+            ax.plot([x - 0.2, x + 0.2], [LIMITS[f"{key}_ratio"]] * 2, color="red", lw=2)
+            ms = "{:,.0f} / {:,.0f} ms" if r["genai"][key + "_ms"] >= 100 else "{:.1f} / {:.1f} ms"
+            ax.annotate(f"{r[f'{key}_ratio']:.2f}\n" + ms.format(r["ours"][key + "_ms"], r["genai"][key + "_ms"]),
+                        (x, r[f"{key}_ratio"]), ha="center", va="bottom", fontsize=7)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(rows)), [f"{r['prompt_tokens']:,}-token prompt" for r in rows], fontsize=8)
+    ax.set(ylabel="ours / GenAI (median; red: target)", ylim=(0, 1.3 * max(max(r["ttft_ratio"], r["tpot_ratio"])
+                                                                           for r in rows)))
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    return save_figure(plt, fig, f"Our full-cache loop against OpenVINO GenAI's LLMPipeline: {Path(machine['model_dir']).name}"
+                                 f", {machine['device']}, precision {machine['precision']} for both", path)
+
+
+def _median(answers, key):
+    import statistics
+    return None if not answers or any("failed" in a for a in answers) else statistics.median(a[key] for a in answers)
+
+
+def _plot_long(plt, name: str, section: dict, path):
+    modes = section["modes"]
+    labels = [m.replace("baseline at budget", f"baseline at {section['setup']['budget']}").replace(" ", "\n", 1)
+              for m in modes]
+    fig = plt.figure(figsize=(12, 6.4))
+    grid = fig.add_gridspec(2, 3)
+    for col, (key, scale, unit, title) in enumerate((("ttft_s", 1, "s", "Time to first token"),
+                                                     ("tpot_ms", 1, "ms", "Time per output token"),
+                                                     ("peak_mb", 1 / 1024, "GB", "Peak RSS (own process)"))):
+        ax = fig.add_subplot(grid[0, col])
+        values = [None if _median(a, key) is None else _median(a, key) * scale for a in modes.values()]
+        for j, (m, v) in enumerate(zip(modes, values)):
+            if v is None:
+                ax.annotate("out of\nmemory" if "memory" in str(modes[m]) else "not run", (j, 0.03), ha="center",
+                            va="bottom", fontsize=8, color="red", xycoords=("data", "axes fraction"))
+            else:
+                ax.bar(j, v, 0.7, color=MODE_COLOURS.get(m, "tab:purple"))
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set(ylabel=unit, title=title)
+        ax.grid(axis="y", alpha=0.3)
+    _figures_panel(fig.add_subplot(grid[1, :2]), section["figures"])
+    if section.get("prefill") and "failed" not in section["prefill"]:
+        ax = fig.add_subplot(grid[1, 2])
+        prof = section["prefill"]
+        ax.bar(range(len(prof)), [r["ms_per_token"] for r in prof.values()], 0.7, color="tab:blue")
+        ax.set_xticks(range(len(prof)), [f"{k}\n({r['tokens']} over {r['past']})" for k, r in prof.items()],
+                      fontsize=7)
+        ax.set(ylabel="ms per token", title="Prefill: one forward at a time")
+        ax.grid(axis="y", alpha=0.3)
+    s = section["setup"]
+    return save_figure(plt, fig, f"{name}: {s['context']:,} tokens, {s['policy']} budget {s['budget']:,}, "
+                                 f"pieces of {s['chunk']}", path)
+
+
+def _figures_panel(ax, figures: list[dict]):
+    """Each ratio with a target as a bar, its target as a red tick; the TPOT ratio's floor in grey."""
+    rows = [f for f in figures if f["target"] is not None]
+    for i, f in enumerate(rows):
+        if f["value"] is None:
+            why = "the baseline ran out of memory" if "out of memory" in f["note"] else "see the table"
+            ax.annotate(f"not measured: {why}", (0.02, i), va="center", fontsize=8, color="red",
+                        bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+        else:
+            ax.barh(i, f["value"], 0.6, color="tab:green" if f["met"] else "tab:orange")
+            ax.annotate(f"{f['value']:.2f}", (f["value"], i), va="center", fontsize=8, xytext=(3, 0),
+                        textcoords="offset points")
+        ax.plot([f["target"]] * 2, [i - 0.4, i + 0.4], color="red", lw=2)
+        floor = f["note"].split("floor ")[1].split()[0] if "floor " in f["note"] else None
+        if floor:
+            ax.plot([float(floor)] * 2, [i - 0.4, i + 0.4], color="grey", lw=2, ls=":")
+    ax.set_yticks(range(len(rows)), [f["what"] for f in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="ratio (red: target, dotted grey: physical floor; green: met)", title="Figures against targets")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _plot_real_dims(plt, sections: dict, path):
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+    labels = [f"{int(n):,} tokens" for n in sections]
+    for ax, (key, scale, unit, title) in zip(axes, (("ttft_s", 1, "s", "Time to first token"),
+                                                    ("tpot_ms", 1, "ms", "Time per output token"),
+                                                    ("peak_mb", 1 / 1024, "GB", "Peak RSS"))):
+        series = {}
+        for mode, colour in (("baseline", "black"), ("chunked", "tab:blue")):
+            values = [_median(s["modes"][mode], key) for s in sections.values()]
+            name = "baseline" if mode == "baseline" else "pruned (budget " + ", ".join(
+                f"{s['setup']['budget']:,}" for s in sections.values()) + ")"
+            series[name] = ([None if v is None else v * scale for v in values], colour)
+        _bars(ax, labels, series, unit, title)
+        ax.set_ylim(top=1.3 * ax.get_ylim()[1])
+        ax.legend(fontsize=7, loc="upper left")
+    chunk = next(iter(sections.values()))["setup"]["chunk"]
+    return save_figure(plt, fig, f"gpt-oss-20b's widths (real-dims model: 4 layers, 4 experts), pieces of {chunk}", path)

@@ -10,6 +10,8 @@ triattn.bench.probe` with a JSON job and reads back one JSON line:
             "nll": mean -log p of `forced` under the same eviction after the run, when given;
                    or of the run's own tokens, with own_nll}
 
+A job with "kind": "prefill" is prefill.py's profile of one forward whole against one piece.
+
 The prompt is the first N tokens of the shipped text sample (bench.plan.context_prompts).
 `loaded_mb` is the process's RSS once the model is compiled and warm, before the run.
 """
@@ -66,9 +68,18 @@ def probe(job: dict, timeout: float = 3600) -> dict:
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         from ..errors import ModelError
-        raise ModelError(f"a measured run failed ({job['tokens']} tokens, {job['eviction']['policy']}): {last}")
+        what = (f"{job['tokens']} tokens, {job['eviction']['policy']}" if "eviction" in job
+                else f"prefill profile of {job['model_dir']}")
+        raise ModelError(f"a measured run failed ({what}): {last}")
     return json.loads(lines[-1])
 
 
+def _main(job: dict) -> dict:
+    if job.get("kind") == "prefill":
+        from .prefill import run_job as prefill_job
+        return prefill_job(job)
+    return run_job(job)
+
+
 if __name__ == "__main__":
-    print(json.dumps(run_job(json.loads(sys.argv[1]))))
+    print(json.dumps(_main(json.loads(sys.argv[1]))))

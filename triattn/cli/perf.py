@@ -39,21 +39,16 @@ def add_parser(sub):
     p.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens per run (default 32)")
     p.add_argument("--skip-genai", action="store_true", help="leave out the comparison with GenAI")
     p.add_argument("--output", default="perf.json", help="JSON file for every figure (default perf.json)")
+    p.add_argument("--from", dest="from_file", default=None, metavar="FILE",
+                   help="print (and with --plot draw) the figures of a saved perf JSON instead of measuring")
+    p.add_argument("--plot", default=None, metavar="PREFIX",
+                   help="draw the figures as PNGs: PREFIX-genai.png, PREFIX-<long model>.png, PREFIX-real-dims.png")
     return "perf"
 
 
-def _figure_table(rows: list[dict]) -> str:
-    from ..bench.report import table
-    cells = [[r["what"], "–" if r["value"] is None else f"{r['value']:+.3f}" if r["what"].startswith("ΔNLL")
-              else f"{r['value']:.3f}",
-              "–" if r["target"] is None else f"<= {r['target']}",
-              "–" if r["met"] is None else ("met" if r["met"] else "missed"), r["note"]] for r in rows]
-    return table(["Figure", "Measured", "Target", "Met", "Note"], cells)
-
-
 def _long(model_dir, setup, runs, precision, title, targets=True):
-    from ..bench import longctx
-    from ..bench.report import table
+    from ..bench import longctx, perfreport
+    from ..bench.probe import probe
     from ..core.calibration import CalibrationMissing, calibrate
     from ..policies import get_policy
     try:  # statistics the policy needs, made once before the timed processes
@@ -62,23 +57,23 @@ def _long(model_dir, setup, runs, precision, title, targets=True):
         print(f"{setup.policy}: measuring query statistics for {Path(model_dir).name} (once)", file=sys.stderr)
         calibrate(model_dir)
     n_runs = sum(runs if timed else 1 for _, _, timed in setup.modes().values())
-    bar = progress_bar(total=n_runs, desc=Path(model_dir).name)
+    bar = progress_bar(total=n_runs + (1 if targets else 0), desc=Path(model_dir).name)
     got = longctx.measure(model_dir, setup, runs, precision, bar)
+    section = {"title": title, "setup": setup.__dict__, "modes": got, "figures": longctx.figures(got, setup, targets)}
+    if targets:  # where the prefill's time goes: one forward whole against one piece, after the timed runs
+        section["prefill"] = probe({"kind": "prefill", "model_dir": str(model_dir), "precision": precision,
+                                    "budget": setup.budget, "chunk": setup.chunk, "runs": runs})
+        bar.update(1)
     bar.close()
-    print(f"\n{title}\n")
-    print(table(longctx.MODE_HEADER, longctx.mode_rows(got)))
-    figures = longctx.figures(got, setup, targets)
-    print()
-    print(_figure_table(figures))
-    return {"setup": setup.__dict__, "modes": got, "figures": figures}
+    perfreport.print_long(section)
+    return section
 
 
-def run(args):
-    from ..bench import longctx, vsgenai
+def _measure(args) -> dict:
+    from ..bench import longctx, perfreport, vsgenai
     from ..bench.plan import machine_info
     from ..bench.report import header_line
     from ..openvino.model import read_info
-    check_output_file(args.output)
     for d in args.long_model:
         if read_info(d).max_context < args.context + args.max_new_tokens:
             raise ValueError(f"{d} holds {read_info(d).max_context} positions, fewer than --context "
@@ -99,23 +94,39 @@ def run(args):
         bar = progress_bar(total=2 * args.runs * len(prompts), desc="vs GenAI")
         out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar)
         bar.close()
-        print(f"\n1. Our baseline against OpenVINO GenAI LLMPipeline ({args.runs} runs each, alternating, "
-              f"{args.max_new_tokens} new tokens, medians; ratio = ours / GenAI)\n")
-        print(vsgenai.table(out["vs_genai"]))
-    out["long"] = {}
-    for d in args.long_model:
-        setup = setups[d]
-        out["long"][d] = _long(d, setup, args.runs, args.precision,
-                               f"2. Long context: {Path(d).name}, {setup.context} tokens, {setup.policy} budget "
-                               f"{setup.budget}, pieces of {setup.chunk} ({args.runs} runs, medians)")
+        perfreport.print_genai(out["vs_genai"], perfreport.genai_title(args.runs, args.max_new_tokens))
+    out["long"] = {d: _long(d, setups[d], args.runs, args.precision,
+                            perfreport.long_title(d, setups[d].__dict__, args.runs)) for d in args.long_model}
     if args.real_dims:
-        out["real_dims"] = {}
-        for n in REAL_DIMS_CONTEXTS:
-            setup = setups[(args.real_dims, n)]
-            out["real_dims"][n] = _long(args.real_dims, setup, args.runs, args.precision,
-                                        f"3. Real dims: {Path(args.real_dims).name}, {n} tokens, {setup.policy} "
-                                        f"budget {setup.budget}, pieces of {setup.chunk} ({args.runs} runs, medians; "
-                                        f"no targets)", targets=False)
-    Path(args.output).write_text(json.dumps(out, indent=1, default=str))
-    print(f"\nwrote {args.output}", file=sys.stderr)
+        out["real_dims_model"] = args.real_dims
+        out["real_dims"] = {n: _long(args.real_dims, setups[(args.real_dims, n)], args.runs, args.precision,
+                                     perfreport.long_title(args.real_dims, setups[(args.real_dims, n)].__dict__,
+                                                           args.runs, real_dims=True), targets=False)
+                            for n in REAL_DIMS_CONTEXTS}
+    return out
+
+
+def _read_saved(path) -> dict:
+    try:
+        out = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read the perf results in {path}: {e}") from None
+    if not isinstance(out, dict) or "machine" not in out:
+        raise ValueError(f"{path} is not a file written by perf (no machine section)")
+    return out
+
+
+def run(args):
+    from ..bench import perfplot, perfreport
+    if args.from_file:
+        out = _read_saved(args.from_file)
+        perfreport.print_all(out)
+    else:
+        check_output_file(args.output)
+        out = _measure(args)
+        Path(args.output).write_text(json.dumps(out, indent=1, default=str))
+        print(f"\nwrote {args.output}", file=sys.stderr)
+    if args.plot:
+        for path in perfplot.plot_perf(out, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
