@@ -17,6 +17,9 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
         assert line in r.stdout
     got = json.loads(out.read_text())
     assert [row["prompt_tokens"] for row in got["vs_genai"]][1] == 2000
+    # GenAI on the stateful model as well: what is left against it is our loop's own cost
+    assert all(row["genai_stateful"]["tpot_ms"] > 0 and row["stateful_tpot_ratio"] > 0 for row in got["vs_genai"])
+    assert "TPOT GenAI stateful (ms)" in r.stdout
     modes = got["long"][str(gptoss_dir)]["modes"]
     assert {k: len(v) for k, v in modes.items()} == {"baseline": 2, "chunked": 2, "whole then cut": 1,
                                                      "baseline at budget": 2}

@@ -34,6 +34,10 @@ def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False) -> st
 def print_genai(rows: list[dict], title: str) -> None:
     print(f"\n{title}\n")
     print(vsgenai.table(rows))
+    if any("genai_stateful" in r for r in rows):
+        print("\nThe same against GenAI on the stateful model our loop runs (ATTENTION_BACKEND SDPA), not its "
+              "paged-attention default: what is left is the loop's own cost\n")
+        print(vsgenai.stateful_table(rows))
 
 
 def print_long(section: dict) -> None:

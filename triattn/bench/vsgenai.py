@@ -37,16 +37,23 @@ def prompts(tok, max_context: int, max_new_tokens: int, chat: bool = True, promp
     return out
 
 
-def pipeline(model):
+def pipeline(model, stateful: bool = False):
     """GenAI's LLMPipeline on `model`'s folder, device and precision, its other settings its own but
     one: no prefix caching. With it, GenAI keeps a prompt's cache blocks and, asked the same prompt
     again, skips its prefill (a 2,000-token prompt's TTFT fell to 80 ms), which no fresh prompt of a
-    user's gets, and which our loop does not do."""
+    user's gets, and which our loop does not do.
+
+    stateful: GenAI on the stateful model our loop runs (ATTENTION_BACKEND SDPA) instead of its
+    default paged-attention form: the same graph as ours, so what differs from ours is the loop."""
     import openvino_genai as og
-    sc = og.SchedulerConfig()
-    sc.enable_prefix_caching = False
+    if stateful:
+        extra = {"ATTENTION_BACKEND": "SDPA"}
+    else:
+        sc = og.SchedulerConfig()
+        sc.enable_prefix_caching = False
+        extra = {"scheduler_config": sc}
     try:
-        return og.LLMPipeline(model.info.model_dir, model.device, scheduler_config=sc, **PRECISIONS[model.precision])
+        return og.LLMPipeline(model.info.model_dir, model.device, **extra, **PRECISIONS[model.precision])
     except RuntimeError as e:
         raise runtime_failure(f"OpenVINO GenAI cannot load {model.info.model_dir} as an LLMPipeline", e) from None
 
@@ -103,19 +110,22 @@ def our_run(model, ids, max_new_tokens: int, session=None) -> dict:
     return {"tokens": tokens, "ttft_s": times[0] - t0, "steps_s": list(np.diff(times))}
 
 
-def compare(model, prompts: dict, max_new_tokens: int, runs: int, progress=None) -> list[dict]:
-    """Per prompt (label -> token ids): both sides `runs` times, alternating, after one warm-up
-    each; medians and ratios. Returns one row per prompt."""
-    pipe, session = pipeline(model), model.new_session()
+def compare(model, prompts: dict, max_new_tokens: int, runs: int, progress=None, stateful: bool = False) -> list[dict]:
+    """Per prompt (label -> token ids): each side `runs` times, taking turns to lead, after one
+    warm-up each; medians and ratios. Returns one row per prompt. stateful: GenAI on the stateful
+    model as a third side (a third compiled copy of the model)."""
+    session = model.new_session()
+    pipes = {"genai": pipeline(model), **({"genai_stateful": pipeline(model, stateful=True)} if stateful else {})}
     sides = {"ours": lambda ids: our_run(model, ids, max_new_tokens, session),
-             "genai": lambda ids: genai_run(pipe, ids, max_new_tokens)}
+             **{name: (lambda ids, p=p: genai_run(p, ids, max_new_tokens)) for name, p in pipes.items()}}
     rows = []
     for label, ids in prompts.items():
         for run in sides.values():
             run(ids)  # warm-up: the first run of a shape meets cold caches
         got = {name: [] for name in sides}
         for r in range(runs):
-            for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+            names = list(sides) if r % 2 == 0 else list(sides)[::-1]  # 2 sides: ours, GenAI / GenAI, ours
+            for name in names:
                 got[name].append(sides[name](ids))
                 if progress is not None:
                     progress.update(1)
@@ -128,10 +138,15 @@ def _row(label: str, prompt_tokens: int, got: dict) -> dict:
                   "tpot_ms": 1000 * statistics.median(statistics.median(r["steps_s"]) for r in rs if r["steps_s"])}
            for name, rs in got.items()}
     same = all(a["tokens"] == b["tokens"] for a, b in zip(got["ours"], got["genai"]))
-    return {"prompt": label, "prompt_tokens": prompt_tokens, "new_tokens": len(got["ours"][0]["tokens"]),
-            "ours": med["ours"], "genai": med["genai"], "same_tokens": same,
-            "ttft_ratio": med["ours"]["ttft_ms"] / med["genai"]["ttft_ms"],
-            "tpot_ratio": med["ours"]["tpot_ms"] / med["genai"]["tpot_ms"]}
+    row = {"prompt": label, "prompt_tokens": prompt_tokens, "new_tokens": len(got["ours"][0]["tokens"]),
+           "ours": med["ours"], "genai": med["genai"], "same_tokens": same,
+           "ttft_ratio": med["ours"]["ttft_ms"] / med["genai"]["ttft_ms"],
+           "tpot_ratio": med["ours"]["tpot_ms"] / med["genai"]["tpot_ms"]}
+    if "genai_stateful" in med:
+        row["genai_stateful"] = med["genai_stateful"]
+        row["stateful_ttft_ratio"] = med["ours"]["ttft_ms"] / med["genai_stateful"]["ttft_ms"]
+        row["stateful_tpot_ratio"] = med["ours"]["tpot_ms"] / med["genai_stateful"]["tpot_ms"]
+    return row
 
 
 def table(rows: list[dict]) -> str:
@@ -144,3 +159,14 @@ def table(rows: list[dict]) -> str:
              for r in rows]
     return markdown(["Prompt", "Tokens", "TTFT ours (ms)", "TTFT GenAI (ms)", "TTFT ratio", f"<= {lim['ttft_ratio']}",
                      "TPOT ours (ms)", "TPOT GenAI (ms)", "TPOT ratio", f"<= {lim['tpot_ratio']}", "Same tokens"], cells)
+
+
+def stateful_table(rows: list[dict]) -> str:
+    """Ours against GenAI on the same stateful model (rows of compare(stateful=True)): where the
+    gap to GenAI's default lies, in the graph form or in the loop."""
+    from .report import table as markdown
+    cells = [[r["prompt"], r["prompt_tokens"], f"{r['ours']['ttft_ms']:.1f}", f"{r['genai_stateful']['ttft_ms']:.1f}",
+              f"{r['stateful_ttft_ratio']:.3f}", f"{r['ours']['tpot_ms']:.2f}", f"{r['genai_stateful']['tpot_ms']:.2f}",
+              f"{r['stateful_tpot_ratio']:.3f}"] for r in rows if "genai_stateful" in r]
+    return markdown(["Prompt", "Tokens", "TTFT ours (ms)", "TTFT GenAI stateful (ms)", "TTFT ratio", "TPOT ours (ms)",
+                     "TPOT GenAI stateful (ms)", "TPOT ratio"], cells)

@@ -91,8 +91,8 @@ def _measure(args) -> dict:
     print(header_line(out["machine"]))
     if not args.skip_genai:
         prompts = vsgenai.prompts(tok, model.info.max_context, args.max_new_tokens)
-        bar = progress_bar(total=2 * args.runs * len(prompts), desc="vs GenAI")
-        out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar)
+        bar = progress_bar(total=3 * args.runs * len(prompts), desc="vs GenAI")
+        out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar, stateful=True)
         bar.close()
         perfreport.print_genai(out["vs_genai"], perfreport.genai_title(args.runs, args.max_new_tokens))
     out["long"] = {d: _long(d, setups[d], args.runs, args.precision,
