@@ -139,7 +139,8 @@ def _plot_long(plt, name: str, section: dict, path):
         ax = fig.add_subplot(grid[1, 2])
         prof = section["prefill"]
         ax.bar(range(len(prof)), [r["ms_per_token"] for r in prof.values()], 0.7, color="tab:blue")
-        ax.set_xticks(range(len(prof)), [f"{k}\n({r['tokens']} over {r['past']})" for k, r in prof.items()],
+        ax.set_xticks(range(len(prof)), [f"{k.replace(' over ', chr(10) + 'over ')}\n({r['tokens']} over {r['past']})"
+                                         for k, r in prof.items()],
                       fontsize=7)
         ax.set(ylabel="ms per token", title="Prefill: one forward at a time")
         ax.grid(axis="y", alpha=0.3)
