@@ -44,10 +44,10 @@ def add_parser(sub):
 
 
 def run(args):
+    if args.vs_genai:  # first: it refuses --targets, which would otherwise run instead
+        return run_vs_genai(args)
     if args.targets:
         return run_targets(args)
-    if args.vs_genai:
-        return run_vs_genai(args)
     fill_eviction_defaults(args)
     from ..bench import plan as bench
     from ..bench import report

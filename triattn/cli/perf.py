@@ -1,9 +1,13 @@
 """perf: every performance figure with its target, measured side by side in one run.
 
-1. Our full-cache loop against OpenVINO GenAI's LLMPipeline on --model-dir (bench/vsgenai.py).
+1. Our full-cache loop against OpenVINO GenAI's LLMPipeline on --model-dir, on its default
+   paged-attention form and on the stateful model our loop runs (bench/vsgenai.py).
 2. Long context on each --long-model: baseline against a pruned run that reads the prompt in
-   pieces, cutting before each (bench/longctx.py), each run in a process of its own.
+   pieces, cutting before each (bench/longctx.py), each run in a process of its own; then where
+   the prefill's time goes, whole against in pieces (bench/prefill.py).
 3. --real-dims: gpt-oss-20b's widths, baseline and pruned at 2,048 and 8,192 tokens (no targets).
+The report is printed by bench/perfreport.py and drawn by bench/perfplot.py (--plot), also from a
+saved run (--from).
 """
 import json
 import sys
