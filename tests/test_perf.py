@@ -52,6 +52,8 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
 def test_perf_from_refuses_what_it_cannot_read(cli, tmp_path):
     r = cli("perf", "--from", tmp_path / "missing.json")
     assert r.returncode == 2 and "cannot read the perf results in" in one_line(r.stderr)
+    r = cli("perf", "--skip-genai", "--plot", tmp_path / "no-such-folder" / "fig")
+    assert r.returncode == 2 and "cannot write the output file" in one_line(r.stderr)
     (tmp_path / "other.json").write_text('{"runs": 2}')
     r = cli("perf", "--from", tmp_path / "other.json")
     assert r.returncode == 2 and "is not a file written by perf" in one_line(r.stderr)

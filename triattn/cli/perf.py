@@ -122,6 +122,8 @@ def _read_saved(path) -> dict:
 
 def run(args):
     from ..bench import perfplot, perfreport
+    if args.plot:  # before a run of an hour, not after it
+        check_output_file(f"{args.plot}-genai.png")
     if args.from_file:
         out = _read_saved(args.from_file)
         perfreport.print_all(out)
