@@ -1,6 +1,7 @@
 """`perf`: every figure next to its target, in one run (tiny models, so the figures mean nothing
 here; what is tested is that each is measured, in its own process, from the right runs)."""
 import json
+import statistics
 
 from conftest import one_line
 
@@ -31,6 +32,8 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
     assert all(a["peak_mb"] >= a["loaded_mb"] > 0 for v in modes.values() for a in v)
     figures = got["long"][str(gptoss_dir)]["figures"]
     assert [f["met"] is None for f in figures] == [False, False, False, False, True]
+    assert figures[0]["floor"] == (statistics.median(a["tpot_ms"] for a in modes["baseline at budget"])
+                                   / statistics.median(a["tpot_ms"] for a in modes["baseline"]))
     # the prefill profile: the budget's prompt whole, the first piece, a piece over the cut cache
     prof = got["long"][str(gptoss_dir)]["prefill"]
     assert [(f["tokens"], f["past"]) for f in prof.values()] == [(64, 0), (32, 0), (32, 63)]

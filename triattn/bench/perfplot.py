@@ -162,9 +162,8 @@ def _figures_panel(ax, figures: list[dict]):
             ax.annotate(f"{f['value']:.2f}", (f["value"], i), va="center", fontsize=8, xytext=(3, 0),
                         textcoords="offset points")
         ax.plot([f["target"]] * 2, [i - 0.4, i + 0.4], color="red", lw=2)
-        floor = f["note"].split("floor ")[1].split()[0] if "floor " in f["note"] else None
-        if floor:
-            ax.plot([float(floor)] * 2, [i - 0.4, i + 0.4], color="grey", lw=2, ls=":")
+        if f.get("floor") is not None:
+            ax.plot([f["floor"]] * 2, [i - 0.4, i + 0.4], color="grey", lw=2, ls=":")
     ax.set_yticks(range(len(rows)), [f["what"] for f in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set(xlabel="ratio (red: target, dotted grey: physical floor; green: met)", title="Figures against targets")

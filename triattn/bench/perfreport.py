@@ -2,7 +2,7 @@
 prints as it goes and `perf --from FILE` prints a saved run the same way.
 
 The JSON: {"machine", "runs", "vs_genai": [rows], "long": {model dir: section},
-"real_dims": {tokens: section}}; a section is {"title", "setup", "modes", "figures", "prefill"}
+"real_dims": {tokens: section}}; a section is {"setup", "modes", "figures", "prefill"}
 (prefill only for the long models: prefill.py's profile).
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ def print_genai(rows: list[dict], title: str) -> None:
         print(vsgenai.stateful_table(rows))
 
 
-def print_long(section: dict) -> None:
-    print(f"\n{section['title']}\n")
+def print_long(title: str, section: dict) -> None:
+    print(f"\n{title}\n")
     print(table(longctx.MODE_HEADER, longctx.mode_rows(section["modes"])))
     print()
     print(figure_table(section["figures"]))
@@ -63,7 +63,15 @@ def print_all(out: dict) -> None:
         new = out["vs_genai"][0].get("new_tokens", "?")
         print_genai(out["vs_genai"], genai_title(out["runs"], new))
     for d, section in out.get("long", {}).items():
-        print_long({"title": long_title(d, section["setup"], out["runs"]), **section})
+        print_long(long_title(d, section["setup"], out["runs"]), section)
     for section in out.get("real_dims", {}).values():
-        print_long({"title": long_title(out.get("real_dims_model", "real dims"), section["setup"], out["runs"], True),
-                    **section})
+        print_long(long_title(out.get("real_dims_model", "real dims"), section["setup"], out["runs"], True), section)
+
+
+def refresh_figures(out: dict) -> None:
+    """Recompute every section's figures from its modes' answers: a saved run read back gets
+    today's figures (and their floors) from the numbers it measured."""
+    for section in out.get("long", {}).values():
+        section["figures"] = longctx.figures(section["modes"], longctx.LongSetup(**section["setup"]))
+    for section in out.get("real_dims", {}).values():
+        section["figures"] = longctx.figures(section["modes"], longctx.LongSetup(**section["setup"]), targets=False)

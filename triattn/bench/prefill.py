@@ -61,7 +61,8 @@ def table(result: dict) -> str:
 
 def summary(result: dict) -> str:
     """One line: what attending to the cut cache adds per token, against the whole prompt's rate."""
-    whole, first, later = (result[k]["ms_per_token"] for k in forwards(1, 1))
+    whole, first, later = (result[k]["ms_per_token"] for k in ("whole prompt", "first piece",
+                                                                 "piece over the cut cache"))
     past = result["piece over the cut cache"]["past"]
     return (f"A piece over {past} cached tokens costs {later:.2f} ms per token, {later - first:.2f} ms of it for "
             f"attending to the cache; the whole prompt costs {whole:.2f} ms per token.")

@@ -63,13 +63,13 @@ def _long(model_dir, setup, runs, precision, title, targets=True):
     n_runs = sum(runs if timed else 1 for _, _, timed in setup.modes().values())
     bar = progress_bar(total=n_runs + (1 if targets else 0), desc=Path(model_dir).name)
     got = longctx.measure(model_dir, setup, runs, precision, bar)
-    section = {"title": title, "setup": setup.__dict__, "modes": got, "figures": longctx.figures(got, setup, targets)}
+    section = {"setup": setup.__dict__, "modes": got, "figures": longctx.figures(got, setup, targets)}
     if targets:  # where the prefill's time goes: one forward whole against one piece, after the timed runs
         section["prefill"] = probe({"kind": "prefill", "model_dir": str(model_dir), "precision": precision,
                                     "budget": setup.budget, "chunk": setup.chunk, "runs": runs})
         bar.update(1)
     bar.close()
-    perfreport.print_long(section)
+    perfreport.print_long(title, section)
     return section
 
 
@@ -126,6 +126,7 @@ def run(args):
         check_output_file(f"{args.plot}-genai.png")
     if args.from_file:
         out = _read_saved(args.from_file)
+        perfreport.refresh_figures(out)
         perfreport.print_all(out)
     else:
         check_output_file(args.output)
