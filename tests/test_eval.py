@@ -162,3 +162,10 @@ def test_cli_eval(cli, llama_dir, tmp_path):
     bad = cli("eval", "--model-dir", llama_dir, "--lengths", "9000", "--output", tmp_path / "x")
     assert bad.returncode == 2 and "exceed the model's context" in bad.stderr.strip().splitlines()[-1]
     assert len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1
+
+
+def test_example_for_the_page():
+    from triattn.eval.tasks import example
+    text, expected = example("niah_multivalue", 512)
+    assert len(expected) == 4 and all(text.count(v) == 1 for v in expected)
+    assert example("niah_multivalue", 512) == (text, expected)

@@ -102,8 +102,8 @@ def run(args):
     answers = evaluate(model, tok, settings, out, bar=progress_bar)
     (out / "command.txt").write_text("python -m triattn eval " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["eval"]
                                                                            else sys.argv[1:]) + "\n")
-    title = (f"{Path(settings.model).name}, {settings.device}, {args.precision}: accuracy on the informative tasks "
-             f"(seed {settings.seed})")
+    title = (f"{Path(settings.model).name}, {settings.device}, {model.precision}, task seed {settings.seed}\n"
+             f"accuracy over the tasks where the baseline reaches 50%")
     files = report.write(answers, settings, out, title)
     print((out / "table.md").read_text(encoding="utf-8"))
     for f in files + [out / "answers.jsonl", out / "command.txt"]:

@@ -97,7 +97,8 @@ def plot(pool: list[dict], settings: Settings, path: Path, title: str) -> Path |
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
     lengths = [L for L in settings.lengths if any(r["length"] == L for r in pool)]
-    fig, axes = plt.subplots(1, len(lengths), figsize=(4.2 * len(lengths) + 1, 3.8), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(lengths), figsize=(max(6.5, 4.2 * len(lengths) + 1), 4.2), squeeze=False,
+                             sharey=True)
     for ax, L in zip(axes[0], lengths):
         at = [r for r in pool if r["length"] == L]
         for r in (r for r in at if r["policy"] == "none"):
@@ -112,7 +113,7 @@ def plot(pool: list[dict], settings: Settings, path: Path, title: str) -> Path |
                             marker="o", capsize=3, label=p)
         ax.set_xscale("log", base=2)
         ax.set_xticks(settings.budgets, [str(b) for b in settings.budgets])
-        ax.set_title(f"{L} tokens ({at[0]['n']} samples)")
+        ax.set_title(f"{L} tokens ({at[0]['n']} answers: {', '.join(at[0]['tasks'])})", fontsize=9)
         ax.set_xlabel("KV budget (tokens)")
         ax.set_ylim(-0.03, 1.03)
     axes[0][0].set_ylabel("accuracy (all expected found)")

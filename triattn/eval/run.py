@@ -149,7 +149,9 @@ def evaluate(model, tok, settings: Settings, folder: Path, bar=None) -> dict:
         return [(c, t) for t in cells for c in cfg_list if key(*t, *_key_of(c)) not in answers]
 
     baseline_runs = todo(cfgs[:1], list(tasks))
-    progress = bar(len(baseline_runs) + len(tasks) * (len(cfgs) - 1), "eval") if bar else None
+    # until the baselines have said which tasks are informative, the total is an upper bound
+    progress = bar(len(baseline_runs) + len(todo(cfgs[1:], list(tasks))), "eval, baselines (total at most)") \
+        if bar else None
     calibrations = {}
     try:
         for phase in ("baseline", "pruned"):
@@ -161,7 +163,7 @@ def evaluate(model, tok, settings: Settings, folder: Path, bar=None) -> dict:
                 runs = todo(cfgs[1:], cells)
                 if progress is not None:
                     progress.total = progress.n + len(runs)
-                    progress.refresh()
+                    progress.set_description_str("eval, policies", refresh=True)
             for cfg, (n, L, i) in runs:
                 if cfg.prunes and cfg.policy not in calibrations:
                     calibrations[cfg.policy] = get_policy(cfg.policy).prepare(model.info.model_dir)
