@@ -9,8 +9,8 @@ from .common import add_model_args, open_model, positive_int, progress_bar
 DEFAULT_POLICIES = ["triattention", "knorm", "streaming", "ov-genai"]
 DEFAULT_BUDGETS = [128, 256]
 # 4,096 is not a default: on the 2-core machine this was made on, one full-cache prefill of 4,096
-# tokens of the default model takes about 20 s, 3 times one of 2,048, and the whole grid with it
-# would not end in 30 minutes. Ask for it with --lengths.
+# tokens of the default model took about 20 s, ten times one of 1,024, and the grid with it would
+# not end in 30 minutes (docs/evaluation.md, Time). Ask for it with --lengths.
 DEFAULT_LENGTHS = [1024, 2048]
 DEFAULT_SAMPLES = 5
 # Enough for the answer after the answer prefix (a 7-digit number is 7-8 tokens here, a coded
