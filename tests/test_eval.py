@@ -159,6 +159,7 @@ def test_cli_eval(cli, llama_dir, tmp_path):
     assert [(a["policy"], a["budget"]) for a in data["answers"]] == [("none", None), ("streaming", 64)]
     assert "| niah_single | 512 | streaming | 64 |" in (out / "table.md").read_text()
     assert (out / "command.txt").read_text().startswith("python -m triattn eval --model-dir")
+    assert cli("eval", "--help").returncode == 0
     bad = cli("eval", "--model-dir", llama_dir, "--lengths", "9000", "--output", tmp_path / "x")
     assert bad.returncode == 2 and "exceed the model's context" in bad.stderr.strip().splitlines()[-1]
     assert len([ln for ln in bad.stderr.splitlines() if ln.strip()]) == 1

@@ -51,7 +51,7 @@ def add_parser(sub):
                    "shipped English sample, assets/text/python-reference-sample.txt)")
     p.add_argument("--no-chat-template", action="store_true", help="feed the prompt as plain text")
     p.add_argument("--run-uninformative", action="store_true",
-                   help="run the policies also where the baseline is below 50% (default: skipped, marked "
+                   help="run the policies also where the baseline is below 50%% (default: skipped, marked "
                         "not informative)")
     p.add_argument("--output", default="out/eval", help="output folder (default out/eval)")
     return "eval"
@@ -70,10 +70,13 @@ def _shown(path) -> str:
 def _settings(args, model):
     from ..core.config import EvictionConfig, check_max_new_tokens
     from ..eval.run import Settings
+    from ..eval.tasks import MIN_LENGTH
     if not Path(args.haystack).is_file():
         raise ValueError(f"no haystack file {args.haystack}")
     if args.samples < 1:
         raise ValueError("samples must be at least 1")
+    if min(args.lengths) < MIN_LENGTH:
+        raise ValueError(f"lengths must be at least {MIN_LENGTH} tokens, got {min(args.lengths)}")
     extra = {"recent_window": args.recent_window, "sink_tokens": args.sink_tokens}
     for p in args.policies:
         for b in args.budgets:

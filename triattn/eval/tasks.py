@@ -32,6 +32,7 @@ from ..paths import ASSETS
 
 HAYSTACK = ASSETS / "text" / "python-reference-sample.txt"
 TASKS = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "fwe")
+MIN_LENGTH = 128
 LENGTH_TOLERANCE = 0.02   # a task's length is within 2% of the one asked for
 
 # Keys are adjective-noun pairs, as RULER's word keys; neither half occurs as such in the haystack.
@@ -216,8 +217,8 @@ def make_task(name: str, tokenizer, length: int, index: int = 0, seed: int = 0, 
     """Sample `index` of task `name` at `length` tokens (the prompt as the model reads it)."""
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    if length < 128:
-        raise ValueError(f"a task needs at least 128 tokens of context, got {length}")
+    if length < MIN_LENGTH:
+        raise ValueError(f"a task needs at least {MIN_LENGTH} tokens of context, got {length}")
     rng = _rng(name, length, index, seed)
     if name == "fwe":
         text, prefix, expected, needles, ids = _fwe_task(rng, tokenizer, length, chat)
