@@ -102,11 +102,12 @@ def progress_line(pair, max_new: int) -> str:
 
 
 def pair_headline(pair) -> str:
-    b, p = pair.baseline.current_metrics(), pair.pruned.current_metrics()
-    if b is None or p is None:
+    b, p, f = pair.baseline.current_metrics(), pair.pruned.current_metrics(), pair.pair_figures()
+    if f is None:
         return ""
     div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-    return headline(b, p, div, pair.pruned.runner.why_larger(pair.pruned.used), pair.pruned.eviction.prefill_chunk)
+    return headline(b, p, f, div, pair.pruned.runner.why_larger(pair.pruned.used), pair.pruned.eviction.prefill_chunk,
+                    pair.pruned.eviction)
 
 
 def run_notes(pair) -> str:

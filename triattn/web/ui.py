@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from .ab import Pair, plot_frames
-from ..core.tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
+from ..core.tables import BASELINE, PRUNED, headers
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
                       model_notice, policy_choices)
 from ..core.config import EvictionConfig
@@ -53,7 +53,7 @@ def _tokenizer(model_dir: str):
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=headers() + ["Outputs diverge at"] + list(QUALITY_COLUMNS))
+    return pd.DataFrame(columns=headers())
 
 
 class RunControl:
