@@ -176,11 +176,16 @@ def test_headline_says_what_changed():
 
 
 def test_headline_says_why_the_cache_held_more_than_the_budget():
-    cfg = EvictionConfig(policy="knorm", budget=64, prune_interval=16)
-    text = headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 79)), None, eviction=cfg)
+    from triattn.core.runner import GenAIRunner, LoopRunner
+    loop = LoopRunner(None, EvictionConfig(policy="knorm", budget=64, prune_interval=16))
+    text = headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 79)), None, held=loop.held(79, {}))
     assert "(1800 vs 79 tokens: the budget of 64, plus up to 15 new tokens between cuts, one every 16)" in text
-    assert "between cuts" not in headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 64)), None,
-                                          eviction=cfg)
+    assert loop.held(64, {}) == ""
+    used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
+    text = headline(_metrics(), _metrics(prune_events=None), _figures(kv=(190, 128)), None,
+                    held=GenAIRunner(None, None).held(128, used))
+    assert "(190 vs 128 tokens: whole blocks of 32: the budget of 64 as a cache of 96, plus the block being filled)" \
+        in text
 
 
 def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
@@ -208,7 +213,8 @@ def test_headline_explains_a_larger_genai_cache():
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
     from triattn.core.runner import GenAIRunner
     text = headline(b, p, _figures(kv=(100, 119)), None, GenAIRunner(None, None).why_larger(used))
-    assert "19% larger" in text and "whole blocks of 32 tokens (budget 64 became 96)" in text
+    assert "19% larger" in text and "because OpenVINO GenAI counts its cache in whole blocks of 32 tokens, partly " \
+        "filled ones included" in text
 
 
 class CharTokenizer:

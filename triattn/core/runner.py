@@ -67,6 +67,13 @@ class LoopRunner:
     def why_larger(self, used: dict) -> str:
         return ""
 
+    def held(self, tokens: int, used: dict) -> str:
+        """Why the cache held `tokens`, more than the budget: it grows between cuts (the prune interval)."""
+        e = self.eviction
+        if not e.prunes or tokens <= e.budget or e.prune_interval < 2:
+            return ""
+        return f"the budget of {e.budget}, plus up to {e.prune_interval - 1} new tokens between cuts, one every {e.prune_interval}"
+
 
 @dataclass
 class GenAIRunner:
@@ -101,8 +108,14 @@ class GenAIRunner:
     def why_larger(self, used: dict) -> str:
         if not used:
             return ""
-        return (f"OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
-                f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
+        return f"OpenVINO GenAI counts its cache in whole blocks of {used['block_size']} tokens, partly filled ones included"
+
+    def held(self, tokens: int, used: dict) -> str:
+        """Why its cache held `tokens`, more than the budget: whole blocks, and one more being filled."""
+        if not used or tokens <= used["requested"]["budget"]:
+            return ""
+        return (f"whole blocks of {used['block_size']}: the budget of {used['requested']['budget']} as a cache of "
+                f"{used['max_cache_size']}, plus the block being filled")
 
 
 RUNNERS = {"loop": LoopRunner, "genai": GenAIRunner}

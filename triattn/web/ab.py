@@ -195,14 +195,6 @@ def _same(div: Divergence | None, n: int) -> str:
     return f"outputs identical for {first}, then they differ"
 
 
-def _held(pruned_tokens: int, eviction: EvictionConfig | None) -> str:
-    """Why the pruned cache held more than its budget: it grows between cuts (the prune interval)."""
-    if eviction is None or not eviction.prunes or pruned_tokens <= eviction.budget or eviction.prune_interval < 2:
-        return ""
-    return (f": the budget of {eviction.budget}, plus up to {eviction.prune_interval - 1} new tokens between "
-            f"cuts, one every {eviction.prune_interval}")
-
-
 def _lengths(baseline: RunMetrics, pruned: RunMetrics, f: PairFigures) -> str:
     if f.equal:
         return ""
@@ -211,7 +203,7 @@ def _lengths(baseline: RunMetrics, pruned: RunMetrics, f: PairFigures) -> str:
 
 
 def headline(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, div: Divergence | None,
-             why_larger: str = "", chunk: int = 0, eviction: EvictionConfig | None = None) -> str:
+             why_larger: str = "", chunk: int = 0, held: str = "") -> str:
     """One plain sentence: what pruning changed in this pair.
 
     Speed is the paired change of time per token with its interval (a direction only when the
@@ -219,13 +211,13 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, div
     runs made (a long prompt's cut is said apart: the prompt before its cut is not what decoding ran
     with). `why_larger`: why the pruned cache can be the larger (the runner's `why_larger`: ov-genai
     sizes its cache in whole blocks). `chunk`: the pieces the pruned run read its prompt in.
-    `eviction`: the pruned run's settings, to say why its cache held more than the budget.
+    `held`: why the pruned cache held more than its budget (the runner's `held`).
     """
     same = _same(div, figures.tokens)
     b_kv, p_kv = figures.kv_bytes
     b_tok, p_tok = figures.kv_tokens
     kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding ({b_tok} vs {p_tok} tokens"
-          f"{_held(p_tok, eviction)})")
+          f"{': ' + held if held else ''})")
     if why_larger and p_kv > b_kv:
         kv += f", because {why_larger}"
     cut = ""

@@ -21,9 +21,9 @@ import pandas as pd
 from .ab import Pair, plot_frames
 from ..core.tables import BASELINE, PRUNED, headers
 from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
-                      model_notice, policy_choices)
+                      model_notice, policy_choices, prompt_for_model)
 from ..core.config import EvictionConfig
-from ..errors import redact
+from ..errors import Cancelled, redact
 from .evictview import COLORS
 from ..core.inputs import parse_settings, prompt_ids
 from ..openvino.model import load_model
@@ -57,15 +57,23 @@ def _empty_table() -> pd.DataFrame:
 
 
 class RunControl:
-    """One per visitor: Stop asks the running pair to end after its current step, so the page gets
-    final results for the tokens made so far, and waits until it has (then the event is cancelled,
-    which only matters if a step is stuck). `error` keeps the last run's failure for the status line."""
+    """One per visitor: Stop asks the running pair to end at its next forward (between two pieces of
+    a long prompt, or after the current token), so the page gets final results for the tokens made
+    so far, and waits until it has (then the event is cancelled, which only matters if a step is
+    stuck). `error` keeps the last run's failure for the status line."""
 
     def __init__(self):
         self.stop, self.idle = threading.Event(), threading.Event()
         self.idle.set()
         self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
         self.error = ""
+        self.pair = None  # the running comparison, for Stop to cancel
+
+    def request_stop(self):
+        self.stop.set()
+        pair = self.pair
+        if pair is not None:
+            pair.cancel()
 
     def next_lead_pruned(self) -> bool:
         self.runs += 1
@@ -99,6 +107,7 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
         control.error = redact(f"generation failed: {type(e).__name__}: {e}")
         raise gr.Error(control.error, print_exception=False) from None
     finally:
+        control.pair = None
         control.idle.set()
         print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
 
@@ -143,9 +152,39 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     model, tok, load_s = _open(catalog.resolve(model_value, notify=lambda m: None), device, progress)
     pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
                 pruned_first=control.next_lead_pruned())
+    control.pair = pair
+    if control.stop.is_set():  # a Stop that came while the model loaded
+        pair.cancel()
     ran = f"{model.device}, {precision_label(model)}"
     labels = (f"Baseline: full KV cache ({ran})", lambda: pruned_label(pair.pruned, ran))
-    started, last_text, last_detail = time.monotonic(), 0.0, 0.0
+    started = time.monotonic()
+    # Said at once: the model is loaded, and a long prompt takes a while to read (no banner covers it).
+    yield _outputs(pair, labels, f"Reading the prompt ({len(pair.prompt_ids)} tokens)…{run_notes(pair)}",
+                   detail=False, final=False)
+    yield from _run_pair(pair, labels, control, max_new)
+    done = "Stopped" if control.stop.is_set() else "Done"
+    status = f"{timing_line(done, time.monotonic() - started, load_s)} {pair_headline(pair)}"
+    if control.stop.is_set() or not pair.baseline.token_ids:
+        yield _outputs(pair, labels, f"{status}{run_notes(pair)}", detail=True, final=True)
+        return
+    # The result is shown as soon as the runs end; the quality cost follows in the table.
+    yield _outputs(pair, labels, f"{status} *Measuring the quality cost (the pruned cache re-reads the baseline's "
+                                 f"tokens)…*{run_notes(pair)}", detail=True, final=True)
+    try:
+        with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
+            warnings.simplefilter("ignore")
+            pair.measure_quality()
+    except Cancelled:
+        yield (gr.skip(),) * 2 + (f"{status} (Stopped before the quality cost was measured.){run_notes(pair)}",) \
+            + (gr.skip(),) * 6
+        return
+    yield (gr.skip(),) * 2 + (f"{status}{run_notes(pair)}", gr.skip(), pair.figures(False)["table"]) \
+        + (gr.skip(),) * 4
+
+
+def _run_pair(pair, labels, control, max_new):
+    """Both runs to their end or to a Stop, the page refreshed as they go."""
+    last_text = last_detail = 0.0
     steps = pair.steps()
     try:
         for _ in steps:
@@ -157,17 +196,10 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
                 last_text, last_detail = now, (now if detail else last_detail)
                 status = f"Generating… {progress_line(pair, max_new)}{run_notes(pair)}"
                 yield _outputs(pair, labels, status, detail, final=False)
+    except Cancelled:  # a Stop during a forward's wait: the runs end here
+        pass
     finally:
         steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
-    if not control.stop.is_set() and pair.baseline.token_ids:
-        yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
-                                     f"tokens)…{run_notes(pair)}", detail=True, final=False)
-        with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
-            warnings.simplefilter("ignore")
-            pair.measure_quality()
-    done = "Stopped" if control.stop.is_set() else "Done"
-    status = timing_line(done, time.monotonic() - started, load_s)
-    yield _outputs(pair, labels, f"{status} {pair_headline(pair)}{run_notes(pair)}", detail=True, final=True)
 
 
 def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
@@ -186,8 +218,24 @@ def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
 
 
 def request_stop(control: RunControl):
-    control.stop.set()
+    control.request_stop()
     control.idle.wait(timeout=5)  # the pair ends after its current step and shows its final results
+
+
+BUSY_LABEL = "Running… (Stop ends it)"
+
+
+def busy_button():
+    return gr.Button(value=BUSY_LABEL, interactive=False)
+
+
+def ready_button():
+    return gr.Button(value="Generate", interactive=True)
+
+
+def model_changed(value, prompt):
+    """Another model: its notice, and its own example in place of an example written for another."""
+    return model_notice(value), prompt_for_model(value, prompt)
 
 
 def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
@@ -276,10 +324,14 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
         # One pair at a time on the server: two pairs at once would share the CPU and skew both timings.
         gen = run_btn.click(functools.partial(compare, catalog=catalog), inputs, outputs, api_name="generate",
                             concurrency_id="generate", concurrency_limit=1)
+        # While a comparison runs, Generate says so instead of dropping a second click without a word.
+        run_btn.click(busy_button, None, run_btn, queue=False, api_name=False)
+        gen.then(ready_button, None, run_btn, queue=False, api_name=False)
         gen.failure(show_failure, control, outputs, queue=False, api_name=False)
         stop_btn.click(request_stop, control, None, queue=False, api_name=False).then(
-            None, None, None, cancels=[gen], api_name=False)
-        model_dd.change(model_notice, model_dd, notice, queue=False, api_name=False)
+            None, None, None, cancels=[gen], api_name=False).then(ready_button, None, run_btn, queue=False,
+                                                                   api_name=False)
+        model_dd.change(model_changed, [model_dd, prompt], [notice, prompt], queue=False, api_name=False)
         fetch_btn.click(functools.partial(download, catalog=catalog), hub_id, [model_dd, notice],
                         api_name="download", concurrency_id="download", concurrency_limit=1)
         # Models fetched by another visitor appear after a reload.
