@@ -1,5 +1,6 @@
 """The A/B module without Gradio: interleaving, the table, divergence, the eviction view, settings."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,3 +375,23 @@ def test_page_and_cli_tables_share_one_change_rule():
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in md[2:5]]
     assert cells == page[["Run", *RUN_HEADERS]].values.tolist()
     assert "Peak RSS: 512 MB (the process, both runs together" in md[-1]
+
+
+def test_pair_peak_rss_is_the_comparisons_own(gptoss_dir, prompt):
+    """own_peak: the peak over this comparison, not the process's past high-water mark (a large array
+    held and freed before it does not count); without it, no figure that pretends to be the pair's."""
+    from triattn.core.metrics import peak_rss_mb, rss_mb
+    model = load_model(gptoss_dir)
+    big = np.ones(400 * 2**20 // 8)  # 400 MB held, then freed: the process's high-water mark rises
+    big[::4096] = 2.0
+    del big
+    before = peak_rss_mb()
+    if before is None or not Path("/proc/self/clear_refs").exists():
+        pytest.skip("this OS keeps no resettable high-water mark")
+    cfg = EvictionConfig(policy="knorm", budget=16, recent_window=4, sink_tokens=2)
+    pair = Pair(model, load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 20, own_peak=True)
+    list(pair.steps())
+    assert rss_mb() - 50 <= pair.peak_mb < before - 300
+    other = Pair(model, load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 5)
+    list(other.steps())
+    assert other.peak_mb is None

@@ -26,7 +26,7 @@ def _run(model_dir, policy="knorm", budget=64, prompt="def read_lines(path):", m
 
 def _done(outputs):
     """The output that ends the runs (panes, table, plots and eviction view; the quality follows)."""
-    return next(o for o in reversed(outputs) if isinstance(o[1], gr.Textbox))
+    return next(o for o in outputs if isinstance(o[2], str) and o[2].startswith(("**Done", "**Stopped")))
 
 
 def test_a_failed_run_keeps_its_message_and_clears_the_old_results(gptoss_dir):
@@ -106,7 +106,7 @@ def test_every_example_is_offered_once():
 
 def test_a_stopped_run_is_not_shown_as_failed():
     out = show_failure(RunControl())  # no error recorded: Stop or a closed tab ended the run
-    assert out == (gr.skip(),) * 9  # nothing changes
+    assert out[:9] == (gr.skip(),) * 9 and out[9].interactive is True  # nothing changes; Generate is ready
 
 
 def test_done_is_shown_before_the_quality_cost_which_follows_in_the_table(gptoss_dir):
@@ -116,9 +116,12 @@ def test_done_is_shown_before_the_quality_cost_which_follows_in_the_table(gptoss
     assert done[4].iloc[2]["ΔNLL (forced)"] == ""  # not measured yet when Done is shown
     last = outputs[-1]
     assert last[2].startswith("**Done after") and "Measuring" not in last[2]
-    assert last[4].iloc[2]["ΔNLL (forced)"] != "" and last[0] == gr.skip()  # only status and table change
+    assert last[4].iloc[2]["ΔNLL (forced)"] != "" and last[0].value == done[0].value and last[7] == done[7]
     columns = list(last[4].columns)
     assert columns.index("ΔNLL (forced)") < columns.index("Tokens")  # the quality columns come first
+    # Generate says a comparison runs from the first output to the last (a second click is not dropped unsaid)
+    assert outputs[0][9].interactive is False and outputs[0][9].value.startswith("Running")
+    assert last[9].interactive is True and last[9].value == "Generate"
 
 
 def test_a_stop_while_the_prompt_is_read_ends_the_run_before_its_first_forward(gptoss_dir):

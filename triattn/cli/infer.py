@@ -79,7 +79,7 @@ def _compare(args, model, tok, prompt_ids, eviction, sampling):
     from ..web.pagetext import pair_headline
     from ..core.quality import first_divergence
     from ..core.tables import describe_divergence, markdown, quality_columns
-    pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens)
+    pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, own_peak=True)
     for _ in pair.steps():
         pass
     quality = pair.measure_quality()

@@ -35,11 +35,13 @@ class Pair:
 
     Each run is a `stream_run` (the one streaming path) with its own session, hence its own KV
     cache; the steps never overlap, so each step's time is its own. `steps()` yields after every
-    token; `notices` collects engine warnings.
+    token; `notices` collects engine warnings. own_peak: measure the process's peak RSS over the
+    comparison (`peak_mb`) by starting the process's high-water mark again, for a caller whose
+    process does nothing else meanwhile (the page, `infer --compare`; not a soak that reads its own).
     """
 
     def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
-                 max_new_tokens: int, pruned_first: bool = False):
+                 max_new_tokens: int, pruned_first: bool = False, own_peak: bool = False):
         check_max_new_tokens(max_new_tokens)
         check_request(model.info, len(prompt_ids), eviction, max_new_tokens)
         # Calibration (or its absence) is settled here, before either run starts.
@@ -54,7 +56,8 @@ class Pair:
         self.sampling, self.max_new_tokens = sampling, max_new_tokens
         self.notices: list[str] = []
         self.quality: Quality | None = None
-        self.peak_mb: float | None = None  # the process's peak RSS over both runs, when it could be reset
+        self.own_peak = own_peak
+        self.peak_mb: float | None = None  # the process's peak RSS over both runs (own_peak, where it can be reset)
         self._quality_session = None
         self.cancelled = False
 
@@ -98,7 +101,7 @@ class Pair:
     def steps(self) -> Iterator[str]:
         """Run both generations to the end; yields the name of the side that just stepped."""
         streams = {name: self._stream(self.sides[name]) for name in self.order}
-        reset = reset_peak_rss()  # the peak of this comparison, not of the process's past
+        reset = self.own_peak and reset_peak_rss()  # the peak of this comparison, not of the process's past
         try:
             for name, _ in interleave(streams):
                 yield name
