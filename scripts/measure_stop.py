@@ -38,6 +38,7 @@ def run(pair, steps: list):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--within", type=float, default=30.0, help="Stop at a random moment of the first WITHIN seconds")
     args = ap.parse_args()
     model, tok = load_model(ENGLISH_MODEL), load_tokenizer(ENGLISH_MODEL)
     ids = prompt_ids(tok, long_prompt(), model.info.max_context)
@@ -48,7 +49,7 @@ def main():
         steps = []
         runner = threading.Thread(target=run, args=(pair, steps))
         runner.start()
-        time.sleep(rng.uniform(0.5, 8.0))  # a moment within the prompt's reading (tens of seconds here)
+        time.sleep(rng.uniform(0.5, args.within))  # a moment within the prompt's reading
         stopped = time.perf_counter()
         pair.cancel()
         runner.join()
