@@ -72,7 +72,8 @@ class LoopRunner:
         e = self.eviction
         if not e.prunes or tokens <= e.budget or e.prune_interval < 2:
             return ""
-        return f"the budget of {e.budget}, plus up to {e.prune_interval - 1} new tokens between cuts, one every {e.prune_interval}"
+        return (f"the budget of {e.budget}, plus up to {e.prune_interval - 1} new tokens between cuts, "
+                f"one every {e.prune_interval}")
 
 
 @dataclass
@@ -108,7 +109,8 @@ class GenAIRunner:
     def why_larger(self, used: dict) -> str:
         if not used:
             return ""
-        return f"OpenVINO GenAI counts its cache in whole blocks of {used['block_size']} tokens, partly filled ones included"
+        return (f"OpenVINO GenAI counts its cache in whole blocks of {used['block_size']} tokens, partly filled "
+                f"ones included")
 
     def held(self, tokens: int, used: dict) -> str:
         """Why its cache held `tokens`, more than the budget: whole blocks, and one more being filled."""
