@@ -97,7 +97,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)
     sampler = Sampler(sampling)
-    mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from
+    mirror = policy.prunes and mech.writes_cache and session.needs_mirror  # K and V on the host, to rewrite from
     want_keys = policy.prunes and policy.needs_keys
     store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, want_keys, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
@@ -112,6 +112,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         return None
 
     session.reset()
+    session.reserve(ceiling + 1 if policy.prunes else prompt.size + limit)
     t0 = time.perf_counter()
     chunk = eviction.prefill_chunk if not policy.prunes or prompt.size + 1 > ceiling else 0
     logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut,

@@ -299,6 +299,22 @@ class Session:
                 a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
                 st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
 
+    needs_mirror = True  # states are written from host copies of K and V (reading them is slow)
+
+    def reserve(self, tokens: int):
+        """The paged session's sizing hint; the plugin sizes a stateful cache itself."""
+
+    def compact(self, store, keep):
+        """Hard eviction: the kept slots become the new, shorter states."""
+        keys, values = store.compact(keep)
+        self.write_kv(keys, values, owned=True)
+
+    def zero(self, store, keep):
+        """The model card's soft prune: evicted slots' K and V set to zero, written back."""
+        store.zero(store.alive & ~keep)
+        store.mark(keep)
+        self.write_kv(store.keys, store.values)
+
     def cache_len(self) -> int:
         st = self._state_map()
         return int(st[("k", 0)].state.shape[2])

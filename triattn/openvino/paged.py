@@ -1,0 +1,199 @@
+"""OpenVINO's PagedAttention form of a stateful LLM export, driven by our decode loop.
+
+The export is transformed as OpenVINO GenAI's continuous-batching pipeline does
+(`paged_attention_transformation`, per-layer block tables, score outputs), and its KV cache becomes
+NumPy blocks we own (pool.py), bound to the request once with shared memory: the plugin writes each
+new token's key and value into the blocks a layer's table names, the policies read new keys straight
+from there, and an eviction rewrites the pool and the tables in place, between forwards. A forward
+of many tokens over a non-empty cache runs the fast multi-query kernel, which the stateful form's
+fused attention does not (README, "Why the TTFT target is missed"). Everything returned is NumPy.
+
+`scores()` gives each layer's `scores.N` output of the last forward: the attention its last query
+paid every cached slot, summed over query heads (TOVA's score; H2O's when accumulated).
+Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2602.04997) setting.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError, reason, runtime_failure
+from .model import PRECISIONS, LoadedModel, check_ir_file, read_info, resolve_device
+from .pool import BLOCK, BlockPool
+from .settings import AUTO, model_precision
+
+__all__ = ["PagedModel", "PagedSession", "Cancelled"]
+
+
+class Cancelled(RuntimeError):
+    """A forward stopped by `cancel()` from another thread; the session's cache is empty again."""
+
+
+CACHE_TYPES = {"f32": ("f32", np.float32), "default": ("f16", np.float16)}  # KV_CACHE_PRECISION, pool dtype: plain layouts
+CACHE_DTYPES = dict(CACHE_TYPES.values())
+
+
+class PagedModel:
+    """A compiled PagedAttention form of a model; share one across threads, one session per run."""
+
+    def __init__(self, model_dir, device="CPU", precision=AUTO):
+        import openvino as ov
+        precision = model_precision(model_dir, precision)
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.info = info = read_info(model_dir)
+        self.device, self.precision, self.form = resolve_device(device), precision, "paged"
+        xml = Path(model_dir) / "openvino_model.xml"
+        check_ir_file(xml)
+        core = ov.Core()
+        try:
+            model = core.read_model(xml)
+        except RuntimeError as e:
+            raise ModelError(f"cannot read the OpenVINO model in {model_dir}: {reason(e)}") from None
+        cache_type, self.dtype = CACHE_TYPES[precision]
+        model = _transform(model, info, cache_type)
+        cfg = {"PERFORMANCE_HINT": "LATENCY", **PRECISIONS[precision], "KV_CACHE_PRECISION": cache_type}
+        try:
+            self.compiled = core.compile_model(model, self.device, cfg)
+        except RuntimeError as e:
+            raise ModelError(f"cannot compile the paged form for {self.device}: {reason(e)}") from None
+        self.kv_precision = ov.Type(self.dtype)
+        self._sessions = weakref.WeakSet()
+        self._lock = threading.Lock()
+        try:
+            s = self.new_session()
+            s.forward(np.array([1, 1]), np.arange(2))
+            s.forward(np.array([1]), np.array([2]))
+            s.close()
+        except RuntimeError as e:
+            raise ModelError(f"the paged form of {model_dir} compiles but cannot run: {reason(e)}") from None
+
+    kv_bytes_per_token = LoadedModel.kv_bytes_per_token
+
+    def new_session(self) -> "PagedSession":
+        with self._lock:
+            s = PagedSession(self)
+            self._sessions.add(s)
+            return s
+
+    def live_sessions(self) -> int:
+        return sum(1 for s in list(self._sessions) if s.request is not None)
+
+
+def _transform(model, info, cache_type: str):
+    """The PagedAttention form with its caches typed [blocks, kv_heads, BLOCK, head_dim]; a
+    ModelError when the export does not take it (the stateful form then runs)."""
+    import openvino as ov
+    from openvino._offline_transformations import paged_attention_transformation
+    try:
+        paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=True)
+    except RuntimeError as e:
+        raise ModelError(f"the model does not take OpenVINO's paged form: {reason(e)}") from None
+    names = {i.get_any_name(): i for i in model.inputs}
+    want = [f"{kind}_cache.{i}" for i in range(info.n_layers) for kind in ("key", "value")]
+    if any(n not in names for n in want + ["past_lens", "block_indices.0"]):
+        raise ModelError("the model does not take OpenVINO's paged form (no per-layer caches after it)")
+    shape = ov.PartialShape([-1, info.kv_heads, BLOCK, info.head_dim])
+    for n in want:
+        p = names[n].get_node()
+        p.set_element_type(ov.Type(np.dtype(CACHE_DTYPES[cache_type])))
+        p.set_partial_shape(shape)
+    try:
+        model.validate_nodes_and_infer_types()
+    except RuntimeError as e:
+        raise ModelError(f"the model does not take OpenVINO's paged form: {reason(e)}") from None
+    return model
+
+
+class PagedSession:
+    """One infer request and its own block pool. Not thread-safe, except `cancel()`; one per run."""
+
+    def __init__(self, model: PagedModel):
+        import openvino as ov
+        self._ov = ov
+        self.model = model
+        self.request = model.compiled.create_infer_request()
+        i = model.info
+        self.pool = BlockPool(i.n_layers, i.kv_heads, i.head_dim, model.dtype, i.sliding_windows)
+        self.pool.clear()
+        self._cancelled = threading.Event()
+        self.timings = None
+
+    def reset(self):
+        self._cancelled.clear()
+        self.pool.clear()
+
+    def reserve(self, tokens: int):
+        """The most tokens the run will hold after a cut: the pool keeps room for them."""
+        self.pool.reserve(tokens)
+
+    def close(self):
+        self.request, self.pool = None, None
+
+    def cancel(self):
+        """Stop a running forward from another thread: it raises Cancelled."""
+        self._cancelled.set()
+        request = self.request
+        if request is not None:
+            request.cancel()
+
+    def cache_len(self) -> int:
+        return self.pool.n
+
+    def _bind(self, blocks: int):
+        pool, r, ov = self.pool, self.request, self._ov
+        if pool.replaced:
+            for layer in range(pool.n_layers):
+                r.set_tensor(f"key_cache.{layer}", ov.Tensor(pool.keys[layer], shared_memory=True))
+                r.set_tensor(f"value_cache.{layer}", ov.Tensor(pool.values[layer], shared_memory=True))
+            pool.replaced = False
+        for layer in range(pool.n_layers):
+            r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer][:blocks])))
+
+    def forward(self, input_ids, position_ids, attention_mask=None, values: bool = False, keys: bool = True,
+                copy: bool = True):
+        """Run T new tokens after the cached ones (attention_mask is not read: every cached token is
+        live). Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or None, new values
+        likewise or None), the keys and values read from the pool."""
+        ids = np.asarray(input_ids, np.int64).reshape(-1)
+        t, past = ids.size, self.pool.n
+        self.pool.ensure(past + t)
+        blocks = -(-(past + t) // BLOCK)
+        self._bind(blocks)
+        inputs = {"input_ids": ids, "position_ids": np.asarray(position_ids, np.int64).reshape(-1),
+                  "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, t], np.int32),
+                  "block_indices_begins": np.array([0, blocks], np.int32),
+                  "max_context_len": np.array(past + t, np.int32)}
+        try:
+            if self._cancelled.is_set():
+                raise RuntimeError("canceled")
+            self.request.start_async(inputs, share_inputs=True)
+            self.request.wait()
+        except RuntimeError as e:
+            self.pool.clear()  # a forward that did not finish leaves blocks half written
+            if self._cancelled.is_set():
+                raise Cancelled("stopped") from None
+            raise runtime_failure(f"OpenVINO could not run the model on {t} tokens", e) from None
+        self.pool.appended(t)
+        logits = self.request.get_tensor("logits").data
+        logits = logits.reshape(-1, logits.shape[-1])
+        k, v = self.pool.read(past, t) if keys or values else (None, None)
+        return logits[-1].copy(), k, (v if values else None)
+
+    def scores(self) -> list:
+        """Per layer, the attention the last forward's last query paid each table slot."""
+        return [self.request.get_tensor(f"scores.{i}").data.copy() for i in range(self.pool.n_layers)]
+
+    # Eviction, as the mechanisms ask for it: the store keeps its host side, the pool follows.
+    needs_mirror = False  # the pool is ours to read and rewrite: no host copy of values
+
+    def compact(self, store, keep):
+        self.pool.compact(keep)
+        store.compact(keep)
+
+    def zero(self, store, keep):
+        self.pool.zero(store.alive & ~keep)
+        store.mark(keep)
