@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord, generate
+from .mechanisms import get_mechanism
 from ..policies import get_policy
 
 
@@ -46,7 +47,8 @@ class LoopRunner:
         return self.model.kv_bytes_per_token
 
     def describe(self, used: dict) -> str | None:
-        return None
+        line = getattr(self.model, "form_line", None)  # which cache form runs it, when not the one asked for
+        return line(get_mechanism(self.eviction.evict).needs_attention_mask) if line else None
 
     def label(self, eviction: EvictionConfig, used: dict) -> str:
         return f"{eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens"

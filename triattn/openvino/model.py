@@ -135,6 +135,12 @@ _models = Bounded(MAX_MODELS)
 
 class LoadedModel:
     """A compiled, instrumented model; share one across threads, one Session per run."""
+    form = "stateful"
+    form_note = None  # why the paged form was asked for and this one runs, in one line
+
+    def form_line(self, needs_attention_mask: bool) -> str | None:
+        """One line on the cache form a run of a mechanism gets, when it is not the one asked for."""
+        return self.form_note
 
     def __init__(self, model_dir, device="CPU", precision=AUTO, queries=False):
         import openvino as ov
@@ -203,11 +209,39 @@ class LoadedModel:
         return sum(1 for s in list(self._sessions) if s.request is not None)
 
 
-def load_model(model_dir, device="CPU", precision=AUTO, queries=False) -> LoadedModel:
-    """Compile once per (model, device, precision, queries) and reuse across runs. AUTO precision
-    is the model folder's own choice (triattn.settings), else the device's default."""
-    key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries)
-    return _models.get(key, lambda: LoadedModel(model_dir, key[1], precision, queries))
+FORMS = ("paged", "stateful")  # OpenVINO's PagedAttention form (paged.py) or the stateful export
+
+
+def load_model(model_dir, device="CPU", precision=AUTO, queries=False, form="stateful"):
+    """Compile once per (model, device, precision, queries, form) and reuse across runs. AUTO
+    precision is the model folder's own choice (triattn.settings), else the device's default.
+
+    The one place the cache form is chosen: "paged" where the export takes the transformation,
+    else the stateful form, with `form_note` saying why in one line. Calibration (queries) reads
+    the stateful graph's queries, so it is always stateful.
+    """
+    if form not in FORMS:
+        raise ModelError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
+    form = "stateful" if queries else form
+    key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries, form)
+    return _models.get(key, lambda: _compile(model_dir, key[1], precision, queries, form))
+
+
+def _compile(model_dir, device, precision, queries, form):
+    if form == "paged":
+        from .paged import PagedModel
+        try:
+            return PagedModel(model_dir, device, precision)
+        except ModelError as e:
+            if not str(e).startswith(PAGED_REFUSAL):
+                raise
+            model = LoadedModel(model_dir, device, precision, queries)
+            model.form_note = f"{e}; running the stateful form instead"
+            return model
+    return LoadedModel(model_dir, device, precision, queries)
+
+
+PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # paged.py's words for a fallback
 
 
 def unload_models() -> None:
@@ -298,6 +332,10 @@ class Session:
             for kind, a in (("k", k), ("v", v)):
                 a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
                 st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
+
+    def serving(self, needs_attention_mask: bool) -> "Session":
+        """The session that runs a mechanism: this one (the stateful form takes any)."""
+        return self
 
     needs_mirror = True  # states are written from host copies of K and V (reading them is slow)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError, reason, runtime_failure
-from .model import PRECISIONS, LoadedModel, check_ir_file, read_info, resolve_device
+from .model import PAGED_REFUSAL, PRECISIONS, LoadedModel, check_ir_file, load_model, read_info, resolve_device
 from .pool import BLOCK, BlockPool
 from .settings import AUTO, model_precision
 
@@ -72,6 +72,14 @@ class PagedModel:
             raise ModelError(f"the paged form of {model_dir} compiles but cannot run: {reason(e)}") from None
 
     kv_bytes_per_token = LoadedModel.kv_bytes_per_token
+    form_note = None
+
+    def form_line(self, needs_attention_mask: bool) -> str | None:
+        return "mask runs on the stateful form: the paged form has no attention mask" if needs_attention_mask else None
+
+    def stateful(self) -> LoadedModel:
+        """The stateful form of the same model, for what the paged form cannot express (mask)."""
+        return load_model(self.info.model_dir, self.device, self.precision, form="stateful")
 
     def new_session(self) -> "PagedSession":
         with self._lock:
@@ -91,11 +99,11 @@ def _transform(model, info, cache_type: str):
     try:
         paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=True)
     except RuntimeError as e:
-        raise ModelError(f"the model does not take OpenVINO's paged form: {reason(e)}") from None
+        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
     names = {i.get_any_name(): i for i in model.inputs}
     want = [f"{kind}_cache.{i}" for i in range(info.n_layers) for kind in ("key", "value")]
     if any(n not in names for n in want + ["past_lens", "block_indices.0"]):
-        raise ModelError("the model does not take OpenVINO's paged form (no per-layer caches after it)")
+        raise ModelError(f"{PAGED_REFUSAL} (no per-layer caches after it)")
     shape = ov.PartialShape([-1, info.kv_heads, BLOCK, info.head_dim])
     for n in want:
         p = names[n].get_node()
@@ -104,7 +112,7 @@ def _transform(model, info, cache_type: str):
     try:
         model.validate_nodes_and_infer_types()
     except RuntimeError as e:
-        raise ModelError(f"the model does not take OpenVINO's paged form: {reason(e)}") from None
+        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
     return model
 
 
@@ -121,6 +129,7 @@ class PagedSession:
         self.pool.clear()
         self._cancelled = threading.Event()
         self.timings = None
+        self._twin = None
 
     def reset(self):
         self._cancelled.clear()
@@ -131,7 +140,18 @@ class PagedSession:
         self.pool.reserve(tokens)
 
     def close(self):
-        self.request, self.pool = None, None
+        if self._twin is not None:
+            self._twin.close()
+        self.request, self.pool, self._twin = None, None, None
+
+    def serving(self, needs_attention_mask: bool):
+        """The session that runs a mechanism: this one, or for one that needs an attention mask
+        (the paged form has none) a session of the stateful form, closed with this one."""
+        if not needs_attention_mask:
+            return self
+        if self._twin is None:
+            self._twin = self.model.stateful().new_session()
+        return self._twin
 
     def cancel(self):
         """Stop a running forward from another thread: it raises Cancelled."""
