@@ -192,6 +192,8 @@ class PagedSession:
                 raise RuntimeError("canceled")
             self.request.start_async(inputs, share_inputs=True)
             self.request.wait()
+            if self._cancelled.is_set():  # canceled too late to stop it: still a stop
+                raise RuntimeError("canceled")
         except RuntimeError as e:
             self.pool.clear()  # a forward that did not finish leaves blocks half written
             if self._cancelled.is_set():
