@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from triattn.bench import vsgenai  # noqa: E402
 from triattn.core.config import EvictionConfig  # noqa: E402
-from triattn.core.runs import default_model_dir  # noqa: E402
+from triattn.openvino.tiny import default_model_dir  # noqa: E402
 from triattn.core.stats import median_interval  # noqa: E402
 from triattn.core.text import load_tokenizer  # noqa: E402
 from triattn.openvino.model import load_model  # noqa: E402

@@ -117,7 +117,7 @@ def test_headline_explains_a_larger_genai_cache():
     b = _metrics(kv_bytes_max_decode=100)
     p = _metrics(kv_bytes_max_decode=119, tpot_ms=8.6, prune_events=None)
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
-    from triattn.core.runner import GenAIRunner
+    from triattn.openvino.runners import GenAIRunner
     text = headline(b, p, None, GenAIRunner(None, None).why_larger(used))
     assert "19% larger" in text and "whole blocks of 32 tokens (budget 64 became 96)" in text
 

@@ -132,7 +132,7 @@ def sampling_from(args) -> SamplingConfig:
 def open_model(args):
     """(model, tokenizer) for --model-dir/--device/--precision, with notices on stderr."""
     from ..openvino.model import load_model
-    from ..core.runs import default_model_dir
+    from ..openvino.tiny import default_model_dir
     from ..core.text import load_tokenizer
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)

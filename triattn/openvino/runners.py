@@ -1,0 +1,54 @@
+"""The backend's runners, passed in to core's runner registry (core imports nothing from here):
+OpenVINO GenAI's ContinuousBatchingPipeline with its own cache eviction (genai.py), and the model
+that calibration measures queries on."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..core import calibration
+from ..core.config import EvictionConfig
+from ..core.runner import register_runner
+
+
+@dataclass
+class GenAIRunner:
+    """OpenVINO GenAI's ContinuousBatchingPipeline with its own cache eviction (genai.py)."""
+    model: object
+    eviction: EvictionConfig
+    calibration: object = field(default=None, repr=False)  # unused: GenAI scores with its own statistics
+    session: object = field(default=None, repr=False)
+    teacher_forcing = False
+    reports_prunes = False
+
+    def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
+        from . import genai
+        return genai.generate(self.model, prompt_ids, self.eviction, sampling, max_new_tokens, used=used, **kw)
+
+    def kv_bytes_per_token(self, used: dict) -> int:
+        return used.get("kv_bytes_per_token", self.model.kv_bytes_per_token)  # its own cache's precision
+
+    def describe(self, used: dict) -> str | None:
+        from . import genai
+        return genai.describe(used) if used else None
+
+    def label(self, eviction: EvictionConfig, used: dict) -> str:
+        if not used:
+            return f"{eviction.policy}, budget {eviction.budget} tokens, rounded to whole blocks when it starts"
+        return (f"{eviction.policy}, budget {eviction.budget} tokens, used as whole blocks of {used['block_size']}: "
+                f"cache {used['max_cache_size']}, start {used['start_size']}, recent {used['recent_size']} tokens")
+
+    def why_larger(self, used: dict) -> str:
+        if not used:
+            return ""
+        return (f"OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
+                f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
+
+
+
+def _query_model(model_dir, device, precision):
+    from .model import LoadedModel
+    return LoadedModel(model_dir, device, precision, queries=True)  # not cached: used once
+
+
+register_runner("genai", GenAIRunner)
+calibration.use_query_model(_query_model)
