@@ -93,6 +93,17 @@ def check_ir_file(xml: Path) -> None:
                          f"the export is corrupt: export it again")
 
 
+def read_ir(core, model_dir):
+    """The export's graph, or a ModelError saying what is wrong with its files."""
+    xml = Path(model_dir) / "openvino_model.xml"
+    check_ir_file(xml)
+    try:
+        return core.read_model(xml)
+    except RuntimeError as e:
+        raise ModelError(f"cannot read the OpenVINO model in {model_dir} (corrupt, or the .xml and .bin "
+                         f"are from different exports): {reason(e)}") from None
+
+
 def _eos_ids(d: Path, cfg: dict) -> list[int]:
     ids = []
     for src in (d / "generation_config.json", None):
@@ -150,14 +161,8 @@ class LoadedModel:
         self.info = read_info(model_dir)
         self.device = resolve_device(device)
         self.precision = precision
-        xml = Path(model_dir) / "openvino_model.xml"
-        check_ir_file(xml)
         core = ov.Core()
-        try:
-            model = core.read_model(xml)
-        except RuntimeError as e:
-            raise ModelError(f"cannot read the OpenVINO model in {model_dir} (corrupt, or the .xml and .bin "
-                             f"are from different exports): {reason(e)}") from None
+        model = read_ir(core, model_dir)
         names = {i.get_any_name() for i in model.inputs}
         outputs = {n for o in model.outputs for n in o.get_names()}
         if not {"input_ids", "attention_mask", "position_ids"} <= names or "logits" not in outputs:

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import threading
 import weakref
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError, reason, runtime_failure
-from .model import PAGED_REFUSAL, PRECISIONS, LoadedModel, check_ir_file, load_model, read_info, resolve_device
+from .model import PAGED_REFUSAL, PRECISIONS, LoadedModel, load_model, read_info, read_ir, resolve_device
 from .pool import BLOCK, BlockPool
 from .settings import AUTO, model_precision
 
@@ -32,8 +31,9 @@ class Cancelled(RuntimeError):
     """A forward stopped by `cancel()` from another thread; the session's cache is empty again."""
 
 
-CACHE_TYPES = {"f32": ("f32", np.float32), "default": ("f16", np.float16)}  # KV_CACHE_PRECISION, pool dtype: plain layouts
-CACHE_DTYPES = dict(CACHE_TYPES.values())
+# Cache element type -> pool dtype. bf16 is kept as its bits in uint16 (NumPy has no bfloat16).
+# The CPU kernel wants the cache in its inference precision: f32 at f32, else the device's default.
+POOL_DTYPES = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}
 
 
 class PagedModel:
@@ -46,21 +46,17 @@ class PagedModel:
             raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.info = info = read_info(model_dir)
         self.device, self.precision, self.form = resolve_device(device), precision, "paged"
-        xml = Path(model_dir) / "openvino_model.xml"
-        check_ir_file(xml)
         core = ov.Core()
-        try:
-            model = core.read_model(xml)
-        except RuntimeError as e:
-            raise ModelError(f"cannot read the OpenVINO model in {model_dir}: {reason(e)}") from None
-        cache_type, self.dtype = CACHE_TYPES[precision]
+        model = read_ir(core, model_dir)
+        cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
+        self.dtype, self.bf16 = POOL_DTYPES[cache_type], cache_type == "bf16"
         model = _transform(model, info, cache_type)
         cfg = {"PERFORMANCE_HINT": "LATENCY", **PRECISIONS[precision], "KV_CACHE_PRECISION": cache_type}
         try:
             self.compiled = core.compile_model(model, self.device, cfg)
         except RuntimeError as e:
-            raise ModelError(f"cannot compile the paged form for {self.device}: {reason(e)}") from None
-        self.kv_precision = ov.Type(self.dtype)
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (it does not compile: {reason(e)})") from None
+        self.kv_precision = getattr(ov.Type, cache_type)
         self._sessions = weakref.WeakSet()
         self._lock = threading.Lock()
         try:
@@ -69,7 +65,7 @@ class PagedModel:
             s.forward(np.array([1]), np.array([2]))
             s.close()
         except RuntimeError as e:
-            raise ModelError(f"the paged form of {model_dir} compiles but cannot run: {reason(e)}") from None
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (it compiles but cannot run: {reason(e)})") from None
 
     kv_bytes_per_token = LoadedModel.kv_bytes_per_token
     form_note = None
@@ -91,6 +87,15 @@ class PagedModel:
         return sum(1 for s in list(self._sessions) if s.request is not None)
 
 
+def _default_precision(core, device: str) -> str:
+    """The element type the device computes in by default (its KV cache must match it)."""
+    try:
+        hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
+    except (RuntimeError, AttributeError):
+        return "f16"
+    return hint if hint in POOL_DTYPES else "f16"
+
+
 def _transform(model, info, cache_type: str):
     """The PagedAttention form with its caches typed [blocks, kv_heads, BLOCK, head_dim]; a
     ModelError when the export does not take it (the stateful form then runs)."""
@@ -107,7 +112,7 @@ def _transform(model, info, cache_type: str):
     shape = ov.PartialShape([-1, info.kv_heads, BLOCK, info.head_dim])
     for n in want:
         p = names[n].get_node()
-        p.set_element_type(ov.Type(np.dtype(CACHE_DTYPES[cache_type])))
+        p.set_element_type(getattr(ov.Type, cache_type))
         p.set_partial_shape(shape)
     try:
         model.validate_nodes_and_infer_types()
@@ -125,7 +130,7 @@ class PagedSession:
         self.model = model
         self.request = model.compiled.create_infer_request()
         i = model.info
-        self.pool = BlockPool(i.n_layers, i.kv_heads, i.head_dim, model.dtype, i.sliding_windows)
+        self.pool = BlockPool(i.n_layers, i.kv_heads, i.head_dim, model.dtype, i.sliding_windows, model.bf16)
         self.pool.clear()
         self._cancelled = threading.Event()
         self.timings = None
@@ -167,8 +172,10 @@ class PagedSession:
         pool, r, ov = self.pool, self.request, self._ov
         if pool.replaced:
             for layer in range(pool.n_layers):
-                r.set_tensor(f"key_cache.{layer}", ov.Tensor(pool.keys[layer], shared_memory=True))
-                r.set_tensor(f"value_cache.{layer}", ov.Tensor(pool.values[layer], shared_memory=True))
+                for name, arr in (("key_cache", pool.keys[layer]), ("value_cache", pool.values[layer])):
+                    t = (ov.Tensor(arr, list(arr.shape), ov.Type.bf16) if pool.bf16  # shares the array too
+                         else ov.Tensor(arr, shared_memory=True))
+                    r.set_tensor(f"{name}.{layer}", t)
             pool.replaced = False
         for layer in range(pool.n_layers):
             r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer][:blocks])))

@@ -30,9 +30,11 @@ def blocks_for(tokens: int) -> int:
 
 
 class BlockPool:
-    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, dtype=np.float32, windows=None):
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, dtype=np.float32, windows=None,
+                 bf16: bool = False):
         self.shape = (kv_heads, BLOCK, head_dim)
         self.dtype = np.dtype(dtype)
+        self.bf16 = bf16  # uint16 arrays holding bfloat16 bits
         self.windows = tuple(windows or (0,) * n_layers)
         self.n_layers = n_layers
         self.keys = [np.zeros((0,) + self.shape, self.dtype) for _ in range(n_layers)]
@@ -113,7 +115,8 @@ class BlockPool:
             for layer in range(self.n_layers):
                 blk, row = self._where(layer, slots)
                 rows.append(pool[layer][blk, :, row].transpose(1, 0, 2))
-            out.append(np.stack(rows).astype(np.float32, copy=False))
+            x = np.stack(rows)
+            out.append((x.astype(np.uint32) << 16).view(np.float32) if self.bf16 else x.astype(np.float32, copy=False))
         return out[0], out[1]
 
     def _slot_map(self, lanes: int) -> np.ndarray:
