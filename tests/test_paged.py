@@ -218,3 +218,13 @@ def test_cancel_stops_and_reset_recovers(forms):
     fresh = paged.new_session()
     np.testing.assert_array_equal(got, fresh.forward(LONG, np.arange(len(LONG)))[0])
     s.close(), fresh.close()
+
+
+def test_profile_splits_paged_and_mask_steps(forms):
+    """The step profiler's phases come from a paged session, and from the stateful one a mask run gets."""
+    from triattn.bench.profile import PHASES, profile_run
+    paged, _ = forms
+    for evict in ("hard", "mask"):
+        cfg = EvictionConfig(policy="knorm", evict=evict, budget=40, prune_interval=4)
+        t = profile_run(paged, LONG[:60], cfg, max_new_tokens=12)
+        assert all(len(t[p]) == 11 for p in PHASES + ("step",)) and min(t["infer"]) > 0

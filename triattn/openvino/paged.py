@@ -15,6 +15,7 @@ Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2602.04997) sett
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -156,6 +157,7 @@ class PagedSession:
             return self
         if self._twin is None:
             self._twin = self.model.stateful().new_session()
+        self._twin.timings = self.timings  # a profile of this session profiles what ran for it
         return self._twin
 
     def cancel(self):
@@ -185,6 +187,7 @@ class PagedSession:
         """Run T new tokens after the cached ones (attention_mask is not read: every cached token is
         live). Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or None, new values
         likewise or None), the keys and values read from the pool."""
+        t0 = time.perf_counter()
         ids = np.asarray(input_ids, np.int64).reshape(-1)
         t, past = ids.size, self.pool.n
         self.pool.ensure(past + t)
@@ -194,6 +197,20 @@ class PagedSession:
                   "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, t], np.int32),
                   "block_indices_begins": np.array([0, blocks], np.int32),
                   "max_context_len": np.array(past + t, np.int32)}
+        t1 = time.perf_counter()
+        self._run(inputs, t)
+        t2 = time.perf_counter()
+        self.pool.appended(t)
+        logits = self.request.get_tensor("logits").data
+        logits = logits.reshape(-1, logits.shape[-1])[-1].copy()
+        k, v = self.pool.read(past, t) if keys or values else (None, None)
+        if self.timings is not None:
+            for phase, dt in (("inputs", t1 - t0), ("infer", t2 - t1), ("outputs", time.perf_counter() - t2)):
+                self.timings[phase].append(dt)
+        return logits, k, (v if values else None)
+
+    def _run(self, inputs: dict, t: int):
+        """One forward, stoppable by cancel() from another thread (wait() then raises)."""
         try:
             if self._cancelled.is_set():
                 raise RuntimeError("canceled")
@@ -206,11 +223,6 @@ class PagedSession:
             if self._cancelled.is_set():
                 raise Cancelled("stopped") from None
             raise runtime_failure(f"OpenVINO could not run the model on {t} tokens", e) from None
-        self.pool.appended(t)
-        logits = self.request.get_tensor("logits").data
-        logits = logits.reshape(-1, logits.shape[-1])
-        k, v = self.pool.read(past, t) if keys or values else (None, None)
-        return logits[-1].copy(), k, (v if values else None)
 
     def scores(self) -> list:
         """Per layer, the attention the last forward's last query paid each table slot."""
