@@ -11,8 +11,9 @@ Eviction (`compact`) keeps the slots a run's TokenStore keeps, in the store's or
 - full-attention layers: keys are stored after RoPE, so the slot a token sits in does not matter.
   Kept tokens beyond the new length move into the evicted slots below it: O(evicted) rows move,
   not O(kept), and the blocks past the new length leave the table;
-- sliding-window layers: the window is counted in slots, so the kept tokens stay in position order
-  and contiguous (their newest ones are the window); rows move from the first evicted slot on.
+- sliding-window layers: the window is counted in slots, so their newest `window` kept tokens go
+  to the last slots in position order (a query sees exactly them); the older ones, which no query
+  sees, fill freed slots as above. O(evicted + window) rows move.
 
 Growth: the pool grows in whole blocks as a run needs them, to at least the tokens `reserve`d (a
 pruned run reserves budget + interval, so it never grows past that plus one block); a cut gives back
@@ -139,7 +140,7 @@ class BlockPool:
         for layer in range(self.n_layers):
             for lane in range(keep.shape[1]):
                 kept = slots[layer, lane][keep[layer, lane]]
-                move = self._moves_window(kept) if self.windows[layer] else self._moves_fill(kept, k)
+                move = self._moves(kept, k, self.windows[layer])
                 new[layer, lane] = self._move(layer, lane if keep.shape[1] > 1 else None, kept, *move)
             self._truncate(layer, blocks_for(k))
         self.n, self.slots = k, new
@@ -147,20 +148,19 @@ class BlockPool:
             self._resize(max(self.reserved, blocks_for(k)))
 
     @staticmethod
-    def _moves_window(kept):
-        """Sliding-window layer: kept tokens to slots 0..k-1 in order; (from, to) of rows that move."""
-        dest = np.arange(kept.size, dtype=np.int32)
+    def _moves(kept, k: int, tail: int):
+        """Where the kept tokens go (their table slots `kept`, in position order): the last `tail`
+        in order to slots k-tail..k-1, the others into the free slots below that, those already
+        there staying put. Returns (from, to) of the rows that move, and every token's new slot."""
+        w = min(tail, k)
+        head = kept[:k - w]
+        stay = head < k - w
+        dest = np.empty(k, np.int32)
+        dest[k - w:] = np.arange(k - w, k, dtype=np.int32)
+        dest[:k - w] = head
+        dest[:k - w][~stay] = np.setdiff1d(np.arange(k - w, dtype=np.int32), head[stay], assume_unique=True)
         moving = kept != dest
         return kept[moving], dest[moving], dest
-
-    @staticmethod
-    def _moves_fill(kept, k):
-        """Full-attention layer: kept tokens at slots >= k fill the freed slots below k."""
-        movers = kept >= k
-        holes = np.setdiff1d(np.arange(k, dtype=np.int32), kept[~movers], assume_unique=True)
-        dest = kept.copy()
-        dest[movers] = holes
-        return kept[movers], holes, dest
 
     def _move(self, layer, head, kept, src, dst, dest):
         if src.size:
