@@ -137,11 +137,13 @@ class BlockPool:
         assert (counts == k).all(), "every layer and head must keep the same number of tokens"
         slots = self._slot_map(keep.shape[1])
         new = np.empty(slots.shape[:2] + (k,), np.int32)
+        lanes = keep.shape[1]
         for layer in range(self.n_layers):
-            for lane in range(keep.shape[1]):
-                kept = slots[layer, lane][keep[layer, lane]]
-                move = self._moves(kept, k, self.windows[layer])
-                new[layer, lane] = self._move(layer, lane if keep.shape[1] > 1 else None, kept, *move)
+            moves = []  # (from, to, lane) of every lane, moved at once
+            for lane in range(lanes):
+                src, dst, new[layer, lane] = self._moves(slots[layer, lane][keep[layer, lane]], k, self.windows[layer])
+                moves.append((src, dst, np.full(src.size, lane)))
+            self._move(layer, *(np.concatenate(m) for m in zip(*moves)), per_head=lanes > 1)
             self._truncate(layer, blocks_for(k))
         self.n, self.slots = k, new
         if self.capacity > max(self.reserved, blocks_for(k)):
@@ -162,16 +164,17 @@ class BlockPool:
         moving = kept != dest
         return kept[moving], dest[moving], dest
 
-    def _move(self, layer, head, kept, src, dst, dest):
-        if src.size:
-            sb, sr = self._where(layer, src)
-            db, dr = self._where(layer, dst)
-            for arr in (self.keys[layer], self.values[layer]):
-                if head is None:
-                    arr[db, :, dr] = arr[sb, :, sr]
-                else:
-                    arr[db, head, dr] = arr[sb, head, sr]
-        return dest
+    def _move(self, layer: int, src, dst, head, per_head: bool):
+        """Copy rows of table slots `src` to `dst` (of KV head `head` each, or of all heads)."""
+        if not src.size:
+            return
+        sb, sr = self._where(layer, src)
+        db, dr = self._where(layer, dst)
+        for arr in (self.keys[layer], self.values[layer]):
+            if per_head:
+                arr[db, head, dr] = arr[sb, head, sr]
+            else:
+                arr[db, :, dr] = arr[sb, :, sr]
 
     def _truncate(self, layer: int, blocks: int):
         table = self.tables[layer]
