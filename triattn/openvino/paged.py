@@ -136,6 +136,7 @@ class PagedSession:
         self._cancelled = threading.Event()
         self.timings = None
         self._twin = None
+        self._bound = None  # the pool's table version the request holds
 
     def reset(self):
         self._cancelled.clear()
@@ -170,7 +171,8 @@ class PagedSession:
     def cache_len(self) -> int:
         return self.pool.n
 
-    def _bind(self, blocks: int):
+    def _bind(self):
+        """Point the request at the pool's arrays and tables, where they changed since last time."""
         pool, r, ov = self.pool, self.request, self._ov
         if pool.replaced:
             for layer in range(pool.n_layers):
@@ -179,8 +181,10 @@ class PagedSession:
                          else ov.Tensor(arr, shared_memory=True))
                     r.set_tensor(f"{name}.{layer}", t)
             pool.replaced = False
-        for layer in range(pool.n_layers):
-            r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer][:blocks])))
+        if pool.version != self._bound:  # tables change per block or cut, not per token
+            for layer in range(pool.n_layers):
+                r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer])))
+            self._bound = pool.version
 
     def forward(self, input_ids, position_ids, attention_mask=None, values: bool = False, keys: bool = True,
                 copy: bool = True):
@@ -191,8 +195,8 @@ class PagedSession:
         ids = np.asarray(input_ids, np.int64).reshape(-1)
         t, past = ids.size, self.pool.n
         self.pool.ensure(past + t)
-        blocks = -(-(past + t) // BLOCK)
-        self._bind(blocks)
+        blocks = len(self.pool.tables[0])  # = blocks_for(past + t): tables cover exactly the context
+        self._bind()
         inputs = {"input_ids": ids, "position_ids": np.asarray(position_ids, np.int64).reshape(-1),
                   "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, t], np.int32),
                   "block_indices_begins": np.array([0, blocks], np.int32),

@@ -46,6 +46,7 @@ class BlockPool:
         self.slots = None  # [layers, lanes, n]: table slot of each cached token; None = token i in slot i
         self.reserved = 0  # blocks the pool keeps once grown
         self.replaced = True  # the arrays were reallocated since last bound
+        self.version = 0  # bumped whenever a block table changes (the request's copies are then stale)
 
     @property
     def capacity(self) -> int:
@@ -59,6 +60,7 @@ class BlockPool:
     def clear(self):
         """Empty the cache (the arrays stay, to be reused)."""
         self.tables = [np.zeros(0, np.int32) for _ in range(self.n_layers)]
+        self.version += 1
         self.free = [list(range(self.capacity)) for _ in range(self.n_layers)]
         self.n, self.slots = 0, None
 
@@ -76,6 +78,7 @@ class BlockPool:
         for layer in range(self.n_layers):
             taken, self.free[layer] = self.free[layer][:need - have], self.free[layer][need - have:]
             self.tables[layer] = np.concatenate([self.tables[layer], np.array(taken, np.int32)])
+        self.version += 1
 
     def _resize(self, blocks: int):
         """Reallocate every layer's arrays to `blocks` blocks, moving used blocks below it first."""
@@ -96,6 +99,7 @@ class BlockPool:
                 getattr(self, name)[layer] = new
             self.free[layer] = [b for b in range(blocks) if b not in used]
         self.replaced = True
+        self.version += 1
 
     def _where(self, layer: int, slots: np.ndarray):
         return self.tables[layer][slots // BLOCK], slots % BLOCK
@@ -180,6 +184,7 @@ class BlockPool:
         table = self.tables[layer]
         self.free[layer] = self.free[layer] + table[blocks:].tolist()
         self.tables[layer] = table[:blocks].copy()
+        self.version += 1
 
     def zero(self, evicted: np.ndarray):
         """Set keys and values of the `evicted` tokens [layers, lanes, n] to zero (they stay cached)."""
