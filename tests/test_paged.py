@@ -230,3 +230,23 @@ def test_profile_splits_paged_and_mask_steps(forms):
         cfg = EvictionConfig(policy="knorm", evict=evict, budget=40, prune_interval=4)
         t = profile_run(paged, LONG[:60], cfg, max_new_tokens=12)
         assert all(len(t[p]) == 11 for p in PHASES + ("step",)) and min(t["infer"]) > 0
+
+
+def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_path, monkeypatch):
+    import shutil
+    from triattn.errors import ModelError
+    from triattn.openvino import paged
+    from triattn.openvino.model import PAGED_REFUSAL, LoadedModel
+    from triattn.core.runner import runner_for
+
+    def refuse(model, info, cache_type):
+        raise ModelError(f"{PAGED_REFUSAL}: no PagedAttention for this graph")
+    monkeypatch.setattr(paged, "_transform", refuse)
+    model_dir = tmp_path / "m"
+    shutil.copytree(llama_dir, model_dir, ignore=shutil.ignore_patterns("pytorch"))
+    model = load_model(model_dir, "CPU", "f32", form="paged")
+    assert isinstance(model, LoadedModel) and model.form == "stateful"
+    assert model.form_note.startswith(PAGED_REFUSAL) and model.form_note.endswith("running the stateful form instead")
+    ev = EvictionConfig(policy="knorm", evict="mask", budget=64, prune_interval=8)
+    assert runner_for(load_model(llama_dir, "CPU", "f32", form="paged"), ev).describe({}).startswith("mask runs on")
+    assert _tokens(model, LONG, BASE) == _tokens(load_model(llama_dir, "CPU", "f32", form="stateful"), LONG, BASE)

@@ -59,8 +59,9 @@ class LoadedModel:
     form_note = None  # why the paged form was asked for and this one runs, in one line
 
     def form_line(self, needs_attention_mask: bool) -> str | None:
-        """One line on the cache form a run of a mechanism gets, when it is not the one asked for."""
-        return self.form_note
+        """One line on the cache form a run of a mechanism gets, when not the model's (form_note is
+        said once, where the model is loaded)."""
+        return None
 
     def __init__(self, model_dir, device="CPU", precision=AUTO, queries=False):
         import openvino as ov
