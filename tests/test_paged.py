@@ -237,7 +237,6 @@ def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_
     from triattn.errors import ModelError
     from triattn.openvino import paged
     from triattn.openvino.model import PAGED_REFUSAL, LoadedModel
-    from triattn.core.runner import runner_for
 
     def refuse(model, info, cache_type):
         raise ModelError(f"{PAGED_REFUSAL}: no PagedAttention for this graph")
@@ -247,6 +246,13 @@ def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_
     model = load_model(model_dir, "CPU", "f32", form="paged")
     assert isinstance(model, LoadedModel) and model.form == "stateful"
     assert model.form_note.startswith(PAGED_REFUSAL) and model.form_note.endswith("running the stateful form instead")
-    ev = EvictionConfig(policy="knorm", evict="mask", budget=64, prune_interval=8)
-    assert runner_for(load_model(llama_dir, "CPU", "f32", form="paged"), ev).describe({}).startswith("mask runs on")
     assert _tokens(model, LONG, BASE) == _tokens(load_model(llama_dir, "CPU", "f32", form="stateful"), LONG, BASE)
+
+
+def test_a_mask_run_on_the_paged_form_says_it_runs_stateful(forms):
+    from triattn.core.runner import runner_for
+    paged, stateful = forms
+    mask = EvictionConfig(policy="knorm", evict="mask", budget=64, prune_interval=8)
+    assert runner_for(paged, mask).describe({}) == "mask runs on the stateful form: the paged form has no attention mask"
+    assert runner_for(paged, EvictionConfig(policy="knorm", evict="hard", budget=64)).describe({}) is None
+    assert _tokens(paged, LONG, mask, 40) == _tokens(stateful, LONG, mask, 40)
