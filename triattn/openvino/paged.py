@@ -167,6 +167,9 @@ class PagedSession:
         request = self.request
         if request is not None:
             request.cancel()
+        twin_cancel = getattr(self._twin, "cancel", None)  # a mask run is on the stateful twin
+        if twin_cancel is not None:
+            twin_cancel()
 
     def cache_len(self) -> int:
         return self.pool.n
