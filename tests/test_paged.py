@@ -236,7 +236,8 @@ def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_
     import shutil
     from triattn.errors import ModelError
     from triattn.openvino import paged
-    from triattn.openvino.model import PAGED_REFUSAL, LoadedModel
+    from triattn.openvino.model import LoadedModel
+    from triattn.openvino.paged import PAGED_REFUSAL
 
     def refuse(model, info, cache_type):
         raise ModelError(f"{PAGED_REFUSAL}: no PagedAttention for this graph")

@@ -93,7 +93,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
     check_request(info, prompt.size, eviction, limit)
     policy, mech, recency = _plan(info, eviction)
-    session = session.serving(mech.needs_attention_mask)  # mask: the stateful form (paged has no mask)
+    if mech.needs_attention_mask:  # the paged form has no attention mask: its session hands over a stateful one
+        session = session.with_attention_mask()
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)

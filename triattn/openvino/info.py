@@ -1,5 +1,5 @@
-"""What a model folder is: its config read as a ModelInfo, and its IR read with a clear error for
-every way the files can be wrong (missing, partial, corrupt, not an LLM export)."""
+"""What a model folder is (its config read as a ModelInfo, its IR read with a clear error for every
+way the files can be wrong: missing, partial, corrupt, not an LLM export), and which device runs it."""
 from __future__ import annotations
 
 import json
@@ -99,3 +99,26 @@ def _eos_ids(d: Path, cfg: dict) -> list[int]:
         e = c.get("eos_token_id") if isinstance(c, dict) else None
         ids += e if isinstance(e, list) else ([e] if e is not None else [])
     return sorted({int(i) for i in ids if isinstance(i, int)})
+
+
+def available_devices() -> list[str]:
+    import openvino as ov
+    return list(ov.Core().available_devices)
+
+
+FALLBACK_FAMILIES = ("GPU", "NPU")
+
+
+def resolve_device(requested: str) -> str:
+    """The device name to compile for; a ModelError naming the devices there are if it is absent.
+
+    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device;
+    GPU or NPU absent here fall back to CPU (callers say so), as the model card did.
+    """
+    req = (requested or "CPU").strip().upper()
+    devices = available_devices()
+    if req == "AUTO" or req in devices or any(d.startswith(req + ".") for d in devices):
+        return req
+    if req.split(".")[0] in FALLBACK_FAMILIES:  # the model card's auto fallback: a real device this machine lacks
+        return "CPU"
+    raise ModelError(f"device {req!r} is not available here; choose one of: {', '.join(devices + ['AUTO'])}")

@@ -18,37 +18,14 @@ import numpy as np
 
 from ..errors import ModelError, reason, runtime_failure
 from ..lru import Bounded
-from .info import REQUIRED_FILES, ModelInfo, check_ir_file, read_info, read_ir  # noqa: F401  (model's API)
+from .info import (FALLBACK_FAMILIES, REQUIRED_FILES, ModelInfo, available_devices,  # noqa: F401  (model's API)
+                   check_ir_file, read_info, read_ir, resolve_device)
 from .instrument import KEY_STATE, VALUE_STATE, instrument
-from .settings import AUTO, model_precision
+from .settings import AUTO, PRECISIONS, model_precision
 
 __all__ = ["ModelError", "ModelInfo", "LoadedModel", "Session", "read_info", "load_model", "resolve_device"]
 
 
-def available_devices() -> list[str]:
-    import openvino as ov
-    return list(ov.Core().available_devices)
-
-
-FALLBACK_FAMILIES = ("GPU", "NPU")
-
-
-def resolve_device(requested: str) -> str:
-    """The device name to compile for; a ModelError naming the devices there are if it is absent.
-
-    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device;
-    GPU or NPU absent here fall back to CPU (callers say so), as the model card did.
-    """
-    req = (requested or "CPU").strip().upper()
-    devices = available_devices()
-    if req == "AUTO" or req in devices or any(d.startswith(req + ".") for d in devices):
-        return req
-    if req.split(".")[0] in FALLBACK_FAMILIES:  # the model card's auto fallback: a real device this machine lacks
-        return "CPU"
-    raise ModelError(f"device {req!r} is not available here; choose one of: {', '.join(devices + ['AUTO'])}")
-
-
-PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
 MAX_MODELS = 2  # compiled models held at once (the page offers several; each holds its weights)
 _models = Bounded(MAX_MODELS)
 
@@ -144,9 +121,10 @@ def load_model(model_dir, device="CPU", precision=AUTO, queries=False, form="sta
 
 def _compile(model_dir, device, precision, queries, form):
     if form == "paged":
-        from .paged import PagedModel
+        from .paged import PAGED_REFUSAL, PagedModel
         try:
-            return PagedModel(model_dir, device, precision)
+            return PagedModel(model_dir, device, precision,
+                              stateful=lambda: load_model(model_dir, device, precision, form="stateful"))
         except ModelError as e:
             if not str(e).startswith(PAGED_REFUSAL):
                 raise
@@ -154,9 +132,6 @@ def _compile(model_dir, device, precision, queries, form):
             model.form_note = f"{e}; running the stateful form instead"
             return model
     return LoadedModel(model_dir, device, precision, queries)
-
-
-PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # paged.py's words for a fallback
 
 
 def unload_models() -> None:
@@ -248,8 +223,8 @@ class Session:
                 a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
                 st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
 
-    def serving(self, needs_attention_mask: bool) -> "Session":
-        """The session that runs a mechanism: this one (the stateful form takes any)."""
+    def with_attention_mask(self) -> "Session":
+        """The session that runs a mechanism needing an attention mask: this one."""
         return self
 
     needs_mirror = True  # states are written from host copies of K and V (reading them is slow)

@@ -21,11 +21,14 @@ import weakref
 import numpy as np
 
 from ..errors import ModelError, reason, runtime_failure
-from .model import PAGED_REFUSAL, PRECISIONS, LoadedModel, load_model, read_info, read_ir, resolve_device
+from .info import read_info, read_ir, resolve_device
 from .pool import BLOCK, BlockPool
-from .settings import AUTO, model_precision
+from .settings import AUTO, PRECISIONS, model_precision
 
 __all__ = ["PagedModel", "PagedSession", "Cancelled"]
+
+
+PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # how model.load_model tells a fallback
 
 
 class Cancelled(RuntimeError):
@@ -40,13 +43,14 @@ POOL_DTYPES = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}
 class PagedModel:
     """A compiled PagedAttention form of a model; share one across threads, one session per run."""
 
-    def __init__(self, model_dir, device="CPU", precision=AUTO):
+    def __init__(self, model_dir, device="CPU", precision=AUTO, stateful=None):
         import openvino as ov
         precision = model_precision(model_dir, precision)
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.info = info = read_info(model_dir)
         self.device, self.precision, self.form = resolve_device(device), precision, "paged"
+        self._stateful = stateful  # () -> the stateful form of this model (model.load_model passes it)
         core = ov.Core()
         model = read_ir(core, model_dir)
         cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
@@ -68,15 +72,21 @@ class PagedModel:
         except RuntimeError as e:
             raise ModelError(f"{PAGED_REFUSAL} on {self.device} (it compiles but cannot run: {reason(e)})") from None
 
-    kv_bytes_per_token = LoadedModel.kv_bytes_per_token
     form_note = None
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        i = self.info
+        return int(2 * i.n_layers * i.kv_heads * i.head_dim * self.kv_precision.bitwidth / 8)
 
     def form_line(self, needs_attention_mask: bool) -> str | None:
         return "mask runs on the stateful form: the paged form has no attention mask" if needs_attention_mask else None
 
-    def stateful(self) -> LoadedModel:
+    def stateful(self):
         """The stateful form of the same model, for what the paged form cannot express (mask)."""
-        return load_model(self.info.model_dir, self.device, self.precision, form="stateful")
+        if self._stateful is None:
+            raise ModelError("this paged model was made without its stateful form (load it with model.load_model)")
+        return self._stateful()
 
     def new_session(self) -> "PagedSession":
         with self._lock:
@@ -151,11 +161,9 @@ class PagedSession:
             self._twin.close()
         self.request, self.pool, self._twin = None, None, None
 
-    def serving(self, needs_attention_mask: bool):
-        """The session that runs a mechanism: this one, or for one that needs an attention mask
-        (the paged form has none) a session of the stateful form, closed with this one."""
-        if not needs_attention_mask:
-            return self
+    def with_attention_mask(self):
+        """The session that runs a mechanism needing an attention mask (the paged form has none):
+        a session of the stateful form, closed with this one."""
         if self._twin is None:
             self._twin = self.model.stateful().new_session()
         self._twin.timings = self.timings  # a profile of this session profiles what ran for it
