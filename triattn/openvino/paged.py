@@ -51,6 +51,8 @@ class PagedModel:
         self.info = info = read_info(model_dir)
         self.device, self.precision, self.form = resolve_device(device), precision, "paged"
         self._stateful = stateful  # () -> the stateful form of this model (model.load_model passes it)
+        if self.device != "CPU":  # other plugins lay out their caches otherwise (GPU: blocks of 16, keys transposed)
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (its cache layout here is the CPU plugin's)")
         core = ov.Core()
         model = read_ir(core, model_dir)
         cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
