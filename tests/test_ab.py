@@ -177,7 +177,8 @@ def test_headline_says_what_changed():
 
 
 def test_headline_says_why_the_cache_held_more_than_the_budget():
-    from triattn.core.runner import GenAIRunner, LoopRunner
+    from triattn.core.runner import LoopRunner
+    from triattn.openvino.runners import GenAIRunner
     loop = LoopRunner(None, EvictionConfig(policy="knorm", budget=64, prune_interval=16))
     text = headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 79)), None, held=loop.held(79, {}))
     assert "(1800 vs 79 tokens: the budget of 64, plus up to 15 new tokens between cuts, one every 16)" in text
@@ -212,7 +213,7 @@ def test_headline_explains_a_larger_genai_cache():
     b = _metrics()
     p = _metrics(prune_events=None)
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
-    from triattn.core.runner import GenAIRunner
+    from triattn.openvino.runners import GenAIRunner
     text = headline(b, p, _figures(kv=(100, 119)), None, GenAIRunner(None, None).why_larger(used))
     assert "19% larger" in text and "because OpenVINO GenAI counts its cache in whole blocks of 32 tokens, partly " \
         "filled ones included" in text

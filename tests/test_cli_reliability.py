@@ -9,7 +9,6 @@ from bad_input import CLI_CASES, fill
 from conftest import BROKEN, SECRET, one_line
 
 from triattn.core import calibration
-from triattn.core import runs
 from triattn.cli import main
 
 
@@ -66,7 +65,7 @@ def test_missing_or_partial_model_directory(capfd, gptoss_dir, tmp_path, remove,
 def test_triattention_on_a_large_uncalibrated_model_names_the_command(capfd, gptoss_dir, tmp_path, monkeypatch):
     model_dir = tmp_path / "model"
     shutil.copytree(gptoss_dir, model_dir, ignore=shutil.ignore_patterns("pytorch", "*.npz"))
-    monkeypatch.setattr(runs, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(calibration, "CACHE", tmp_path / "cache")
     monkeypatch.setattr(calibration, "AUTO_MAX_BYTES", 0)  # every model counts as large
     rc, out, err = _run(capfd, "infer", "--prompt", "hi", "--model-dir", model_dir, "--policy", "triattention")
     assert rc == 2 and f"python -m triattn calibrate --model-dir {model_dir}" in one_line(err)

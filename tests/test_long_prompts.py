@@ -13,7 +13,7 @@ from gradio_client import Client  # noqa: E402
 
 from browser import needs_chromium, open_page, set_field  # noqa: E402
 from triattn.core.inputs import prompt_ids  # noqa: E402
-from triattn.core.runs import default_model_dir  # noqa: E402
+from triattn.openvino.tiny import default_model_dir  # noqa: E402
 from triattn.core.text import load_tokenizer  # noqa: E402
 
 NEW_TOKENS = 24

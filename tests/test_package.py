@@ -62,3 +62,21 @@ def test_no_import_cycles():
         if m not in done:
             visit(m, [m])
     assert cycles == []
+
+
+UPPER = ("triattn.openvino", "triattn.bench", "triattn.web", "triattn.cli")
+
+
+def test_core_imports_nothing_from_the_backend_or_the_benchmarks():
+    """core/ and policies/ work on NumPy: no import of openvino/, bench/, web/, cli/ or OpenVINO
+    itself, not even lazily inside a function; the backend passes in what core needs
+    (runner.register_runner, calibration.use_query_model)."""
+    bad = []
+    for layer in ("core", "policies"):
+        for p in sorted((PACKAGE / layer).rglob("*.py")):
+            module = ".".join(p.relative_to(ROOT).with_suffix("").parts)
+            names = _imports(p, module) | {a.name for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+                                           if isinstance(n, ast.Import) for a in n.names}
+            bad += [f"{module} imports {t}" for t in sorted(names)
+                    if t.startswith(UPPER) or t.split(".")[0] in ("openvino", "openvino_genai")]
+    assert bad == [], bad

@@ -7,10 +7,10 @@ import pytest
 
 gr = pytest.importorskip("gradio")
 
-from triattn.core import calibration, runs  # noqa: E402
+from triattn.core import calibration  # noqa: E402
 from triattn.web.choices import Catalog  # noqa: E402
 from triattn.openvino.model import load_model  # noqa: E402
-from triattn.web.ui import RunControl, compare, request_stop  # noqa: E402
+from triattn.web.ui import FORM, RunControl, compare, request_stop  # noqa: E402
 
 
 def _start(catalog, model_dir, control, policy="knorm", max_new=2000):
@@ -20,7 +20,7 @@ def _start(catalog, model_dir, control, policy="knorm", max_new=2000):
 
 def test_closing_the_event_frees_both_infer_requests(gptoss_dir):
     catalog, control = Catalog([str(gptoss_dir)]), RunControl()
-    model = load_model(gptoss_dir)
+    model = load_model(gptoss_dir, form=FORM)
     gen = _start(catalog, gptoss_dir, control)
     try:
         for _ in range(50):  # a run opens its request at its first step; the two take turns
@@ -35,7 +35,7 @@ def test_closing_the_event_frees_both_infer_requests(gptoss_dir):
 
 def test_stop_ends_the_runs_with_final_results_and_frees_them(gptoss_dir):
     catalog, control = Catalog([str(gptoss_dir)]), RunControl()
-    model = load_model(gptoss_dir)
+    model = load_model(gptoss_dir, form=FORM)
     gen = _start(catalog, gptoss_dir, control)
     first = next(gen)
     request_stop_soon = control.stop.set  # request_stop would wait for the run to end: same thread here
@@ -61,11 +61,11 @@ def test_every_visitor_gets_their_own_control_and_lead_order():
 def test_a_large_model_without_calibration_names_the_command(gptoss_dir, tmp_path, monkeypatch):
     model_dir = tmp_path / "model"
     shutil.copytree(gptoss_dir, model_dir, ignore=shutil.ignore_patterns("pytorch", "*.npz"))
-    monkeypatch.setattr(runs, "CACHE", tmp_path / "cache")  # no calibration stored elsewhere either
+    monkeypatch.setattr(calibration, "CACHE", tmp_path / "cache")  # no calibration stored elsewhere either
     monkeypatch.setattr(calibration, "AUTO_MAX_BYTES", 0)   # every model counts as large
     catalog = Catalog([str(model_dir)])
     with pytest.raises(gr.Error, match=f"python -m triattn calibrate --model-dir {model_dir}"):
         list(_start(catalog, model_dir, RunControl(), policy="triattention", max_new=5))
-    assert load_model(model_dir).live_sessions() == 0
+    assert load_model(model_dir, form=FORM).live_sessions() == 0
     out = list(_start(catalog, model_dir, RunControl(), policy="knorm", max_new=5))  # and the next run works
     assert out[-1][2].startswith("**Done")

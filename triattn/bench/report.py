@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import statistics
 
+from ..core.tables import table  # noqa: F401  (the one Markdown table, used by name across bench)
+
 QUALITY_KEYS = ("agreement", "delta_nll", "ppl_ratio", "forced_top1_agreement")
 
 
@@ -151,18 +153,6 @@ def fmt_bytes(n) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} B"
-
-
-def table(headers: list[str], rows: list[list], left: int = 1) -> str:
-    """A Markdown table; the first `left` columns are left-aligned, the rest right-aligned."""
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-
-    def line(r):
-        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in
-                                 enumerate(zip(r, widths))) + " |"
-    sep = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(headers), sep] + [line(r) for r in cells])
 
 
 def header_line(machine: dict) -> str:

@@ -99,12 +99,12 @@ def genai_run(pipe, ids, max_new_tokens: int) -> dict:
     return {"tokens": clock.tokens, "ttft_s": clock.times[0] - t0, "steps_s": list(np.diff(clock.times))}
 
 
-def our_run(model, ids, max_new_tokens: int, session=None) -> dict:
-    """One greedy generation through our decode loop with the full cache, timed the same way."""
+def our_run(model, ids, max_new_tokens: int, session=None, eviction=BASELINE) -> dict:
+    """One greedy generation through our decode loop (the full cache unless `eviction` says), timed the same way."""
     session = session or model.new_session()
     t0 = time.perf_counter()
     times, tokens = [], []
-    for r in generate(session, ids, BASELINE, SamplingConfig(), max_new_tokens):
+    for r in generate(session, ids, eviction, SamplingConfig(), max_new_tokens):
         times.append(time.perf_counter())
         tokens.append(r.token)
     return {"tokens": tokens, "ttft_s": times[0] - t0, "steps_s": list(np.diff(times))}

@@ -21,7 +21,7 @@ def add_parser(sub):
 
 def run(args):
     from ..core.calibration import calibrate
-    from ..core.runs import default_model_dir
+    from ..openvino.tiny import default_model_dir
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
     cal, path = calibrate(model_dir, args.text, args.max_tokens, args.output, args.device, args.precision)

@@ -26,6 +26,10 @@ def add_model_args(p):
     p.add_argument("--precision", default="auto", choices=["auto", "default", "f32"],
                    help="auto (default): the model's own choice (triattn.json in its folder), else the "
                         "device's; default: the device's own (bf16/f16 on CPU); f32: exact reference")
+    p.add_argument("--form", default="paged", choices=["paged", "stateful"],
+                   help="KV cache form: paged (default): OpenVINO's PagedAttention form, the cache in blocks we own "
+                        "(falls back to stateful, saying so, where the model does not take it; mask always runs "
+                        "stateful); stateful: the export's own hidden-state cache")
 
 
 def add_eviction_args(p, multi: bool = False):
@@ -128,11 +132,13 @@ def sampling_from(args) -> SamplingConfig:
 def open_model(args):
     """(model, tokenizer) for --model-dir/--device/--precision, with notices on stderr."""
     from ..openvino.model import load_model
-    from ..core.runs import default_model_dir
+    from ..openvino.tiny import default_model_dir
     from ..core.text import load_tokenizer
     note = lambda m: print(m, file=sys.stderr)  # noqa: E731
     model_dir = args.model_dir or default_model_dir(note)
-    model = load_model(model_dir, args.device, args.precision)
+    model = load_model(model_dir, args.device, args.precision, form=getattr(args, "form", "paged"))
+    if model.form_note:
+        note(model.form_note)
     asked = (args.device or "CPU").strip().upper()
     if model.device != asked:  # the card's automatic fallback, said once on stderr
         note(f"device {asked} is not available here; using {model.device}")

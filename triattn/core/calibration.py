@@ -163,18 +163,28 @@ def collect(session, ids: np.ndarray, segment: int = DEFAULT_SEGMENT, progress: 
     return stats
 
 
+_query_model = None  # (model_dir, device, precision) -> a model whose sessions give queries(); the backend's
+
+
+def use_query_model(factory) -> None:
+    """Pass in how to load a model that outputs its queries (the backend does, triattn.openvino)."""
+    global _query_model
+    _query_model = factory
+
+
 def calibrate(model_dir, text=None, max_tokens: int = DEFAULT_MAX_TOKENS, output=None, device: str = "CPU",
               precision: str = "auto", segment: int = DEFAULT_SEGMENT,
               progress: bool = True) -> tuple[Calibration, Path]:
     """Measure the query statistics of the model in `model_dir` and save them; returns (stats, path)."""
-    from ..openvino.model import LoadedModel
     from .text import load_tokenizer
     if max_tokens < 1 or segment < 1:
         raise ValueError("max_tokens and segment must be at least 1")
     text = Path(text or DEFAULT_TEXT)
     if not text.is_file():
         raise FileNotFoundError(f"text file not found: {text}")
-    model = LoadedModel(model_dir, device, precision, queries=True)  # not cached: used once
+    if _query_model is None:
+        raise RuntimeError("no backend has passed in a model loader (import triattn.openvino)")
+    model = _query_model(model_dir, device, precision)
     ids = text_tokens(load_tokenizer(model_dir), text, min(max_tokens, model.info.max_context))
     stats = collect(model.new_session(), ids, min(segment, model.info.max_context), progress)
     fp = fingerprint(model_dir)

@@ -93,11 +93,13 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     limit = len(force) if force is not None else check_max_new_tokens(max_new_tokens)
     check_request(info, prompt.size, eviction, limit)
     policy, mech, recency = _plan(info, eviction)
+    if mech.needs_attention_mask:  # the paged form has no attention mask: its session hands over a stateful one
+        session = session.with_attention_mask()
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)
     sampler = Sampler(sampling)
-    mirror = policy.prunes and mech.writes_cache  # K and V on the host, to rewrite the cache from
+    mirror = policy.prunes and mech.writes_cache and session.needs_mirror  # K and V on the host, to rewrite from
     want_keys = policy.prunes and policy.needs_keys
     store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, want_keys, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
@@ -112,6 +114,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         return None
 
     session.reset()
+    session.reserve(ceiling + 1 if policy.prunes else prompt.size + limit)
     t0 = time.perf_counter()
     chunk = eviction.prefill_chunk if not policy.prunes or prompt.size + 1 > ceiling else 0
     logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut,

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord, generate
+from .mechanisms import get_mechanism
 from ..policies import get_policy
 
 
@@ -59,7 +60,8 @@ class LoopRunner:
         return self.model.kv_bytes_per_token
 
     def describe(self, used: dict) -> str | None:
-        return None
+        line = getattr(self.model, "form_line", None)  # which cache form runs it, when not the one asked for
+        return line(get_mechanism(self.eviction.evict).needs_attention_mask) if line else None
 
     def label(self, eviction: EvictionConfig, used: dict) -> str:
         return f"{eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens"
@@ -76,58 +78,27 @@ class LoopRunner:
                 f"one every {e.prune_interval}")
 
 
-@dataclass
-class GenAIRunner:
-    """OpenVINO GenAI's ContinuousBatchingPipeline with its own cache eviction (genai.py)."""
-    model: object
-    eviction: EvictionConfig
-    calibration: object = field(default=None, repr=False)  # unused: GenAI scores with its own statistics
-    session: object = field(default=None, repr=False)
-    teacher_forcing = False
-    reports_prunes = False
-
-    def cancel(self) -> None:
-        """Nothing to do: a GenAI step cannot be interrupted; a Stop ends the run after its step."""
-
-    def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
-        from ..openvino import genai
-        return genai.generate(self.model, prompt_ids, self.eviction, sampling, max_new_tokens, used=used, **kw)
-
-    def kv_bytes_per_token(self, used: dict) -> int:
-        return used.get("kv_bytes_per_token", self.model.kv_bytes_per_token)  # its own cache's precision
-
-    def describe(self, used: dict) -> str | None:
-        from ..openvino import genai
-        return genai.describe(used) if used else None
-
-    def label(self, eviction: EvictionConfig, used: dict) -> str:
-        if not used:
-            return f"{eviction.policy}, budget {eviction.budget} tokens, rounded to whole blocks when it starts"
-        return (f"{eviction.policy}, budget {eviction.budget} tokens, used as whole blocks of {used['block_size']}: "
-                f"cache {used['max_cache_size']}, start {used['start_size']}, recent {used['recent_size']} tokens")
-
-    def why_larger(self, used: dict) -> str:
-        if not used:
-            return ""
-        return (f"OpenVINO GenAI counts its cache in whole blocks of {used['block_size']} tokens, partly filled "
-                f"ones included")
-
-    def held(self, tokens: int, used: dict) -> str:
-        """Why its cache held `tokens`, more than the budget: whole blocks, and one more being filled."""
-        if not used or tokens <= used["requested"]["budget"]:
-            return ""
-        return (f"whole blocks of {used['block_size']}: the budget of {used['requested']['budget']} as a cache of "
-                f"{used['max_cache_size']}, plus the block being filled")
+RUNNERS = {"loop": LoopRunner}  # other runtimes register themselves (the backend's runners: triattn.openvino)
 
 
-RUNNERS = {"loop": LoopRunner, "genai": GenAIRunner}
+def register_runner(runtime: str, runner) -> None:
+    """Make `runner` run the policies whose `runtime` is `runtime`: a backend passes it in, so this
+    package imports nothing from the backend."""
+    RUNNERS[runtime] = runner
+
+
+def _runner(eviction: EvictionConfig):
+    runtime = get_policy(eviction.policy).runtime
+    if runtime not in RUNNERS:
+        raise ValueError(f"policy {eviction.policy!r} runs in the {runtime!r} runtime, which no loaded backend offers")
+    return RUNNERS[runtime]
 
 
 def runner_for(model, eviction: EvictionConfig, calibration=None, session=None):
     """The runner for `eviction`'s policy: the one place that tells our loop from another runtime."""
-    return RUNNERS[get_policy(eviction.policy).runtime](model, eviction, calibration, session)
+    return _runner(eviction)(model, eviction, calibration, session)
 
 
 def can_force(eviction: EvictionConfig) -> bool:
     """Whether runs of `eviction` can be teacher-forced (fed given tokens)."""
-    return RUNNERS[get_policy(eviction.policy).runtime].teacher_forcing
+    return _runner(eviction).teacher_forcing

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 from .config import EvictionConfig, SamplingConfig
 from .engine import StepRecord
 from .metrics import RunMetrics, rss_mb, summarize
-from ..paths import ASSETS, CACHE
+from ..paths import ASSETS
 from .runner import runner_for
 from .text import StreamDecoder
 
@@ -115,18 +115,3 @@ def bundled_models() -> list[Path]:
     """The models shipped in assets/, default first: SmolLM2-135M-Instruct (writes English), then
     the gpt-oss-family demo model (writes Python)."""
     return [d for d in (ENGLISH_MODEL, DEMO_MODEL) if (d / "openvino_model.xml").is_file()]
-
-
-def default_model_dir(notify: Callable[[str], None] = print) -> Path:
-    """The first bundled model, or (in a checkout without one) a random-weight tiny model built
-    once into the cache."""
-    bundled = bundled_models()
-    if bundled:
-        return bundled[0]
-    target = CACHE / "tiny-gpt-oss"
-    if not (target / "openvino_model.xml").is_file():
-        notify(f"building a tiny random-weight gpt-oss model in {target} (once; about 15 s)")
-        from ..openvino.tiny import make_tiny_model
-        make_tiny_model(target, "gpt-oss", "tiny", seed=0)
-    notify("note: the default model has RANDOM weights; its text is noise. Load a real model with --model-dir.")
-    return target

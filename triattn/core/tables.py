@@ -118,7 +118,6 @@ def metrics_table(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures
 def markdown(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, pruned_label: str,
              pair_columns: dict | None = None, peak_mb: float | None = None) -> str:
     """The same table for a terminal: Markdown, pair columns as lines below it."""
-    from ..bench.report import table
     out = table(["Run", *RUN_HEADERS], rows(baseline, pruned, figures, pruned_label))
     lines = [f"{k}: {v}" for k, v in (pair_columns or {}).items() if v]
     if peak_mb is not None:
@@ -133,3 +132,15 @@ def describe_divergence(div: Divergence | None, tokenizer, finished: bool = Fals
     def show(t):
         return "(end)" if t is None else repr(tokenizer.decode([t], skip_special_tokens=False))
     return f"token #{div.index + 1}: {show(div.baseline)} vs {show(div.pruned)}"
+
+
+def table(headers: list[str], rows: list[list], left: int = 1) -> str:
+    """A Markdown table; the first `left` columns are left-aligned, the rest right-aligned."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(r):
+        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in
+                                 enumerate(zip(r, widths))) + " |"
+    sep = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in cells])

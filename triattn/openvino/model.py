@@ -1,4 +1,5 @@
-"""The one module that talks to OpenVINO: check, load, compile and run a stateful LLM export.
+"""Load, compile and run a stateful LLM export; `load_model` chooses the cache form (this one, or
+the paged form of paged.py).
 
 The graph gets extra outputs first (instrument.py): every layer's new keys and values. Policies
 score tokens from keys kept on the host, and compaction writes the cache from host copies: the
@@ -8,133 +9,36 @@ partial, corrupt, not an LLM export, absent device) is a ModelError with one lin
 """
 from __future__ import annotations
 
-import json
 import time
 import threading
 import weakref
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import Cancelled, ModelError, reason, runtime_failure
 from ..lru import Bounded
+from .info import (FALLBACK_FAMILIES, REQUIRED_FILES, ModelInfo, available_devices,  # noqa: F401  (model's API)
+                   check_ir_file, read_info, read_ir, resolve_device)
 from .instrument import KEY_STATE, VALUE_STATE, instrument
-from .settings import AUTO, model_precision
+from .settings import AUTO, PRECISIONS, model_precision
 
-REQUIRED_FILES = ("openvino_model.xml", "openvino_model.bin", "config.json")
 __all__ = ["ModelError", "ModelInfo", "LoadedModel", "Session", "read_info", "load_model", "resolve_device"]
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    model_dir: str
-    model_type: str
-    n_layers: int
-    kv_heads: int
-    q_heads: int
-    head_dim: int
-    vocab_size: int
-    max_context: int
-    sliding_windows: tuple  # per layer: window size in tokens, or 0 for full attention
-    eos_token_ids: tuple
-    config: dict = field(repr=False, default_factory=dict)
-
-
-def read_info(model_dir: str | Path) -> ModelInfo:
-    d = Path(model_dir)
-    if not d.is_dir():
-        raise ModelError(f"model directory not found: {d}")
-    missing = [f for f in REQUIRED_FILES if not (d / f).is_file()]
-    if missing:
-        raise ModelError(f"{d} is not an OpenVINO LLM export (missing {', '.join(missing)}); "
-                         f"export one with `python -m triattn export`")
-    try:
-        cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:  # ValueError: bad JSON or bad UTF-8
-        raise ModelError(f"cannot read {d / 'config.json'}: {reason(e)}") from None
-    text_cfg = cfg.get("text_config", cfg) if isinstance(cfg, dict) else None
-    if not isinstance(text_cfg, dict):
-        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM (not a JSON object)")
-    try:
-        n_layers = int(text_cfg["num_hidden_layers"])
-        q_heads = int(text_cfg["num_attention_heads"])
-        kv_heads = int(text_cfg.get("num_key_value_heads") or q_heads)
-        head_dim = int(text_cfg.get("head_dim") or text_cfg["hidden_size"] // q_heads)
-        max_context = int(text_cfg.get("max_position_embeddings", 4096))
-        window = int(text_cfg.get("sliding_window") or 0)
-        vocab = int(text_cfg.get("vocab_size", 0))
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as e:
-        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM ({type(e).__name__}: {e})") from None
-    if min(n_layers, q_heads, kv_heads, head_dim) < 1 or max_context < 2:
-        raise ModelError(f"{d / 'config.json'} does not describe a decoder LLM (layers, heads, head size and "
-                         f"context must be positive)")
-    layer_types = text_cfg.get("layer_types") or []
-    if layer_types:
-        windows = tuple(window if t == "sliding_attention" else 0 for t in layer_types)
-    elif window and text_cfg.get("use_sliding_window", cfg.get("model_type") == "mistral"):
-        windows = (window,) * n_layers
-    else:
-        windows = (0,) * n_layers
-    return ModelInfo(str(d), str(cfg.get("model_type", "?")), n_layers, kv_heads, q_heads, head_dim, vocab,
-                     max_context, windows, tuple(_eos_ids(d, cfg)), text_cfg)
-
-
-def check_ir_file(xml: Path) -> None:
-    """Refuse a file that is not OpenVINO IR XML before OpenVINO reads it: given anything else,
-    OpenVINO tries its other frontends, which print parser noise to stderr."""
-    try:
-        with open(xml, "rb") as f:
-            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    except OSError as e:
-        raise ModelError(f"cannot read {xml}: {reason(e)}") from None
-    if not head.startswith((b"<?xml", b"<net")) or b"<net" not in head:
-        raise ModelError(f"{xml} is not an OpenVINO IR file (it does not start with an XML <net> element); "
-                         f"the export is corrupt: export it again")
-
-
-def _eos_ids(d: Path, cfg: dict) -> list[int]:
-    ids = []
-    for src in (d / "generation_config.json", None):
-        try:
-            c = json.loads(src.read_text(encoding="utf-8")) if src else cfg
-        except (OSError, ValueError):
-            continue
-        e = c.get("eos_token_id") if isinstance(c, dict) else None
-        ids += e if isinstance(e, list) else ([e] if e is not None else [])
-    return sorted({int(i) for i in ids if isinstance(i, int)})
-
-
-def available_devices() -> list[str]:
-    import openvino as ov
-    return list(ov.Core().available_devices)
-
-
-FALLBACK_FAMILIES = ("GPU", "NPU")
-
-
-def resolve_device(requested: str) -> str:
-    """The device name to compile for; a ModelError naming the devices there are if it is absent.
-
-    Only names this machine reports (or AUTO) pass, so no other text reaches OpenVINO as a device;
-    GPU or NPU absent here fall back to CPU (callers say so), as the model card did.
-    """
-    req = (requested or "CPU").strip().upper()
-    devices = available_devices()
-    if req == "AUTO" or req in devices or any(d.startswith(req + ".") for d in devices):
-        return req
-    if req.split(".")[0] in FALLBACK_FAMILIES:  # the model card's auto fallback: a real device this machine lacks
-        return "CPU"
-    raise ModelError(f"device {req!r} is not available here; choose one of: {', '.join(devices + ['AUTO'])}")
-
-
-PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
 MAX_MODELS = 2  # compiled models held at once (the page offers several; each holds its weights)
 _models = Bounded(MAX_MODELS)
 
 
 class LoadedModel:
     """A compiled, instrumented model; share one across threads, one Session per run."""
+    form = "stateful"
+    form_note = None  # why the paged form was asked for and this one runs, in one line
+
+    def form_line(self, needs_attention_mask: bool) -> str | None:
+        """One line on the cache form a run of a mechanism gets, when not the model's (form_note is
+        said once, where the model is loaded)."""
+        return None
 
     def __init__(self, model_dir, device="CPU", precision=AUTO, queries=False):
         import openvino as ov
@@ -144,14 +48,8 @@ class LoadedModel:
         self.info = read_info(model_dir)
         self.device = resolve_device(device)
         self.precision = precision
-        xml = Path(model_dir) / "openvino_model.xml"
-        check_ir_file(xml)
         core = ov.Core()
-        try:
-            model = core.read_model(xml)
-        except RuntimeError as e:
-            raise ModelError(f"cannot read the OpenVINO model in {model_dir} (corrupt, or the .xml and .bin "
-                             f"are from different exports): {reason(e)}") from None
+        model = read_ir(core, model_dir)
         names = {i.get_any_name() for i in model.inputs}
         outputs = {n for o in model.outputs for n in o.get_names()}
         if not {"input_ids", "attention_mask", "position_ids"} <= names or "logits" not in outputs:
@@ -203,11 +101,37 @@ class LoadedModel:
         return sum(1 for s in list(self._sessions) if s.request is not None)
 
 
-def load_model(model_dir, device="CPU", precision=AUTO, queries=False) -> LoadedModel:
-    """Compile once per (model, device, precision, queries) and reuse across runs. AUTO precision
-    is the model folder's own choice (triattn.settings), else the device's default."""
-    key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries)
-    return _models.get(key, lambda: LoadedModel(model_dir, key[1], precision, queries))
+FORMS = ("paged", "stateful")  # OpenVINO's PagedAttention form (paged.py) or the stateful export
+
+
+def load_model(model_dir, device="CPU", precision=AUTO, queries=False, form="stateful"):
+    """Compile once per (model, device, precision, queries, form) and reuse across runs. AUTO
+    precision is the model folder's own choice (triattn.settings), else the device's default.
+
+    The one place the cache form is chosen: "paged" where the export takes the transformation,
+    else the stateful form, with `form_note` saying why in one line. Calibration (queries) reads
+    the stateful graph's queries, so it is always stateful.
+    """
+    if form not in FORMS:
+        raise ModelError(f"unknown form {form!r}; choose one of {', '.join(FORMS)}")
+    form = "stateful" if queries else form
+    key = (str(Path(model_dir).resolve()), resolve_device(device), model_precision(model_dir, precision), queries, form)
+    return _models.get(key, lambda: _compile(model_dir, key[1], precision, queries, form))
+
+
+def _compile(model_dir, device, precision, queries, form):
+    if form == "paged":
+        from .paged import PAGED_REFUSAL, PagedModel
+        try:
+            return PagedModel(model_dir, device, precision,
+                              stateful=lambda: load_model(model_dir, device, precision, form="stateful"))
+        except ModelError as e:
+            if not str(e).startswith(PAGED_REFUSAL):
+                raise
+            model = LoadedModel(model_dir, device, precision, queries)
+            model.form_note = f"{e}; running the stateful form instead"
+            return model
+    return LoadedModel(model_dir, device, precision, queries)
 
 
 def unload_models() -> None:
@@ -312,6 +236,26 @@ class Session:
             for kind, a in (("k", k), ("v", v)):
                 a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
                 st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
+
+    def with_attention_mask(self) -> "Session":
+        """The session that runs a mechanism needing an attention mask: this one."""
+        return self
+
+    needs_mirror = True  # states are written from host copies of K and V (reading them is slow)
+
+    def reserve(self, tokens: int):
+        """The paged session's sizing hint; the plugin sizes a stateful cache itself."""
+
+    def compact(self, store, keep):
+        """Hard eviction: the kept slots become the new, shorter states."""
+        keys, values = store.compact(keep)
+        self.write_kv(keys, values, owned=True)
+
+    def zero(self, store, keep):
+        """The model card's soft prune: evicted slots' K and V set to zero, written back."""
+        store.zero(store.alive & ~keep)
+        store.mark(keep)
+        self.write_kv(store.keys, store.values)
 
     def cache_len(self) -> int:
         st = self._state_map()

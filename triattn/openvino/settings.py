@@ -13,6 +13,8 @@ from pathlib import Path
 FILENAME = "triattn.json"
 AUTO = "auto"  # the precision argument that means: what the model folder says, else "default"
 PRECISION_CHOICES = ("default", "f32")
+# OpenVINO properties per precision: the device's own, or f32 compute and an f32 KV cache.
+PRECISIONS = {"default": {}, "f32": {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}}
 
 
 def read_settings(model_dir) -> dict:

@@ -156,3 +156,19 @@ def make_tiny_model(out_dir: str | Path, arch: str = "gpt-oss", preset: str = "t
         if keep_source:
             shutil.copytree(src, out_dir / "pytorch")
     return out_dir
+
+
+def default_model_dir(notify=print) -> Path:
+    """The first bundled model (runs.bundled_models), or (in a checkout without one) a random-weight
+    tiny model built once into the cache."""
+    from ..core.runs import bundled_models
+    from ..paths import CACHE
+    bundled = bundled_models()
+    if bundled:
+        return bundled[0]
+    target = CACHE / "tiny-gpt-oss"
+    if not (target / "openvino_model.xml").is_file():
+        notify(f"building a tiny random-weight gpt-oss model in {target} (once; about 15 s)")
+        make_tiny_model(target, "gpt-oss", "tiny", seed=0)
+    notify("note: the default model has RANDOM weights; its text is noise. Load a real model with --model-dir.")
+    return target

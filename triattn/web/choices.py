@@ -1,6 +1,6 @@
 """What the web page offers: example prompts, policy and mechanism labels, models and devices.
 
-Models are the default one (`runs.default_model_dir`: the bundled SmolLM2-135M-Instruct, or a
+Models are the default one (`tiny.default_model_dir`: the bundled SmolLM2-135M-Instruct, or a
 random-weight tiny model built on first use in a checkout without it), the bundled gpt-oss-family
 demo model, directories named at launch (`--model-dir`, or MODEL_ID on a
 Space), and Hugging Face downloads. What a visitor types reaches the hub as a checked model id,
@@ -19,7 +19,8 @@ from ..errors import reason
 from ..openvino.model import ModelError, available_devices, read_info, resolve_device
 from ..policies import get_policy, list_policies
 from ..paths import ASSETS
-from ..core.runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models, default_model_dir
+from ..core.runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models
+from ..openvino.tiny import default_model_dir
 
 PROMPTS = ASSETS / "prompts"
 DEFAULT = "default"

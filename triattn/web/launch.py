@@ -66,7 +66,7 @@ def main(argv=None, prog: str = "python app.py") -> int:
     from .layout import build
     from .ui import warm_up
     if not dirs:
-        from ..core.runs import default_model_dir
+        from ..openvino.tiny import default_model_dir
         # build (a checkout without bundled models), compile the default model and read its tokenizer
         # now, not during the first visitor's click
         warm_up(default_model_dir(), device)

@@ -100,10 +100,10 @@ def divergence_text(pair) -> str:
 
 def precision_label(model) -> str:
     """Which precision ran, in words: the model folder may choose f32 (triattn.settings)."""
-    kv = model.kv_precision.to_string()
+    kv = f"{model.form} KV cache {model.kv_precision.to_string()}"
     if model.precision == "f32":
-        return f"f32 precision, KV cache {kv}"
-    return f"the device's default precision, KV cache {kv}"
+        return f"f32 precision, {kv}"
+    return f"the device's default precision, {kv}"
 
 
 def progress_line(pair, max_new: int) -> str:

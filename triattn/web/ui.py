@@ -83,6 +83,7 @@ class RunControl:
         return RunControl()
 
 
+FORM = "paged"  # the cache form the page runs: OpenVINO's paged form where the model takes it (model.load_model)
 RUN_ENDED = "triattn: comparison ended, infer requests freed"
 
 
@@ -135,14 +136,14 @@ def _plot(frame, column: str):
 
 def warm_up(model_dir, device: str):
     """Compile a model and read its tokenizer ahead of the first Generate (the launch does this)."""
-    load_model(model_dir, device)
+    load_model(model_dir, device, form=FORM)
     _tokenizer(str(model_dir))
 
 
 def _open(model_dir, device, progress):
     progress(0.4, desc=f"Loading the model on {device} (compiled once per model and device)")
     started = time.monotonic()
-    model = load_model(model_dir, device)
+    model = load_model(model_dir, device, form=FORM)
     return model, _tokenizer(str(model_dir)), time.monotonic() - started
 
 

@@ -1,0 +1,247 @@
+"""OpenVINO's PagedAttention form of a stateful LLM export, driven by our decode loop.
+
+The export is transformed as OpenVINO GenAI's continuous-batching pipeline does
+(`paged_attention_transformation`, per-layer block tables, score outputs), and its KV cache becomes
+NumPy blocks we own (pool.py), bound to the request once with shared memory: the plugin writes each
+new token's key and value into the blocks a layer's table names, the policies read new keys straight
+from there, and an eviction rewrites the pool and the tables in place, between forwards. A forward
+of many tokens over a non-empty cache runs the fast multi-query kernel, which the stateful form's
+fused attention does not (README, "Why the TTFT target is missed"). Everything returned is NumPy.
+
+`scores()` gives each layer's `scores.N` output of the last forward: the attention its last query
+paid every cached slot, summed over query heads (TOVA's score; H2O's when accumulated).
+Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2604.04921) setting.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+
+import numpy as np
+
+from ..errors import Cancelled, ModelError, reason, runtime_failure
+from .info import read_info, read_ir, resolve_device
+from .pool import BLOCK, BlockPool
+from .settings import AUTO, PRECISIONS, model_precision
+
+__all__ = ["PagedModel", "PagedSession"]
+
+
+PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # how model.load_model tells a fallback
+
+
+# Cache element type -> pool dtype. bf16 is kept as its bits in uint16 (NumPy has no bfloat16).
+# The CPU kernel wants the cache in its inference precision: f32 at f32, else the device's default.
+POOL_DTYPES = {"f32": np.float32, "f16": np.float16, "bf16": np.uint16}
+
+
+class PagedModel:
+    """A compiled PagedAttention form of a model; share one across threads, one session per run."""
+
+    def __init__(self, model_dir, device="CPU", precision=AUTO, stateful=None):
+        import openvino as ov
+        precision = model_precision(model_dir, precision)
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.info = info = read_info(model_dir)
+        self.device, self.precision, self.form = resolve_device(device), precision, "paged"
+        self._stateful = stateful  # () -> the stateful form of this model (model.load_model passes it)
+        if self.device != "CPU":  # other plugins lay out their caches otherwise (GPU: blocks of 16, keys transposed)
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (its cache layout here is the CPU plugin's)")
+        core = ov.Core()
+        model = read_ir(core, model_dir)
+        cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
+        self.dtype, self.bf16 = POOL_DTYPES[cache_type], cache_type == "bf16"
+        model = _transform(model, info, cache_type)
+        cfg = {"PERFORMANCE_HINT": "LATENCY", **PRECISIONS[precision], "KV_CACHE_PRECISION": cache_type}
+        try:
+            self.compiled = core.compile_model(model, self.device, cfg)
+        except RuntimeError as e:
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (it does not compile: {reason(e)})") from None
+        self.kv_precision = getattr(ov.Type, cache_type)
+        self._sessions = weakref.WeakSet()
+        self._lock = threading.Lock()
+        try:
+            s = self.new_session()
+            s.forward(np.array([1, 1]), np.arange(2))
+            s.forward(np.array([1]), np.array([2]))
+            s.close()
+        except RuntimeError as e:
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (it compiles but cannot run: {reason(e)})") from None
+
+    form_note = None
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        i = self.info
+        return int(2 * i.n_layers * i.kv_heads * i.head_dim * self.kv_precision.bitwidth / 8)
+
+    def form_line(self, needs_attention_mask: bool) -> str | None:
+        return "mask runs on the stateful form: the paged form has no attention mask" if needs_attention_mask else None
+
+    def stateful(self):
+        """The stateful form of the same model, for what the paged form cannot express (mask)."""
+        if self._stateful is None:
+            raise ModelError("this paged model was made without its stateful form (load it with model.load_model)")
+        return self._stateful()
+
+    def new_session(self) -> "PagedSession":
+        with self._lock:
+            s = PagedSession(self)
+            self._sessions.add(s)
+            return s
+
+    def live_sessions(self) -> int:
+        return sum(1 for s in list(self._sessions) if s.request is not None)
+
+
+def _default_precision(core, device: str) -> str:
+    """The element type the device computes in by default (its KV cache must match it)."""
+    try:
+        hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
+    except (RuntimeError, AttributeError):
+        return "f16"
+    return hint if hint in POOL_DTYPES else "f16"
+
+
+def _transform(model, info, cache_type: str):
+    """The PagedAttention form with its caches typed [blocks, kv_heads, BLOCK, head_dim]; a
+    ModelError when the export does not take it (the stateful form then runs)."""
+    import openvino as ov
+    from openvino._offline_transformations import paged_attention_transformation
+    try:
+        paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=True)
+    except RuntimeError as e:
+        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
+    names = {i.get_any_name(): i for i in model.inputs}
+    want = [f"{kind}_cache.{i}" for i in range(info.n_layers) for kind in ("key", "value")]
+    if any(n not in names for n in want + ["past_lens", "block_indices.0"]):
+        raise ModelError(f"{PAGED_REFUSAL} (no per-layer caches after it)")
+    shape = ov.PartialShape([-1, info.kv_heads, BLOCK, info.head_dim])
+    for n in want:
+        p = names[n].get_node()
+        p.set_element_type(getattr(ov.Type, cache_type))
+        p.set_partial_shape(shape)
+    try:
+        model.validate_nodes_and_infer_types()
+    except RuntimeError as e:
+        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
+    return model
+
+
+class PagedSession:
+    """One infer request and its own block pool. Not thread-safe, except `cancel()`; one per run."""
+
+    def __init__(self, model: PagedModel):
+        import openvino as ov
+        self._ov = ov
+        self.model = model
+        self.request = model.compiled.create_infer_request()
+        i = model.info
+        self.pool = BlockPool(i.n_layers, i.kv_heads, i.head_dim, model.dtype, i.sliding_windows, model.bf16)
+        self.pool.clear()
+        self._cancelled = threading.Event()
+        self.timings = None
+        self._twin = None
+        self._bound = None  # the pool's table version the request holds
+
+    def reset(self):
+        self.pool.clear()  # a cancel() stays pending: a Stop before the run's first forward still stops it
+
+    def reserve(self, tokens: int):
+        """The most tokens the run will hold after a cut: the pool keeps room for them."""
+        self.pool.reserve(tokens)
+
+    def close(self):
+        if self._twin is not None:
+            self._twin.close()
+        self.request, self.pool, self._twin = None, None, None
+
+    def with_attention_mask(self):
+        """The session that runs a mechanism needing an attention mask (the paged form has none):
+        a session of the stateful form, closed with this one."""
+        if self._twin is None:
+            self._twin = self.model.stateful().new_session()
+        self._twin.timings = self.timings  # a profile of this session profiles what ran for it
+        return self._twin
+
+    def cancel(self):
+        """Make the next forward raise errors.Cancelled (thread-safe; one cancel stops one forward).
+        The forward in flight is not interrupted: OpenVINO's InferRequest.cancel() in the middle of a
+        forward corrupted the CPU plugin's memory here (model.Session says how)."""
+        self._cancelled.set()
+        twin_cancel = getattr(self._twin, "cancel", None)  # a mask run is on the stateful twin
+        if twin_cancel is not None:
+            twin_cancel()
+
+    def cache_len(self) -> int:
+        return self.pool.n
+
+    def _bind(self):
+        """Point the request at the pool's arrays and tables, where they changed since last time."""
+        pool, r, ov = self.pool, self.request, self._ov
+        if pool.replaced:
+            for layer in range(pool.n_layers):
+                for name, arr in (("key_cache", pool.keys[layer]), ("value_cache", pool.values[layer])):
+                    t = (ov.Tensor(arr, list(arr.shape), ov.Type.bf16) if pool.bf16  # shares the array too
+                         else ov.Tensor(arr, shared_memory=True))
+                    r.set_tensor(f"{name}.{layer}", t)
+            pool.replaced = False
+        if pool.version != self._bound:  # tables change per block or cut, not per token
+            for layer in range(pool.n_layers):
+                r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer])))
+            self._bound = pool.version
+
+    def forward(self, input_ids, position_ids, attention_mask=None, values: bool = False, keys: bool = True,
+                copy: bool = True):
+        """Run T new tokens after the cached ones (attention_mask is not read: every cached token is
+        live). Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or None, new values
+        likewise or None), the keys and values read from the pool."""
+        t0 = time.perf_counter()
+        ids = np.asarray(input_ids, np.int64).reshape(-1)
+        t, past = ids.size, self.pool.n
+        self.pool.ensure(past + t)
+        blocks = len(self.pool.tables[0])  # = blocks_for(past + t): tables cover exactly the context
+        self._bind()
+        inputs = {"input_ids": ids, "position_ids": np.asarray(position_ids, np.int64).reshape(-1),
+                  "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, t], np.int32),
+                  "block_indices_begins": np.array([0, blocks], np.int32),
+                  "max_context_len": np.array(past + t, np.int32)}
+        t1 = time.perf_counter()
+        self._run(inputs, t)
+        t2 = time.perf_counter()
+        self.pool.appended(t)
+        logits = self.request.get_tensor("logits").data
+        logits = logits.reshape(-1, logits.shape[-1])[-1].copy()
+        k, v = self.pool.read(past, t) if keys or values else (None, None)
+        if self.timings is not None:
+            for phase, dt in (("inputs", t1 - t0), ("infer", t2 - t1), ("outputs", time.perf_counter() - t2)):
+                self.timings[phase].append(dt)
+        return logits, k, (v if values else None)
+
+    def _run(self, inputs: dict, t: int):
+        """One forward, unless a cancel() came first (then Cancelled, and the cache stays as it was)."""
+        if self._cancelled.is_set():
+            self._cancelled.clear()
+            raise Cancelled("the run was stopped")
+        try:
+            self.request.infer(inputs, share_inputs=True, share_outputs=True)
+        except RuntimeError as e:
+            self.pool.clear()  # a forward that did not finish leaves blocks half written
+            raise runtime_failure(f"OpenVINO could not run the model on {t} tokens", e) from None
+
+    def scores(self) -> list:
+        """Per layer, the attention the last forward's last query paid each table slot."""
+        return [self.request.get_tensor(f"scores.{i}").data.copy() for i in range(self.pool.n_layers)]
+
+    # Eviction, as the mechanisms ask for it: the store keeps its host side, the pool follows.
+    needs_mirror = False  # the pool is ours to read and rewrite: no host copy of values
+
+    def compact(self, store, keep):
+        self.pool.compact(keep)
+        store.compact(keep)
+
+    def zero(self, store, keep):
+        self.pool.zero(store.alive & ~keep)
+        store.mark(keep)
