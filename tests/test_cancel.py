@@ -1,7 +1,8 @@
 """Session.cancel(): a Stop from another thread makes the session's next forward raise Cancelled, and
 the session runs correctly afterwards. Interleavings: cancel before a forward, from another thread
 while one runs, after one, twice, and from many threads at random moments; after each, the session's
-next run must match a fresh session's. And a run stops between the pieces of a long prompt."""
+next run must match a fresh session's, on both cache forms. And a run stops between the pieces of a
+long prompt."""
 import random
 import threading
 
@@ -16,9 +17,9 @@ from triattn.openvino.model import load_model
 N = 96
 
 
-@pytest.fixture(scope="module")
-def model(llama_dir):
-    return load_model(llama_dir, precision="f32")
+@pytest.fixture(scope="module", params=["stateful", "paged"])
+def model(llama_dir, request):
+    return load_model(llama_dir, precision="f32", form=request.param)
 
 
 def _prompt(n=N):
@@ -133,7 +134,7 @@ def test_a_stop_during_a_long_prompt_ends_the_run_before_the_next_piece(model, e
     real = s.request.infer
 
     def infer_and_stop(inputs, **kw):
-        pieces.append(inputs["input_ids"].shape[1])
+        pieces.append(inputs["input_ids"].size)
         s.cancel()  # as the page's Stop would, while this piece runs
         return real(inputs, **kw)
     s.request.infer = infer_and_stop
