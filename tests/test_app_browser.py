@@ -44,7 +44,8 @@ def test_first_click_on_the_first_example_shows_a_difference(browser, default_ap
     status = status_of(page)
     assert float(re.search(r"Done after ([0-9.]+) s", status).group(1)) < 15, status
     base, pruned = text_of(page, "baseline-output"), text_of(page, "pruned-output")
-    assert len(base.split()) > 50 and " the " in base and " the " in pruned
+    english = (" the ", " and ", " a ", " to ", " is ")  # English, whichever words the kernel's greedy path took
+    assert len(base.split()) > 50 and any(w in base for w in english) and any(w in pruned for w in english)
     table = page.locator("#metrics").inner_text()
     for word in ("baseline", "pruned", "Change", "TTFT", "Prune events"):
         assert word in table
