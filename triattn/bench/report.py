@@ -77,7 +77,7 @@ def change(base: dict, other: dict) -> dict:
 
 def tpot_change(runs: list[dict], base: str, mode: str) -> dict | None:
     """The TPOT change in percent of each round (same run index and prompt), as a spread."""
-    by = {(r["run"], r["prompt"], r["mode"]): r["metrics"]["tpot_ms"] for r in runs}
+    by = {(r.get("run", 0), r["prompt"], r["mode"]): r["metrics"]["tpot_ms"] for r in runs}
     rounds = [(k[0], k[1]) for k in by if k[2] == mode and (k[0], k[1], base) in by]
     return spread.spread(100 * (by[(*k, mode)] / by[(*k, base)] - 1) for k in rounds if by[(*k, base)])
 
@@ -145,6 +145,28 @@ def context_rows(summary: dict, lengths: list[int], modes: list[dict], budget_pr
 
 def ratio(a, b):
     return a / b if a is not None and b else None
+
+
+def _round_tpot(runs: list[dict], prompt: int, mode: str, group: int | None = None) -> dict:
+    """run index -> that run's TPOT, for one prompt and mode (and step-interleaved group)."""
+    return {r.get("run", 0): r["metrics"]["tpot_ms"] for r in runs if r["prompt"] == prompt and r["mode"] == mode
+            and (group is None or r.get("group", group) == group)}
+
+
+def context_spreads(rows: list[dict], runs: list[dict], lengths: list[int], base_name: str,
+                    budget_prompt: int) -> None:
+    """Add to each context row the spread over runs of its ratio and its limit ratio: each run's
+    pruned TPOT over the baseline of the same run index (and, step-interleaved, the reference that
+    advanced beside it)."""
+    grouped = any("group" in r for r in runs)
+    for row in rows:
+        p = lengths.index(row["context"])
+        pruned = _round_tpot(runs, p, row["mode"])
+        base = _round_tpot(runs, p, base_name, p if grouped else None)
+        ref = _round_tpot(runs, budget_prompt, base_name, p if grouped else None)
+        for key, den in (("ratio_spread", base), ("limit_ratio_spread", ref)):
+            keys = [k for k in pruned if k in den]
+            row[key] = spread.spread(spread.paired_ratios([pruned[k] for k in keys], [den[k] for k in keys]))
 
 
 # ---- text tables ---------------------------------------------------------------------------------
@@ -236,14 +258,20 @@ def prompt_table(summary: dict, labels: list[str]) -> str:
     return table(headers, rows, left=2)
 
 
+def _ratio_cell(row: dict, key: str) -> str:
+    s = row.get(f"{key}_spread")
+    return spread.fmt(s, ".2f") if s else fmt(row[key])
+
+
 def context_table(rows: list[dict], budget: int) -> str:
     headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", f"Baseline at {budget} (ms)", "Ratio",
                "Limit ratio", "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
     body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ref_tpot_ms"]),
-             fmt(r["ratio"]), fmt(r["limit_ratio"]), fmt(_pct(r["prune_share"]), ".1f", "%"),
+             _ratio_cell(r, "ratio"), _ratio_cell(r, "limit_ratio"), fmt(_pct(r["prune_share"]), ".1f", "%"),
              fmt_bytes(r["kv_decode_bytes"]), fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"),
              fmt(r["delta_nll"], "+.3f")] for r in rows]
-    note = (f"Ratio = pruned / baseline TPOT at the same context; limit ratio = pruned TPOT / baseline TPOT at "
+    note = (f"Ratio = pruned / baseline TPOT at the same context (with runs: the median of each run's ratio, "
+            f"its interval, runs and level); limit ratio = pruned TPOT / baseline TPOT at "
             f"context = budget ({budget} tokens; with --interleave steps, measured alongside each length). KV "
             f"bound = (budget + prune interval) x bytes per token; for ov-genai, (max_cache_size + block) x its "
             f"bytes per token, and it evicts nothing before the first decode step has attended to the whole prompt.")

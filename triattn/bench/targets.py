@@ -59,6 +59,7 @@ def run(model, tok, sampling, runs: int, policy: str = "knorm", sink_tokens: int
     bpt = card["machine"]["kv_bytes_per_token"]
     long["context_rows"] = report.context_rows(long["summary"], [LONG["context"]], long["modes"], 1, bpt,
                                                report.paired_refs(long["runs"], 1))
+    report.context_spreads(long["context_rows"], long["runs"], [LONG["context"]], long_modes[0].name, 1)
     memory = memory_probe(model, tok, prompts[0].ids, long_modes[1].eviction, sampling)
     return {"card": card, "long": long, "memory": memory, "figures": figures(card, long, memory)}
 

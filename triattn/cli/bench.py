@@ -95,6 +95,7 @@ def run(args):
         rows = report.context_rows(summary, lengths, result["modes"], budget_prompt,
                                    result["machine"]["kv_bytes_per_token"],
                                    report.paired_refs(result["runs"], budget_prompt))
+        report.context_spreads(rows, result["runs"], lengths, modes[0].name, budget_prompt)
         ref = next(c["tpot_ms"] for c in summary["cells"] if c["prompt"] == budget_prompt and c["mode"] == "baseline")
         out["context"] = {"rows": rows, "budget": args.budget, "baseline_at_budget_tpot_ms": ref}
         print(f"\nTPOT vs context length ({args.runs} runs, {args.max_new_tokens} new tokens, medians)\n")
