@@ -2,7 +2,6 @@
 headline, ov-genai's sizes and unreported evictions, an error that stays until the next good run, and a
 1,000-token run that keeps the page short and responsive. Every wait is on the page's own state."""
 import re
-import time
 
 import pytest
 from triattn.core.config import DEFAULT_PREFILL_CHUNK
@@ -114,9 +113,8 @@ def test_a_1000_token_run_keeps_the_page_short_and_responsive(page):
     late = [t for t, n in log if n > 400]
     gaps = sorted(b - a for a, b in zip(late, late[1:]))
     assert len(gaps) > 5 and gaps[len(gaps) // 2] >= 350, gaps  # long runs refresh less often (ms)
-    started = time.monotonic()
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(1)))")  # the page still paints
-    assert time.monotonic() - started < 2
+    # the page still paints: the next animation frame comes (the event, not a time limit)
+    assert page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(1)))") == 1
     view = page.locator("#eviction-view").bounding_box()
     assert view["height"] <= 450, view  # scrolls inside its own box
     assert page.evaluate("document.documentElement.scrollHeight") < 4000

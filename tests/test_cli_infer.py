@@ -75,8 +75,12 @@ def test_infer_compare_json_has_baseline_and_quality(gptoss_dir):
     assert out["token_ids"] == pruned["token_ids"]
     q = out["quality"]
     base, mine = out["baseline"]["token_ids"], out["token_ids"]
-    same = sum(a == b for a, b in zip(base, mine))
-    assert q["agreement"] == same / max(len(base), len(mine))
+    # by hand: a position agrees when both runs have a token there and it is the same; a position only
+    # one run reached disagrees
+    longest = max(len(base), len(mine))
+    differ = [i for i in range(longest) if i >= len(base) or i >= len(mine) or base[i] != mine[i]]
+    assert q["agreement"] == pytest.approx(1 - len(differ) / longest)
+    assert q["first_divergence"] == (differ[0] if differ else None)
     assert {"first_divergence", "delta_nll", "ppl_ratio", "forced_top1_agreement"} <= set(q)
 
 

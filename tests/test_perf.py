@@ -1,7 +1,10 @@
 """`perf`: every figure next to its target, in one run (tiny models, so the figures mean nothing
 here; what is tested is that each is measured, in its own process, from the right runs)."""
 import json
-import statistics
+import re
+
+import numpy as np
+import pytest
 
 from conftest import one_line
 
@@ -32,8 +35,14 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
     assert all(a["peak_mb"] >= a["loaded_mb"] > 0 for v in modes.values() for a in v)
     figures = got["long"][str(gptoss_dir)]["figures"]
     assert [f["met"] is None for f in figures] == [False, False, False, False, True]
-    assert figures[0]["floor"] == (statistics.median(a["tpot_ms"] for a in modes["baseline at budget"])
-                                   / statistics.median(a["tpot_ms"] for a in modes["baseline"]))
+    # each figure: the median of each round's own ratio (of 2 rounds: their mean), min..max around it
+    a, b = (r["tpot_ms"] / s["tpot_ms"] for r, s in zip(modes["baseline at budget"], modes["baseline"]))
+    floor = figures[0]["floor_spread"]
+    assert (floor["value"], floor["lo"], floor["hi"], floor["n"]) == pytest.approx(((a + b) / 2, min(a, b), max(a, b), 2))
+    a, b = (r["ttft_s"] / s["ttft_s"] for r, s in zip(modes["chunked"], modes["baseline"]))
+    assert figures[2]["value"] == pytest.approx((a + b) / 2) and figures[2]["spread"]["n"] == 2
+    assert [f["verdict"] for f in figures[:4]] == ["not shown: 2 runs (at least 5)"] * 4
+    assert all(a["precision"] == modes["baseline"][0]["precision"] for v in modes.values() for a in v)
     # the prefill profile: the budget's prompt whole, the first piece, a piece over the cut cache
     prof = got["long"][str(gptoss_dir)]["prefill"]
     assert [(f["tokens"], f["past"]) for f in prof.values()] == [(64, 0), (32, 0), (32, 63)]
@@ -120,3 +129,37 @@ def test_a_child_process_reports_its_own_peak_not_its_parents():
     code = "from triattn.core.metrics import peak_rss_mb; print(peak_rss_mb())"
     child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     assert ballast.sum() > 0 and child < 300
+
+
+def test_perf_from_the_saved_file_prints_every_figure_with_its_runs(cli):
+    """The shipped perf.json kept 2 runs a mode: every figure says so, none is called met."""
+    r = cli("perf", "--from", "assets/perf.json", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "out of memory" not in r.stdout and "killed (signal 9)" in r.stdout
+    assert not re.search(r"\|\s+met\s+\|", r.stdout) and "not shown: 2 runs (at least 5)" in r.stdout
+    assert r.stdout.count("n=2, 50%") >= 10 and "median of 2 runs; runs not saved" in r.stdout
+    assert "precision f32 (KV cache f32)" not in r.stdout and "precision not recorded" in r.stdout
+
+
+def test_a_probed_baseline_times_no_log_softmax_and_reads_its_nll_after(gptoss_dir):
+    """The baseline's own NLL comes from teacher forcing after the timed run: the same number as the
+    log-probabilities a generation reads off, computed here by hand from its logits."""
+    from triattn.bench.probe import run_job
+    from triattn.bench.plan import context_prompts
+    from triattn.core.config import SamplingConfig, full_cache
+    from triattn.core.engine import generate
+    from triattn.core.text import load_tokenizer
+    from triattn.openvino.model import load_model
+    job = {"model_dir": str(gptoss_dir), "tokens": 64, "eviction": {"policy": "none"}, "max_new_tokens": 6,
+           "own_nll": True}
+    got = run_job(job)
+    model = load_model(gptoss_dir)
+    ids = context_prompts(load_tokenizer(gptoss_dir), [64], 6, model.info.max_context)[0].ids
+    recs = list(generate(model.new_session(), ids, full_cache(), SamplingConfig(), 6, keep_logits=True))
+    assert [r.token for r in recs] == got["tokens"]
+    nll = []
+    for r in recs:
+        z = np.asarray(r.logits, np.float64).ravel()
+        nll.append(np.log(np.exp(z - z.max()).sum()) + z.max() - z[r.token])
+    assert got["nll"] == pytest.approx(float(np.mean(nll)), abs=1e-3)
+    assert len(got["step_ms"]) == 5 and got["precision"] == model.precision

@@ -16,6 +16,8 @@ def test_prune_bench_prints_events_and_targets(cli, tmp_path):
     assert "growth 300 -> 2176 tokens" in r.stdout
     rows = json.loads(out.read_text())[0]["rows"]
     assert [(x["tokens"], x["kept"]) for x in rows] == [(300, 171), (2176, 2047)]
+    assert all(len(x["decide_runs_s"]) == len(x["compact_runs_s"]) == 1 for x in rows)  # every event kept
+    assert "not shown: 1 run (at least 5)" in row  # one event has no interval
 
 
 def test_shapes_are_gpt_oss_20b():
@@ -27,8 +29,17 @@ def test_shapes_are_gpt_oss_20b():
     assert prunebench.TARGETS == {2176: 0.120, 8320: 0.500}
 
 
-def test_per_layer_variant_runs_too(cli):
-    r = cli("prune-bench", "--policy", "triattention", "--tokens", "300", "--repeats", "1")
+def test_per_layer_variant_runs_too(cli, tmp_path):
+    r = cli("prune-bench", "--policy", "triattention", "--tokens", "300", "--repeats", "1", "--output", tmp_path / "p.json")
     assert r.returncode == 0 and "per layer" in r.stdout
     bad = cli("prune-bench", "--policy", "none")
     assert bad.returncode == 2 and "does not score" in bad.stderr
+
+
+def test_event_and_growth_are_medians_of_each_round():
+    """Three rounds at two sizes: events 10+5, 12+6, 30+9 ms and 40+20, 50+22, 60+40 ms."""
+    rows = [{"tokens": 300, "decide_runs_s": [0.010, 0.012, 0.030], "compact_runs_s": [0.005, 0.006, 0.009]},
+            {"tokens": 1200, "decide_runs_s": [0.040, 0.050, 0.060], "compact_runs_s": [0.020, 0.022, 0.040]}]
+    g = prunebench.growth({"rows": rows})
+    ratios = sorted([60 / 15, 72 / 18, 100 / 39])  # each round's larger event over its smaller one
+    assert (g["value"], g["lo"], g["hi"], g["n"]) == (ratios[1], ratios[0], ratios[2], 3)

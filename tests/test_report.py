@@ -24,9 +24,9 @@ def test_means_medians_and_change_row():
     pruned: latency 4 -> +100%; TPOT 30, 32, 90 -> median 32 -> +60%; throughput 50 -> -50%; memory
     +10 MB -> +8 MB; KV 10 vs 40 -> -75%; prune share = (0.1 + 0.3 + 0.2) / (1 + 1 + 1) = 20%."""
     runs = [raw("baseline", 0, 1.0, 10.0, 100.0, 2.0, kv=40), raw("baseline", 1, 3.0, 30.0, 100.0, 2.0),
-            raw("baseline", 0, 2.0, 20.0, 100.0, 2.0),
+            {**raw("baseline", 0, 2.0, 20.0, 100.0, 2.0), "run": 1},
             raw("p", 0, 4.0, 30.0, 50.0, 10.0, 2, 0.1, kv=10), raw("p", 1, 4.0, 32.0, 50.0, 10.0, 4, 0.3, kv=10),
-            raw("p", 0, 4.0, 90.0, 50.0, 10.0, 3, 0.2, kv=10)]
+            {**raw("p", 0, 4.0, 90.0, 50.0, 10.0, 3, 0.2, kv=10), "run": 1}]
     qs = [quality("p", 0, 0.5, 4), quality("p", 1, 1.0, None, compared=12)]
     s = report.summarize(runs, qs, ["baseline", "p"], 2)
     b, p = s["modes"]["baseline"], s["modes"]["p"]
@@ -45,7 +45,9 @@ def test_means_medians_and_change_row():
     assert cell["tpot_ms"] == 60.0 and cell["quality"]["agreement"] == 0.5
     text = report.mode_table(s)
     change_row = next(ln for ln in text.splitlines() if ln.startswith("| Change (p)"))
-    assert [x.strip() for x in change_row.split("|")[2:7]] == ["+100.0%", "+60.0%", "-50.0%", "+8.0 MB", "-75.0%"]
+    # the TPOT change: each round's own (30/10, 32/30, 90/20: +200%, +6.7%, +350%), their median and min..max
+    assert [x.strip() for x in change_row.split("|")[2:7]] == ["+100.0%", "+200.0% [+6.7, +350.0] n=3, 75%",
+                                                                "-50.0%", "+8.0 MB", "-75.0%"]
 
 
 def test_context_rows_ratios_and_bound():
@@ -154,3 +156,32 @@ def test_backend_policy_is_one_mode_per_budget():
     modes = bench.make_modes(["ov-genai", "knorm"], ["hard", "zero"], [64], 16, 4, 8, genai_aggregation="sum")
     assert [m.name for m in modes] == ["baseline", "ov-genai/blocks", "knorm/hard", "knorm/zero"]
     assert modes[1].eviction.genai_aggregation == "sum"
+
+
+def test_the_tpot_change_pairs_rounds_and_leaves_out_a_round_one_side_lacks():
+    """Noisy steps, runs of unequal count: the pruned mode lost its third round. Rounds 0, 1:
+    44/40 and 36/40 (+10%, -10%); the baseline's third run (80 ms, a slow moment) pairs with nothing."""
+    def run(mode, r, tpot):
+        return {**raw(mode, 0, 1.0, tpot, 1.0, 0.0), "run": r}
+    runs = [run("baseline", 0, 40.0), run("p", 0, 44.0), run("baseline", 1, 40.0), run("p", 1, 36.0),
+            run("baseline", 2, 80.0)]
+    c = report.tpot_change(runs, "baseline", "p")
+    assert (c["value"], c["lo"], c["hi"], c["n"]) == pytest.approx((0.0, -10.0, 10.0, 2))
+    assert report.tpot_change(runs[:1], "baseline", "p") is None  # no round has both
+
+
+def test_context_ratios_pair_each_run_with_the_reference_beside_it():
+    """Steps interleaved, two runs: length 128 (prompt 1) with its reference at 64 (prompt 0) in
+    group 1. Run 0: pruned 6 / baseline 12, reference 4; run 1: 9 / 12, reference 6."""
+    def run(mode, prompt, r, tpot, group):
+        return {**raw(mode, prompt, 1, tpot, 1, 0), "run": r, "group": group}
+    runs = [run("baseline", 0, 0, 5.0, 0), run("p", 0, 0, 5.0, 0),
+            run("baseline", 1, 0, 12.0, 1), run("p", 1, 0, 6.0, 1), run("baseline", 0, 0, 4.0, 1),
+            run("baseline", 0, 1, 5.0, 0), run("p", 0, 1, 5.0, 0),
+            run("baseline", 1, 1, 12.0, 1), run("p", 1, 1, 9.0, 1), run("baseline", 0, 1, 6.0, 1)]
+    rows = [{"context": 64, "mode": "p"}, {"context": 128, "mode": "p"}]
+    report.context_spreads(rows, runs, [64, 128], "baseline", 0)
+    r = rows[1]
+    assert (r["ratio_spread"]["lo"], r["ratio_spread"]["hi"]) == pytest.approx((0.5, 0.75))
+    assert (r["limit_ratio_spread"]["lo"], r["limit_ratio_spread"]["hi"]) == pytest.approx((1.5, 1.5))
+    assert r["limit_ratio_spread"]["n"] == 2 and rows[0]["ratio_spread"]["value"] == pytest.approx(1.0)

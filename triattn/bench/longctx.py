@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from . import report
+from . import report, spread
 from .probe import probe
 
 TARGETS = {"tpot_ratio": 0.65, "limit_ratio": 1.05, "ttft_ratio": 0.5, "peak_ratio": 0.5}
@@ -93,40 +93,58 @@ def _median(answers: list, key: str) -> float | None:
     return None if failed(answers) or not answers else statistics.median(a[key] for a in answers)
 
 
-def _ratio(a, b):
-    return None if a is None or not b else a / b
+def _values(answers: list, key: str) -> list:
+    """One value per run, in run order (run r of every mode ran in the same round)."""
+    return [] if failed(answers) else [a.get(key) for a in answers]
+
+
+def _paired(got: dict, num: str, den: str, key: str) -> dict | None:
+    return spread.spread(spread.paired_ratios(_values(got[num], key), _values(got[den], key)))
+
+
+def _above(answers: list) -> list:
+    return [a["peak_mb"] - a["loaded_mb"] for a in answers] if not failed(answers) else []
 
 
 def figures(got: dict, setup: LongSetup, targets: bool = True) -> list[dict]:
-    """One row per figure: value (None where a mode it needs could not run), target (None: reported
-    only, and for all when not `targets`), whether met, a note; the TPOT ratio's row has its floor."""
-    base, chunked, whole = (got[k] for k in ("baseline", "chunked", "whole then cut"))
-    tpot = {k: _median(v, "tpot_ms") for k, v in got.items()}
-    ttft = {k: _median(v, "ttft_s") for k, v in got.items()}
-    nll = {k: None if failed(v) else v[0].get("nll") for k, v in got.items()}
-    why = failed(base)
-    floor = _ratio(tpot["baseline at budget"], tpot["baseline"])
+    """One row per figure: its spread over runs (each run's ratio of two modes from the same round;
+    None where a mode it needs could not run), target (None: reported only, and for all when not
+    `targets`), verdict, a note; the TPOT ratio's row has its floor's spread."""
+    nll = {k: None if failed(v) or not v else v[0].get("nll") for k, v in got.items()}
+    why = failed(got["baseline"])
+    floor = _paired(got, "baseline at budget", "baseline", "tpot_ms")
+    whole_ttft = _paired(got, "whole then cut", "baseline", "ttft_s")
+    above = spread.spread(spread.paired_ratios(_above(got["chunked"]), _above(got["baseline"])))
     rows = [
-        ("chunked / baseline TPOT", _ratio(tpot["chunked"], tpot["baseline"]), TARGETS["tpot_ratio"],
-         _fmt_note("floor {:.3f} (baseline at %d / at %d)" % (setup.budget, setup.context), floor)),
+        ("chunked / baseline TPOT", _paired(got, "chunked", "baseline", "tpot_ms"), TARGETS["tpot_ratio"],
+         "" if floor is None else f"floor {spread.fmt(floor)} (baseline at {setup.budget} / at {setup.context})"),
         (f"limit ratio: chunked / baseline at {setup.budget} tokens",
-         _ratio(tpot["chunked"], tpot["baseline at budget"]), TARGETS["limit_ratio"], ""),
-        ("chunked / baseline TTFT", _ratio(ttft["chunked"], ttft["baseline"]), TARGETS["ttft_ratio"],
-         _fmt_note("whole then cut / baseline {:.3f}", _ratio(ttft["whole then cut"], ttft["baseline"]))),
-        ("chunked / baseline peak RSS", _ratio(_median(chunked, "peak_mb"), _median(base, "peak_mb")),
-         TARGETS["peak_ratio"], _above_load(base, chunked)),
-        ("ΔNLL chunked − whole then cut (forced continuation)", _diff(nll["chunked"], nll["whole then cut"]), None,
-         _fmt_note("each against the baseline: chunked {:+.3f}", _diff(nll["chunked"], nll["baseline"])) +
+         _paired(got, "chunked", "baseline at budget", "tpot_ms"), TARGETS["limit_ratio"], ""),
+        ("chunked / baseline TTFT", _paired(got, "chunked", "baseline", "ttft_s"), TARGETS["ttft_ratio"],
+         "" if whole_ttft is None else f"whole then cut / baseline {spread.fmt(whole_ttft)}"),
+        ("chunked / baseline peak RSS", _paired(got, "chunked", "baseline", "peak_mb"), TARGETS["peak_ratio"],
+         _above_load(got["chunked"], above)),
+        ("ΔNLL chunked − whole then cut (forced continuation)",
+         _one(_diff(nll["chunked"], nll["whole then cut"])), None,
+         f"run 0, {setup.max_new_tokens} forced tokens" +
+         _fmt_note("; each against the baseline: chunked {:+.3f}", _diff(nll["chunked"], nll["baseline"])) +
          _fmt_note(", whole then cut {:+.3f}", _diff(nll["whole then cut"], nll["baseline"]))),
     ]
     out = []
-    for w, v, t, n in rows:
+    for w, s, t, n in rows:
         t = t if targets else None
-        if v is None and why:
+        if s is None and why:
             n = f"the baseline {why}" + (f"; {n}" if n else "")
-        out.append({"what": w, "value": v, "target": t, "met": None if t is None or v is None else v <= t, "note": n})
-    out[0]["floor"] = floor  # the TPOT ratio's physical floor, drawn beside it
+        v = spread.verdict(s, t)
+        out.append({"what": w, "value": None if s is None else s["value"], "spread": s, "target": t,
+                    "verdict": v, "met": None if v is None else v == "met", "note": n})
+    out[0]["floor"] = None if floor is None else floor["value"]  # the TPOT ratio's physical floor
+    out[0]["floor_spread"] = floor
     return out
+
+
+def _one(value) -> dict | None:
+    return None if value is None else {"value": value, "lo": value, "hi": value, "n": 1, "level": 0.0}
 
 
 def _diff(a, b):
@@ -137,14 +155,12 @@ def _fmt_note(text: str, value) -> str:
     return "" if value is None else text.format(value)
 
 
-def _above_load(base: list, chunked: list) -> str:
+def _above_load(chunked: list, above: dict | None) -> str:
     """Peak RSS less the loaded model's RSS: the run's own memory, which is what pruning can save."""
-    if failed(base) or failed(chunked):
+    if above is None:
         c = _median(chunked, "peak_mb")
         return "" if c is None else f"chunked peaked at {c:.0f} MB"
-    b = _median(base, "peak_mb") - _median(base, "loaded_mb")
-    c = _median(chunked, "peak_mb") - _median(chunked, "loaded_mb")
-    return f"above the loaded model: {c:.0f} / {b:.0f} MB = {c / b:.3f}" if b > 0 else ""
+    return f"above the loaded model: chunked / baseline {spread.fmt(above)}"
 
 
 def mode_rows(got: dict) -> list[list[str]]:

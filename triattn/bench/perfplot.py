@@ -154,19 +154,25 @@ def _figures_panel(ax, figures: list[dict]):
     rows = [f for f in figures if f["target"] is not None]
     for i, f in enumerate(rows):
         if f["value"] is None:
-            why = "the baseline ran out of memory" if "out of memory" in f["note"] else "see the table"
+            why = "the baseline was killed" if "killed" in f["note"] else "see the table"
             ax.annotate(f"not measured: {why}", (0.02, i), va="center", fontsize=8, color="red",
                         bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
         else:
             ax.barh(i, f["value"], 0.6, color="tab:green" if f["met"] else "tab:orange")
-            ax.annotate(f"{f['value']:.2f}", (f["value"], i), va="center", fontsize=8, xytext=(3, 0),
-                        textcoords="offset points")
+            s = f.get("spread")
+            if s and s["n"] > 1:  # the interval over runs, with the number of runs beside it
+                ax.errorbar(f["value"], i, xerr=[[f["value"] - s["lo"]], [s["hi"] - f["value"]]], color="black",
+                            capsize=3, lw=1)
+            n = f" (n={s['n']})" if s else ""
+            ax.annotate(f"{f['value']:.2f}{n}", (f["value"] if not s else s["hi"], i), va="center", fontsize=8,
+                        xytext=(3, 0), textcoords="offset points")
         ax.plot([f["target"]] * 2, [i - 0.4, i + 0.4], color="red", lw=2)
         if f.get("floor") is not None:
             ax.plot([f["floor"]] * 2, [i - 0.4, i + 0.4], color="grey", lw=2, ls=":")
     ax.set_yticks(range(len(rows)), [f["what"] for f in rows], fontsize=8)
     ax.invert_yaxis()
-    ax.set(xlabel="ratio (red: target, dotted grey: physical floor; green: met)", title="Figures against targets")
+    ax.set(xlabel="ratio: median and interval over runs (red: target; dotted grey: floor; green: interval within "
+                  "the target)", title="Figures against targets")
     ax.grid(axis="x", alpha=0.3)
 
 

@@ -3,32 +3,50 @@ prints as it goes and `perf --from FILE` prints a saved run the same way.
 
 The JSON: {"machine", "runs", "vs_genai": [rows], "long": {model dir: section},
 "real_dims": {tokens: section}}; a section is {"setup", "modes", "figures", "prefill"}
-(prefill only for the long models: prefill.py's profile).
+(prefill only for the long models: prefill.py's profile). Every figure is printed as its median
+over runs with its interval, the number of runs and the interval's level (spread.py).
 """
 from __future__ import annotations
 
-from . import longctx, prefill, vsgenai
+from . import longctx, prefill, spread, vsgenai
 from .report import header_line, table
 
 
 def figure_table(rows: list[dict]) -> str:
-    cells = [[r["what"], "–" if r["value"] is None else f"{r['value']:+.3f}" if r["what"].startswith("ΔNLL")
-              else f"{r['value']:.3f}",
-              "–" if r["target"] is None else f"<= {r['target']}",
-              "–" if r["met"] is None else ("met" if r["met"] else "missed"), r["note"]] for r in rows]
-    return table(["Figure", "Measured", "Target", "Met", "Note"], cells)
+    """Each figure: median over runs with its interval, count and level; target; verdict."""
+    cells = [[r["what"], _measured(r), "–" if r["target"] is None else f"<= {r['target']}",
+              r.get("verdict") or "–", r["note"]] for r in rows]
+    return table(["Figure", "Median [interval] runs, level", "Target", "Verdict", "Note"], cells)
 
 
-def genai_title(runs: int, max_new_tokens: int) -> str:
+def _measured(r: dict) -> str:
+    s = r.get("spread")
+    if r["what"].startswith("ΔNLL"):
+        return "–" if r["value"] is None else f"{r['value']:+.3f}"
+    return spread.fmt(s)
+
+
+def precision_of(section: dict, default: str | None = None) -> str:
+    """The precision a section's runs ran at, from its answers (older files did not record it)."""
+    for answers in section.get("modes", {}).values():
+        for a in answers:
+            if "precision" in a:
+                return f"{a['precision']} (KV cache {a.get('kv_cache_precision', '?')})"
+    return default or "not recorded (each model's device default)"
+
+
+def genai_title(runs: int, max_new_tokens: int, precision: str = "") -> str:
     return (f"1. Our baseline against OpenVINO GenAI LLMPipeline ({runs} runs each, alternating, "
-            f"{max_new_tokens} new tokens, medians; ratio = ours / GenAI)")
+            f"{max_new_tokens} new tokens, {precision} precision for both; medians of each round's ratio "
+            f"ours / GenAI with their interval)")
 
 
-def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False) -> str:
+def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False, precision: str = "") -> str:
     from pathlib import Path
     what = (f"3. Real dims: {Path(model_dir).name}" if real_dims else f"2. Long context: {Path(model_dir).name}")
     return (f"{what}, {setup['context']} tokens, {setup['policy']} budget {setup['budget']}, pieces of "
-            f"{setup['chunk']} ({runs} runs, medians" + ("; no targets)" if real_dims else ")"))
+            f"{setup['chunk']}, precision {precision} ({runs} runs alternating, medians of each round's ratio"
+            + ("; no targets)" if real_dims else ")"))
 
 
 def print_genai(rows: list[dict], title: str) -> None:
@@ -61,17 +79,26 @@ def print_all(out: dict) -> None:
     print(header_line(out["machine"]))
     if out.get("vs_genai"):
         new = out["vs_genai"][0].get("new_tokens", "?")
-        print_genai(out["vs_genai"], genai_title(out["runs"], new))
+        print_genai(out["vs_genai"], genai_title(out["runs"], new, out["machine"]["precision"]))
     for d, section in out.get("long", {}).items():
-        print_long(long_title(d, section["setup"], out["runs"]), section)
+        print_long(long_title(d, section["setup"], out["runs"], precision=precision_of(section)), section)
     for section in out.get("real_dims", {}).values():
-        print_long(long_title(out.get("real_dims_model", "real dims"), section["setup"], out["runs"], True), section)
+        print_long(long_title(out.get("real_dims_model", "real dims"), section["setup"], out["runs"], True,
+                              precision_of(section)), section)
+
+
+OLD_KILLED = "killed by the system (out of memory)"  # older files named a cause the signal does not show
 
 
 def refresh_figures(out: dict) -> None:
     """Recompute every section's figures from its modes' answers: a saved run read back gets
-    today's figures (and their floors) from the numbers it measured."""
-    for section in out.get("long", {}).values():
-        section["figures"] = longctx.figures(section["modes"], longctx.LongSetup(**section["setup"]))
-    for section in out.get("real_dims", {}).values():
-        section["figures"] = longctx.figures(section["modes"], longctx.LongSetup(**section["setup"]), targets=False)
+    today's figures (spreads, verdicts, floors) from the numbers it measured."""
+    for row in out.get("vs_genai", []):
+        vsgenai.refresh(row, out["runs"])
+    for key, targets in (("long", True), ("real_dims", False)):
+        for section in out.get(key, {}).values():
+            for answers in section["modes"].values():
+                for a in answers:
+                    if a.get("failed") == OLD_KILLED:
+                        a["failed"] = "killed (signal 9), last peak RSS not recorded"
+            section["figures"] = longctx.figures(section["modes"], longctx.LongSetup(**section["setup"]), targets)

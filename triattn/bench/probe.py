@@ -6,9 +6,10 @@ triattn.bench.probe` with a JSON job and reads back one JSON line:
 
     job    {"model_dir", "precision", "tokens": N, "eviction": {...}, "max_new_tokens",
             "forced": [ids] or null, "own_nll": bool}
-    answer {"ttft_s", "tpot_ms", "tokens", "kv_after_prefill", "loaded_mb", "peak_mb",
-            "nll": mean -log p of `forced` under the same eviction after the run, when given;
-                   or of the run's own tokens, with own_nll}
+    answer {"ttft_s", "tpot_ms", "step_ms", "tokens", "kv_after_prefill", "loaded_mb", "peak_mb",
+            "precision", "kv_cache_precision",
+            "nll": mean -log p of `forced` (or, with own_nll, of the run's own tokens), teacher-forced
+                   under the same eviction after the timed run, so no side times extra work}
 
 A job with "kind": "prefill" is prefill.py's profile of one forward whole against one piece.
 
@@ -22,6 +23,8 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 
@@ -43,30 +46,56 @@ def run_job(job: dict) -> dict:
     calibration = get_policy(eviction.policy).prepare(model.info.model_dir) if eviction.prunes else None
     loaded = rss_mb()
     session = model.new_session()
-    records = list(generate(session, ids, eviction, SamplingConfig(), n, calibration=calibration,
-                            logprobs=bool(job.get("own_nll"))))
+    # no log-softmax inside the timed steps, on any side: every NLL is teacher-forced after the run
+    records = list(generate(session, ids, eviction, SamplingConfig(), n, calibration=calibration))
     out = {"ttft_s": records[0].time_s, "tpot_ms": 1000 * statistics.median(r.time_s for r in records[1:]),
-           "tokens": [r.token for r in records], "kv_after_prefill": records[0].kv_len,
-           "loaded_mb": loaded, "peak_mb": peak_rss_mb()}
-    if job.get("own_nll"):  # its own tokens' NLL, read off the run (one log-softmax a step)
-        out["nll"] = float(np.mean([-r.logprob for r in records]))
-    if job.get("forced"):
-        nll, _ = forced_scores(teacher_forced(session, ids, job["forced"], eviction, calibration))
+           "step_ms": [1000 * r.time_s for r in records[1:]], "tokens": [r.token for r in records],
+           "kv_after_prefill": records[0].kv_len, "loaded_mb": loaded, "peak_mb": peak_rss_mb(),
+           "precision": model.precision, "kv_cache_precision": model.kv_precision.to_string()}
+    forced = out["tokens"] if job.get("own_nll") else job.get("forced")
+    if forced:
+        nll, _ = forced_scores(teacher_forced(session, ids, forced, eviction, calibration))
         out["nll"] = float(np.mean(nll))
     return out
 
 
-def probe(job: dict, timeout: float = 3600) -> dict:
-    """Run `job` in a new Python process; its answer. A process the system killed (on Linux, the
-    out-of-memory killer's SIGKILL) answers {"failed": why}: the run did not fit this machine, a
-    result in itself. Any other failure is a ModelError with the process's last line."""
-    done = subprocess.run([sys.executable, "-m", "triattn.bench.probe", json.dumps(job)], capture_output=True,
-                          text=True, timeout=timeout)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
-        return {"failed": "killed by the system (out of memory)"}
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+def _peak_mb(pid: int) -> float | None:
+    """The process's peak RSS so far (VmHWM), None where /proc cannot tell."""
+    try:
+        for line in open(f"/proc/{pid}/status", encoding="ascii"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def probe(job: dict, timeout: float = 3600, poll_s: float = 0.2) -> dict:
+    """Run `job` in a new Python process; its answer. A process killed by a signal answers
+    {"failed": "killed (signal N)", "last_peak_mb": its peak RSS last seen}: the run did not
+    finish on this machine, a result in itself (a SIGKILL is often the out-of-memory killer, but
+    the signal does not say who sent it). Any other failure is a ModelError with its last line."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "triattn.bench.probe", json.dumps(job)], stdout=out,
+                                stderr=err, text=True)
+        peak, start = None, time.monotonic()
+        while proc.poll() is None:
+            peak = _peak_mb(proc.pid) or peak
+            if time.monotonic() - start > timeout:
+                proc.kill()
+                proc.wait()
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            time.sleep(poll_s)
+        out.seek(0)
+        err.seek(0)
+        lines, errors = out.read().strip().splitlines(), err.read().strip().splitlines()
+    code = proc.returncode
+    if code < 0 or code in (128 + signal.SIGKILL,):
+        sig = -code if code < 0 else signal.SIGKILL
+        return {"failed": f"killed (signal {sig})" + ("" if peak is None else f", last peak RSS {peak:.0f} MB"),
+                "signal": sig, "last_peak_mb": peak}
+    if code != 0 or not lines:
+        last = (errors or ["no output"])[-1]
         from ..errors import ModelError
         what = (f"{job['tokens']} tokens, {job['eviction']['policy']}" if "eviction" in job
                 else f"prefill profile of {job['model_dir']}")

@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from . import spread
+
 GPT_OSS_20B = {
     "model_type": "gpt_oss", "num_hidden_layers": 24, "num_attention_heads": 64, "num_key_value_heads": 8,
     "head_dim": 64, "hidden_size": 2880, "max_position_embeddings": 131072, "sliding_window": 128,
@@ -84,24 +86,36 @@ def run(policy_name: str = "triattention", lengths=tuple(TARGETS), repeats: int 
     rows = []
     for n in lengths:
         decide, compact = (np.array(t) for t in zip(*times[n]))
+        event = spread.spread(decide + compact)
         rows.append({"tokens": n, "kept": setups[n][0].budget - 1, "decide_s": float(np.median(decide)),
-                     "compact_s": float(np.median(compact)), "event_s": float(np.median(decide + compact)),
-                     "target_s": TARGETS.get(n), "repeats": repeats})
+                     "compact_s": float(np.median(compact)), "event_s": event["value"], "event_spread": event,
+                     "target_s": TARGETS.get(n), "verdict": spread.verdict(event, TARGETS.get(n)),
+                     "repeats": repeats, "decide_runs_s": decide.tolist(), "compact_runs_s": compact.tolist()})
     return {"policy": policy_name, "rows": rows, "load_average": os.getloadavg()[0]}
 
 
+def growth(result: dict) -> dict | None:
+    """Time of the largest size over the smallest, per round (both sizes ran in it), as a spread."""
+    rows = sorted(result["rows"], key=lambda r: r["tokens"])
+    if len(rows) < 2:
+        return None
+    a, b = ([d + c for d, c in zip(r["decide_runs_s"], r["compact_runs_s"])] for r in (rows[0], rows[-1]))
+    return spread.spread(spread.paired_ratios(b, a))
+
+
 def table(result: dict) -> str:
-    lines = ["| cached tokens | kept | score + select (ms) | compaction (ms) | prune event (ms) | target (ms) | met |",
-             "|---:|---:|---:|---:|---:|---:|:---:|"]
+    lines = ["| cached tokens | kept | score + select (ms) | compaction (ms) | prune event (ms) [interval] runs | "
+             "target (ms) | verdict |", "|---:|---:|---:|---:|---:|---:|:---:|"]
     for r in result["rows"]:
         target = r["target_s"]
-        met = "–" if target is None else ("yes" if r["event_s"] <= target else "NO")
+        ms = {k: 1e3 * v for k, v in r["event_spread"].items() if k in ("value", "lo", "hi")}
         lines.append(f"| {r['tokens']} | {r['kept']} | {1e3 * r['decide_s']:.1f} | {1e3 * r['compact_s']:.1f} | "
-                     f"{1e3 * r['event_s']:.1f} | {'–' if target is None else f'<= {1e3 * target:.0f}'} | {met} |")
-    rows = sorted(result["rows"], key=lambda r: r["tokens"])
-    if len(rows) >= 2:
-        a, b = rows[0], rows[-1]
-        growth, size = b["event_s"] / a["event_s"], b["tokens"] / a["tokens"]
-        lines.append(f"\ngrowth {a['tokens']} -> {b['tokens']} tokens: x{growth:.2f} time for x{size:.2f} tokens "
-                     f"(target: no faster than linear: {'yes' if growth <= size else 'NO'})")
+                     f"{spread.fmt({**r['event_spread'], **ms}, '.1f')} | "
+                     f"{'–' if target is None else f'<= {1e3 * target:.0f}'} | {r['verdict'] or '–'} |")
+    g = growth(result)
+    if g is not None:
+        rows = sorted(result["rows"], key=lambda r: r["tokens"])
+        size = rows[-1]["tokens"] / rows[0]["tokens"]
+        lines.append(f"\ngrowth {rows[0]['tokens']} -> {rows[-1]['tokens']} tokens: x{spread.fmt(g, '.2f')} time for "
+                     f"x{size:.2f} tokens (target: no faster than linear: {spread.verdict(g, size)})")
     return "\n".join(lines)

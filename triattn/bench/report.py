@@ -1,7 +1,9 @@
 """Aggregation of raw benchmark runs and the text tables the commands print.
 
 Conventions: latency, throughput, memory delta, prune events and prune time are means over runs
-(as the model card averaged them); TPOT and TTFT are medians of the per-run medians. A "Change" is
+(as the model card averaged them); TPOT and TTFT are medians of the per-run medians, TPOT with its
+interval over runs (spread.py); the TPOT change is the median of each round's change (the same
+run index and prompt on both sides) with its interval. A "Change" is
 (pruned - baseline) / baseline in percent, except memory, which is a difference in MB (as the
 card's table has it). Quality figures are means over prompts.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 
+from . import spread
 from ..core.tables import table  # noqa: F401  (the one Markdown table, used by name across bench)
 
 QUALITY_KEYS = ("agreement", "delta_nll", "ppl_ratio", "forced_top1_agreement")
@@ -36,6 +39,7 @@ def run_stats(runs: list[dict]) -> dict:
         "runs": len(runs),
         "latency_s": _mean(x["latency_s"] for x in m),
         "tpot_ms": _median(x["tpot_ms"] for x in m),
+        "tpot_spread": spread.spread(x["tpot_ms"] for x in m),
         "ttft_ms": _median(1000 * x["ttft_s"] for x in m),
         "throughput_tok_s": _mean(x["throughput_tok_s"] for x in m),
         "rss_delta_mb": _mean(x["rss_delta_mb"] for x in m),
@@ -72,6 +76,13 @@ def change(base: dict, other: dict) -> dict:
             "kv_tokens_max_pct": pct(other["kv_tokens_max"], base["kv_tokens_max"])}
 
 
+def tpot_change(runs: list[dict], base: str, mode: str) -> dict | None:
+    """The TPOT change in percent of each round (same run index and prompt), as a spread."""
+    by = {(r.get("run", 0), r["prompt"], r["mode"]): r["metrics"]["tpot_ms"] for r in runs}
+    rounds = [(k[0], k[1]) for k in by if k[2] == mode and (k[0], k[1], base) in by]
+    return spread.spread(100 * (by[(*k, mode)] / by[(*k, base)] - 1) for k in rounds if by[(*k, base)])
+
+
 def summarize(runs: list[dict], quality: list[dict], mode_names: list[str], n_prompts: int) -> dict:
     """Per-mode aggregates (first mode = the baseline), Change per pruned mode, and per-prompt cells."""
     modes = {}
@@ -82,7 +93,8 @@ def summarize(runs: list[dict], quality: list[dict], mode_names: list[str], n_pr
             qs = [q for q in quality if q["mode"] == name]
             modes[name]["quality"] = quality_stats(qs) if qs else None
     base = modes[mode_names[0]]
-    changes = {n: change(base, s) for n, s in modes.items() if n != mode_names[0]}
+    changes = {n: {**change(base, s), "tpot_pct_spread": tpot_change(runs, mode_names[0], n)}
+               for n, s in modes.items() if n != mode_names[0]}
     cells = []
     for p in range(n_prompts):
         for name in mode_names:
@@ -136,6 +148,28 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def _round_tpot(runs: list[dict], prompt: int, mode: str, group: int | None = None) -> dict:
+    """run index -> that run's TPOT, for one prompt and mode (and step-interleaved group)."""
+    return {r.get("run", 0): r["metrics"]["tpot_ms"] for r in runs if r["prompt"] == prompt and r["mode"] == mode
+            and (group is None or r.get("group", group) == group)}
+
+
+def context_spreads(rows: list[dict], runs: list[dict], lengths: list[int], base_name: str,
+                    budget_prompt: int) -> None:
+    """Add to each context row the spread over runs of its ratio and its limit ratio: each run's
+    pruned TPOT over the baseline of the same run index (and, step-interleaved, the reference that
+    advanced beside it)."""
+    grouped = any("group" in r for r in runs)
+    for row in rows:
+        p = lengths.index(row["context"])
+        pruned = _round_tpot(runs, p, row["mode"])
+        base = _round_tpot(runs, p, base_name, p if grouped else None)
+        ref = _round_tpot(runs, budget_prompt, base_name, p if grouped else None)
+        for key, den in (("ratio_spread", base), ("limit_ratio_spread", ref)):
+            keys = [k for k in pruned if k in den]
+            row[key] = spread.spread(spread.paired_ratios([pruned[k] for k in keys], [den[k] for k in keys]))
+
+
 # ---- text tables ---------------------------------------------------------------------------------
 
 def _pct(x):
@@ -163,22 +197,32 @@ def header_line(machine: dict) -> str:
 
 
 def mode_table(summary: dict) -> str:
-    headers = ["Mode", "Avg Latency (s)", "TPOT (ms/tok, median)", "Throughput (tok/s)", "Mem Δ (MB)",
+    headers = ["Mode", "Avg Latency (s)", "TPOT (ms/tok, median [interval] runs)", "Throughput (tok/s)", "Mem Δ (MB)",
                "KV tokens max", "Prune events", "Prune time (ms)", "Agreement", "First div.", "ΔNLL",
                "PPL ratio", "Top-1 (forced)"]
     rows = []
     for name, s in summary["modes"].items():
         q = s.get("quality") or {}
-        rows.append([name, fmt(s["latency_s"], ".3f"), fmt(s["tpot_ms"]), fmt(s["throughput_tok_s"], ".1f"),
+        rows.append([name, fmt(s["latency_s"], ".3f"), spread.fmt(s.get("tpot_spread"), ".2f"),
+                     fmt(s["throughput_tok_s"], ".1f"),
                      fmt(s["rss_delta_mb"], "+.1f"), s["kv_tokens_max"], fmt(s["prune_events"], ".1f"),
                      fmt(s["prune_time_ms"], ".1f"), fmt(q.get("agreement"), ".1%"),
                      _first_div(q), fmt(q.get("delta_nll"), "+.3f"),
                      fmt(q.get("ppl_ratio"), ".3f"), fmt(q.get("forced_top1_agreement"), ".1%")])
     for name, c in summary["change"].items():
-        rows.append([f"Change ({name})", fmt(c["latency_pct"], "+.1f", "%"), fmt(c["tpot_pct"], "+.1f", "%"),
+        rows.append([f"Change ({name})", fmt(c["latency_pct"], "+.1f", "%"), _pct_spread(c.get("tpot_pct_spread")),
                      fmt(c["throughput_pct"], "+.1f", "%"), fmt(c["rss_delta_mb_diff"], "+.1f", " MB"),
                      fmt(c["kv_tokens_max_pct"], "+.1f", "%")] + [""] * 7)
     return table(headers, rows)
+
+
+def _pct_spread(s: dict | None) -> str:
+    """A change in percent: the median of each round's change, with its interval and count."""
+    if s is None:
+        return "–"
+    if s["n"] < 2:
+        return f"{s['value']:+.1f}% (n=1)"
+    return f"{s['value']:+.1f}% [{s['lo']:+.1f}, {s['hi']:+.1f}] n={s['n']}, {s['level']:.0%}"
 
 
 def _first_div(q: dict) -> str:
@@ -203,14 +247,20 @@ def prompt_table(summary: dict, labels: list[str]) -> str:
     return table(headers, rows, left=2)
 
 
+def _ratio_cell(row: dict, key: str) -> str:
+    s = row.get(f"{key}_spread")
+    return spread.fmt(s, ".2f") if s else fmt(row[key])
+
+
 def context_table(rows: list[dict], budget: int) -> str:
     headers = ["Context", "Mode", "Baseline TPOT (ms)", "Pruned TPOT (ms)", f"Baseline at {budget} (ms)", "Ratio",
                "Limit ratio", "Prune % of decode", "KV max (decode)", "KV bound", "Agreement", "ΔNLL"]
     body = [[r["context"], r["mode"], fmt(r["baseline_tpot_ms"]), fmt(r["pruned_tpot_ms"]), fmt(r["ref_tpot_ms"]),
-             fmt(r["ratio"]), fmt(r["limit_ratio"]), fmt(_pct(r["prune_share"]), ".1f", "%"),
+             _ratio_cell(r, "ratio"), _ratio_cell(r, "limit_ratio"), fmt(_pct(r["prune_share"]), ".1f", "%"),
              fmt_bytes(r["kv_decode_bytes"]), fmt_bytes(r["kv_bound_bytes"]), fmt(r["agreement"], ".1%"),
              fmt(r["delta_nll"], "+.3f")] for r in rows]
-    note = (f"Ratio = pruned / baseline TPOT at the same context; limit ratio = pruned TPOT / baseline TPOT at "
+    note = (f"Ratio = pruned / baseline TPOT at the same context (with runs: the median of each run's ratio, "
+            f"its interval, runs and level); limit ratio = pruned TPOT / baseline TPOT at "
             f"context = budget ({budget} tokens; with --interleave steps, measured alongside each length). KV "
             f"bound = (budget + prune interval) x bytes per token; for ov-genai, (max_cache_size + block) x its "
             f"bytes per token, and it evicts nothing before the first decode step has attended to the whole prompt.")

@@ -16,7 +16,9 @@ def add_parser(sub):
     add_model_args(p)
     add_eviction_args(p, multi=True)
     add_sampling_args(p)
-    p.add_argument("--runs", type=positive_int, default=3, help="timed runs per prompt and mode (default 3)")
+    p.add_argument("--runs", type=positive_int, default=5,
+                   help="timed runs per prompt and mode, alternating (default 5: the fewest whose min..max is a "
+                        "94%% interval for the median)")
     p.add_argument("--prompts", default=None,
                    help="file with one prompt a line (default: the model card's three, assets/prompts/card.txt)")
     p.add_argument("--context-lengths", type=positive_int, nargs="+", metavar="N",
@@ -93,6 +95,7 @@ def run(args):
         rows = report.context_rows(summary, lengths, result["modes"], budget_prompt,
                                    result["machine"]["kv_bytes_per_token"],
                                    report.paired_refs(result["runs"], budget_prompt))
+        report.context_spreads(rows, result["runs"], lengths, modes[0].name, budget_prompt)
         ref = next(c["tpot_ms"] for c in summary["cells"] if c["prompt"] == budget_prompt and c["mode"] == "baseline")
         out["context"] = {"rows": rows, "budget": args.budget, "baseline_at_budget_tpot_ms": ref}
         print(f"\nTPOT vs context length ({args.runs} runs, {args.max_new_tokens} new tokens, medians)\n")
@@ -138,7 +141,8 @@ def run_targets(args):
                       bar=progress_bar)
     print(report.header_line(out["card"]["machine"]))
     c, long = targets.CARD, targets.LONG
-    print(f"\nPerformance targets ({args.policy[0]}/hard, {args.runs} runs each, medians; card scenario: "
+    print(f"\nPerformance targets ({args.policy[0]}/hard, {args.runs} runs each, {out['card']['machine']['precision']} "
+          f"precision; medians of each round's ratio with their interval; card scenario: "
           f"{len(out['card']['prompts'])} prompts, {c['max_new_tokens']} new tokens, budget {c['budget']}, recent "
           f"{c['recent_window']}; long: {long['context']} tokens, {long['max_new_tokens']} new tokens, budget "
           f"{long['budget']})\n")
@@ -172,7 +176,8 @@ def run_vs_genai(args):
     machine = bench.machine_info(model)
     print(header_line(machine))
     print(f"\nOur baseline vs OpenVINO GenAI LLMPipeline ({args.runs} runs each, alternating, up to "
-          f"{args.max_new_tokens} new tokens, greedy, medians; ratio = ours / GenAI)\n")
+          f"{args.max_new_tokens} new tokens, greedy, {machine['precision']} precision for both; medians of each "
+          f"round's ratio ours / GenAI with their interval)\n")
     lim = vsgenai.LIMITS
     print(vsgenai.table(rows))
     Path(args.output).write_text(json.dumps({"machine": machine, "limits": lim, "rows": rows},

@@ -39,7 +39,8 @@ def add_parser(sub):
     p.add_argument("--recent-window", type=positive_int, default=128,
                    help="newest tokens pruned runs always keep (default 128)")
     p.add_argument("--policy", default="triattention", help="the pruning policy (default triattention)")
-    p.add_argument("--runs", type=positive_int, default=3, help="runs per mode (default 3)")
+    p.add_argument("--runs", type=positive_int, default=5,
+                   help="alternating runs per mode (default 5: the fewest whose min..max is a 94%% interval)")
     p.add_argument("--max-new-tokens", type=positive_int, default=32, help="tokens per run (default 32)")
     p.add_argument("--skip-genai", action="store_true", help="leave out the comparison with GenAI")
     p.add_argument("--output", default="perf.json", help="JSON file for every figure (default perf.json)")
@@ -50,11 +51,12 @@ def add_parser(sub):
     return "perf"
 
 
-def _long(model_dir, setup, runs, precision, title, targets=True):
+def _long(model_dir, setup, runs, precision, real_dims=False):
     from ..bench import longctx, perfreport
     from ..bench.probe import probe
     from ..core.calibration import CalibrationMissing, calibrate
     from ..policies import get_policy
+    targets = not real_dims
     try:  # statistics the policy needs, made once before the timed processes
         get_policy(setup.policy).prepare(model_dir)
     except CalibrationMissing:
@@ -64,12 +66,13 @@ def _long(model_dir, setup, runs, precision, title, targets=True):
     bar = progress_bar(total=n_runs + (1 if targets else 0), desc=Path(model_dir).name)
     got = longctx.measure(model_dir, setup, runs, precision, bar)
     section = {"setup": setup.__dict__, "modes": got, "figures": longctx.figures(got, setup, targets)}
+    section["precision"] = perfreport.precision_of(section)
     if targets:  # where the prefill's time goes: one forward whole against one piece, after the timed runs
         section["prefill"] = probe({"kind": "prefill", "model_dir": str(model_dir), "precision": precision,
                                     "budget": setup.budget, "chunk": setup.chunk, "runs": runs})
         bar.update(1)
     bar.close()
-    perfreport.print_long(title, section)
+    perfreport.print_long(perfreport.long_title(model_dir, setup.__dict__, runs, real_dims, section["precision"]), section)
     return section
 
 
@@ -98,14 +101,11 @@ def _measure(args) -> dict:
         bar = progress_bar(total=3 * args.runs * len(prompts), desc="vs GenAI")
         out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar, stateful=True)
         bar.close()
-        perfreport.print_genai(out["vs_genai"], perfreport.genai_title(args.runs, args.max_new_tokens))
-    out["long"] = {d: _long(d, setups[d], args.runs, args.precision,
-                            perfreport.long_title(d, setups[d].__dict__, args.runs)) for d in args.long_model}
+        perfreport.print_genai(out["vs_genai"], perfreport.genai_title(args.runs, args.max_new_tokens, model.precision))
+    out["long"] = {d: _long(d, setups[d], args.runs, args.precision) for d in args.long_model}
     if args.real_dims:
         out["real_dims_model"] = args.real_dims
-        out["real_dims"] = {n: _long(args.real_dims, setups[(args.real_dims, n)], args.runs, args.precision,
-                                     perfreport.long_title(args.real_dims, setups[(args.real_dims, n)].__dict__,
-                                                           args.runs, real_dims=True), targets=False)
+        out["real_dims"] = {n: _long(args.real_dims, setups[(args.real_dims, n)], args.runs, args.precision, True)
                             for n in REAL_DIMS_CONTEXTS}
     return out
 

@@ -1,6 +1,7 @@
 """prune-bench: the time of one prune event (score + select + compaction of the host mirror) at
 gpt-oss-20b shapes, with synthetic keys, against its targets."""
 import json
+import sys
 from pathlib import Path
 
 from .common import positive_int
@@ -18,8 +19,10 @@ def add_parser(sub):
                    help="scoring policies, one table each (default triattention triattention-head)")
     p.add_argument("--tokens", type=positive_int, nargs="+", default=list(TARGETS), metavar="N",
                    help="cached tokens at the event (default " + " ".join(map(str, TARGETS)) + ")")
-    p.add_argument("--repeats", type=positive_int, default=7, help="events timed per size (default 7)")
-    p.add_argument("--output", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--repeats", type=positive_int, default=7,
+                   help="events timed per size, the sizes taking turns (default 7)")
+    p.add_argument("--output", default="prune-bench.json",
+                   help="JSON file for every figure and every event's times (default prune-bench.json)")
     return "prune-bench"
 
 
@@ -32,14 +35,17 @@ def run(args):
             raise ValueError(f"policy {name!r} does not score tokens in our decode loop")
     if args.repeats < 1 or min(args.tokens) <= 2 * INTERVAL:
         raise ValueError(f"give --repeats >= 1 and --tokens above {2 * INTERVAL}")
+    from .common import check_output_file
+    check_output_file(args.output)
     results = []
     for name in args.policy:
         result = run(name, args.tokens, args.repeats)
         axis = "per KV head" if get_policy(name).per_kv_head else "per layer"
         print(f"prune event, {name} ({axis}), gpt-oss-20b shapes, synthetic keys, hard compaction of the host "
-              f"K/V mirror; medians of {args.repeats}; load average {result['load_average']:.2f}\n")
+              f"K/V mirror, float32 keys; medians of {args.repeats} with their interval; load average "
+              f"{result['load_average']:.2f}\n")
         print(table(result) + "\n")
         results.append(result)
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=1))
+    Path(args.output).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
