@@ -11,7 +11,7 @@ from triattn.openvino.model import load_model
 from triattn.policies import ScoreContext, get_policy
 from triattn.policies.attention import max_pool
 
-ATTENTION = ["h2o", "tova", "snapkv"]
+ATTENTION = ["h2o", "tova", "snapkv", "genai-like"]
 
 
 def test_log_views_as_drawn_in_its_docstring():
@@ -112,3 +112,19 @@ def test_the_stateful_form_refuses_in_one_line(llama_dir, prompt, kw):
         _tokens(model, prompt, EvictionConfig(budget=16, recent_window=4, sink_tokens=2, **kw))
     with pytest.raises(ValueError, match="not apply"):
         EvictionConfig(policy="ov-genai", prompt_select="query")
+
+
+def test_seen_counts_causal_queries_and_genai_like_scores_blocks():
+    log = AttentionLog(1, window=4)
+    log.add(np.array([[4.0, 3.0, 2.0, 1.0]]), queries=4)  # a piece of 4, all of its queries summed
+    np.testing.assert_array_equal(log.seen, [[4, 3, 2, 1]])  # token j is seen by the queries from j on
+    log.add(np.array([[0.0, 0.0, 0.0, 0.0, 2.0]]))
+    np.testing.assert_array_equal(log.seen, [[5, 4, 3, 2, 1]])
+    norm = [4 / 5, 3 / 4, 2 / 3, 1 / 2, 2 / 1]  # total / seen
+    policy = get_policy("genai-like")
+    ctx, pos = ScoreContext(5, attention=log), np.arange(5)[None]
+    np.testing.assert_allclose(policy.score(None, pos, ctx), [[sum(norm) / 5] * 5])  # one block of 32: its mean
+    import dataclasses
+    pairs = dataclasses.replace(policy, block=2).score(None, pos, ctx)
+    a, b = (norm[0] + norm[1]) / 2, (norm[2] + norm[3]) / 2
+    np.testing.assert_allclose(pairs, [[a, a, b, b, norm[4]]])

@@ -8,7 +8,9 @@ This log turns those reports into three views, all [layers, n] in the same order
 - `total`:  every query since the token entered the cache (H2O, Zhang et al. 2023);
 - `last`:   the newest report alone (TOVA, Oren et al. 2024, when it was one query);
 - `window`: the reports of the newest `window` queries (SnapKV's observation window, Li et al.
-  2024; in decoding, the last `window` steps).
+  2024; in decoding, the last `window` steps);
+- `seen`:   how many of the reported queries came at or after each token (causal), the divisor of
+  OpenVINO GenAI's NORM_SUM aggregation (`total / seen`).
 
 Example, one layer, three tokens, then a fourth, window 2:
 
@@ -33,11 +35,15 @@ class AttentionLog:
         self._total = np.zeros((n_layers, 0), np.float64)
         self._last = np.zeros((n_layers, 0), np.float64)
         self._ring: list[tuple[np.ndarray, int]] = []  # (report, queries it sums), oldest first
+        self._seen = np.zeros((n_layers, 0), np.float64)
 
     def add(self, report: np.ndarray, queries: int = 1):
         """A forward's report [layers, n] (n >= the tokens logged so far: new ones come last)."""
         n = report.shape[1]
         report = report.astype(np.float64)
+        new = n - self.n  # the new tokens: the j-th of them saw the reported queries from its own on
+        fresh = np.minimum(queries, new - np.arange(new)).astype(np.float64)
+        self._seen = np.concatenate([self._seen + queries, np.broadcast_to(fresh, (report.shape[0], new))], 1)
         self._total = _pad(self._total, n) + report
         self._last = report
         self._ring.append((report, queries))
@@ -53,6 +59,7 @@ class AttentionLog:
         def take(a):
             return np.take_along_axis(_pad(a, self.n), idx, 1)
         self._total, self._last = take(self._total), take(self._last)
+        self._seen = take(self._seen)
         self._ring = [(take(r), q) for r, q in self._ring]
         self.n = k
 
@@ -63,6 +70,10 @@ class AttentionLog:
     @property
     def last(self) -> np.ndarray:
         return _pad(self._last, self.n)
+
+    @property
+    def seen(self) -> np.ndarray:
+        return self._seen
 
     @property
     def window(self) -> np.ndarray:
