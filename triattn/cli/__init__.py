@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-COMMANDS = ["infer", "bench", "sweep", "profile", "soak", "calibrate", "perf", "prune_bench", "export", "make_tiny_model"]
+COMMANDS = ["infer", "bench", "sweep", "profile", "soak", "calibrate", "perf", "prune_bench", "export", "make_tiny_model", "eval"]
 
 
 class Parser(argparse.ArgumentParser):
