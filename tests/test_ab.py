@@ -1,4 +1,7 @@
 """The A/B module without Gradio: interleaving, the table, divergence, the eviction view, settings."""
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -36,33 +39,95 @@ def test_interleave_never_runs_two_steps_at_once():
     assert log.count("a") == log.count("b") == 5
 
 
-def _metrics(**kw):
-    base = dict(ttft_s=0.1, tpot_ms=10.0, tpot_mean_ms=11.0, throughput_tok_s=50.0, latency_s=2.0, new_tokens=100,
-                prune_events=0, prune_time_s=0.0, kv_tokens_max=300, kv_tokens_final=300, kv_bytes_max=300 * 1024,
-                rss_delta_mb=8.0)
-    return RunMetrics(**{**base, **kw})
+def _records(times_ms, kv=lambda i: 300 + i, prune_at=(), tokens=None):
+    """Synthetic step records: record 0 the prefill (20 ms), then one decode step per time."""
+    out = [StepRecord(0, 1, 0.020, kv(0), kv(0))]
+    for i, t in enumerate(times_ms, start=1):
+        prune = PruneEvent(4, 0.001, kv(i) + 4, kv(i), np.zeros((1, 4), int)) if i in prune_at else None
+        out.append(StepRecord(i, (tokens or {}).get(i, 1), t / 1000, kv(i), kv(i), prune))
+    return out
 
 
-def test_table_rows_and_the_change_rule():
-    """Percentages of bases well above their noise; memory and TTFT as differences (memory is often a
-    few MB or 0; TTFT depends on which run prefilled first); no change for counts the baseline lacks."""
-    b = _metrics()
-    p = _metrics(ttft_s=0.15, tpot_ms=8.0, throughput_tok_s=60.0, latency_s=1.5, kv_tokens_max=150,
-                 kv_bytes_max=150 * 1024, prune_events=6, prune_time_s=0.012, rss_delta_mb=2.0)
-    t = metrics_table(b, p, {"Outputs diverge at": "token #8"})
-    assert t["Run"].tolist() == [BASELINE, PRUNED, CHANGE]
-    row = dict(zip(t.columns, t.iloc[2]))
-    assert row["TTFT (ms)"] == "+50.0 ms"
-    assert row["TPOT (ms)"] == "-20.0%"
-    assert row["Throughput (tok/s)"] == "+20.0%"
-    assert row["Latency (s)"] == "-25.0%"
-    assert row["KV tokens"] == "-50.0%" and row["KV size (KiB)"] == "-50.0%"
-    assert row["Memory Δ (MB)"] == "-6.0 MB"
-    assert row["Tokens"] == "" and row["Prune events"] == "" and row["Prune time (ms)"] == ""
+def _pair(b_recs, p_recs, bpt=1024):
+    from triattn.core.metrics import pair_figures, summarize
+    return summarize(b_recs, bpt, 0, 0), summarize(p_recs, bpt, 0, 0), pair_figures(b_recs, p_recs, (bpt, bpt))
+
+
+def _noisy(n, ms, spread, seed):
+    return list(np.random.default_rng(seed).uniform(ms - spread, ms + spread, n))
+
+
+def _change_row(table):
+    return dict(zip(table.columns, table.iloc[2]))
+
+
+def test_change_row_states_a_speed_change_with_its_interval():
+    """Pruned steps 20% shorter than the baseline's beside them: the TPOT change is their plain ratio
+    over the same steps, with an interval that excludes 0; throughput is its inverse."""
+    bt, pt = _noisy(99, 10.0, 0.5, 1), _noisy(99, 8.0, 0.4, 2)
+    b, p, f = _pair(_records(bt), _records(pt, kv=lambda i: 64, prune_at={10, 20}))
+    row = _change_row(metrics_table(b, p, f, {"Outputs diverge at": "token #8"}))
+    expected = sum(pt) / sum(bt) - 1
+    m = re.fullmatch(r"([+-]\d+\.\d)% \(([+-]\d+\.\d) to ([+-]\d+\.\d)\)", row["TPOT (ms)"])
+    assert m, row["TPOT (ms)"]
+    assert float(m.group(1)) == pytest.approx(expected * 100, abs=0.05)
+    assert float(m.group(2)) <= float(m.group(1)) <= float(m.group(3)) < 0
+    assert row["Throughput (tok/s)"].startswith(f"{(1 / (1 + expected) - 1) * 100:+.1f}%")
+    assert row["TTFT (ms)"] == row["Latency (s)"] == "not compared"  # run order; whole runs
+    assert row["Tokens"] == ""  # equal lengths
+    assert row["KV tokens"] == percent_change(399, 64) and row["Prune events"] == ""
     assert row["Outputs diverge at"] == "token #8"
-    pruned = dict(zip(t.columns, t.iloc[1]))
-    assert pruned["TTFT (ms)"] == "150.0" and pruned["KV size (KiB)"] == "150.0" and pruned["Prune events"] == "6"
-    assert pruned["Outputs diverge at"] == ""
+    pruned = dict(zip(f_cols := list(metrics_table(b, p, f).columns), metrics_table(b, p, f).iloc[1]))
+    assert pruned["TPOT (ms)"] == f"{sum(pt) / len(pt):.2f}" and pruned["Prune events"] == "2"
+    assert "Memory Δ (MB)" not in f_cols and f_cols.index("Token agreement") < f_cols.index("Tokens")
+
+
+def test_change_row_and_headline_say_no_difference_within_the_noise():
+    """Both runs' steps drawn from the same noisy distribution: no direction is stated anywhere."""
+    bt, pt = _noisy(149, 10.0, 4.0, 3), _noisy(149, 10.0, 4.0, 4)
+    b, p, f = _pair(_records(bt), _records(pt, kv=lambda i: 64, prune_at={10}))
+    row = _change_row(metrics_table(b, p, f))
+    assert row["TPOT (ms)"].startswith("no difference (±") and row["Throughput (tok/s)"].startswith("no difference")
+    text = headline(b, p, f, None)
+    assert "no measurable difference in time per token (within ±" in text
+    assert "lower" not in text and "higher" not in text
+
+
+def test_unequal_lengths_are_compared_over_the_shorter_run_and_said_so():
+    """The pruned run stopped at 19 tokens, the baseline at 150: speed and KV over the first 19 of each."""
+    bt, pt = _noisy(149, 10.0, 0.5, 5), _noisy(18, 12.0, 0.5, 6)
+    b_recs, p_recs = _records(bt), _records(pt, kv=lambda i: 40 + i, prune_at={5})
+    b, p, f = _pair(b_recs, p_recs)
+    t = metrics_table(b, p, f)
+    base, row = dict(zip(t.columns, t.iloc[0])), _change_row(t)
+    assert base["Tokens"] == "150" and base["TPOT (ms)"] == f"{sum(bt[:18]) / 18:.2f}"
+    assert base["KV tokens"] == str(300 + 18)  # held over the first 19 tokens, not all 150
+    assert row["Tokens"] == "unequal: the next columns over the first 19"
+    assert row["Latency (s)"] == "not compared"
+    text = headline(b, p, f, None)
+    assert "The runs made 150 (baseline) and 19 (pruned) tokens: speed and cache are compared over the first 19" \
+        in text
+    assert f"({300 + 18} vs {40 + 18} tokens" in text
+
+
+def test_too_few_tokens_to_compare_speed():
+    b, p, f = _pair(_records([10.0] * 4), _records([5.0] * 4, kv=lambda i: 8, prune_at={2}))
+    assert _change_row(metrics_table(b, p, f))["TPOT (ms)"] == "too few tokens"
+    assert "too few decoded tokens to compare time per token" in headline(b, p, f, None)
+
+
+def test_no_change_cell_states_a_direction_of_a_noisy_figure_without_its_interval():
+    """Over many noisy pairs: every Change cell with a sign either shows its interval or is a KV
+    figure (the same in every repeat)."""
+    for seed in range(20):
+        bt, pt = _noisy(60, 10.0, 5.0, seed), _noisy(60 - seed, 10.0, 5.0, seed + 100)
+        b, p, f = _pair(_records(bt), _records(pt, kv=lambda i: 64, prune_at={3}))
+        row = _change_row(metrics_table(b, p, f))
+        for col, cell in row.items():
+            if re.match(r"[+-]\d", cell):
+                assert " to " in cell or col.startswith("KV"), (col, cell)
+            if f.equal is False and "%" in cell:
+                assert row["Tokens"].startswith("unequal"), row
 
 
 def test_percent_change_edge_cases():
@@ -87,12 +152,42 @@ def test_first_divergence():
     assert (d.index, d.baseline, d.pruned) == (2, None, 3)
 
 
+def _metrics(**kw):
+    base = dict(ttft_s=0.1, tpot_ms=10.0, tpot_mean_ms=11.0, throughput_tok_s=50.0, latency_s=2.0, new_tokens=100,
+                prune_events=0, prune_time_s=0.0, kv_tokens_max=300, kv_tokens_final=300, kv_bytes_max=300 * 1024,
+                rss_delta_mb=8.0)
+    return RunMetrics(**{**base, **kw})
+
+
+def _figures(kv=(300, 75), bpt=(1, 1), change=-0.5, tokens=100, equal=True):
+    from triattn.core.metrics import PairFigures
+    from triattn.core.stats import Interval
+    return PairFigures(tokens, equal, (10.0, 10.0 * (1 + change)), kv, tuple(k * b for k, b in zip(kv, bpt)),
+                       Interval(change, change - 0.05, change + 0.05, tokens - 1, 0.95))
+
+
 def test_headline_says_what_changed():
-    b, p = _metrics(), _metrics(tpot_ms=5.0, kv_bytes_max=75 * 1024, prune_events=3)
-    text = headline(b, p, first_divergence([1, 2, 3], [1, 2, 4]))
-    assert "50% lower" in text and "75% smaller" in text and "first 2 tokens" in text
-    assert "identical for all 100" in headline(b, _metrics(prune_events=2), None)
-    assert "outputs differ from the first token" in headline(b, p, first_divergence([1, 2], [3, 2]))
+    b, p = _metrics(), _metrics(prune_events=3)
+    text = headline(b, p, _figures(), first_divergence([1, 2, 3], [1, 2, 4]))
+    assert "time per token 50% lower (95% interval -55% to -45%" in text
+    assert "75% smaller" in text and "the first 2 tokens" in text
+    assert "identical for all 100" in headline(b, p, _figures(), None)
+    assert "outputs differ from the first token" in headline(b, p, _figures(), first_divergence([1, 2], [3, 2]))
+    assert "identical for the first token, then" in headline(b, p, _figures(), first_divergence([1, 2], [1, 3]))
+
+
+def test_headline_says_why_the_cache_held_more_than_the_budget():
+    from triattn.core.runner import LoopRunner
+    from triattn.openvino.runners import GenAIRunner
+    loop = LoopRunner(None, EvictionConfig(policy="knorm", budget=64, prune_interval=16))
+    text = headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 79)), None, held=loop.held(79, {}))
+    assert "(1800 vs 79 tokens: the budget of 64, plus up to 15 new tokens between cuts, one every 16)" in text
+    assert loop.held(64, {}) == ""
+    used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
+    text = headline(_metrics(), _metrics(prune_events=None), _figures(kv=(190, 128)), None,
+                    held=GenAIRunner(None, None).held(128, used))
+    assert "(190 vs 128 tokens: whole blocks of 32: the budget of 64 as a cache of 96, plus the block being filled)" \
+        in text
 
 
 def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
@@ -100,26 +195,28 @@ def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
     b = _metrics(kv_tokens_max=1990, kv_bytes_max=1990, kv_tokens_max_decode=1990, kv_bytes_max_decode=1990)
     p = _metrics(kv_tokens_max=1791, kv_bytes_max=1791, kv_tokens_max_decode=256, kv_bytes_max_decode=256,
                  prune_events=5, prompt_cut=(1791, 256))
-    text = headline(b, p, None)
+    f = _figures(kv=(1990, 256))
+    text = headline(b, p, f, None)
     assert "87% smaller while decoding (1990 vs 256 tokens)" in text
     assert "10%" not in text and "The prompt's 1791 tokens were cut to 256" in text
     p.prompt_cut_in_pieces = True
     assert "read the prompt's 1791 tokens 512 at a time, cutting its cache to the budget before each piece, and " \
-           "decoded from 256" in headline(b, p, None, chunk=512)
+           "decoded from 256" in headline(b, p, f, None, chunk=512)
 
 
 def test_headline_says_when_nothing_was_pruned():
-    text = headline(_metrics(), _metrics(tpot_ms=5.0), None)
+    text = headline(_metrics(), _metrics(), _figures(kv=(300, 300)), None)
     assert text.startswith("Nothing was pruned") and "lower" not in text and "noise" in text
 
 
 def test_headline_explains_a_larger_genai_cache():
-    b = _metrics(kv_bytes_max_decode=100)
-    p = _metrics(kv_bytes_max_decode=119, tpot_ms=8.6, prune_events=None)
+    b = _metrics()
+    p = _metrics(prune_events=None)
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
     from triattn.openvino.runners import GenAIRunner
-    text = headline(b, p, None, GenAIRunner(None, None).why_larger(used))
-    assert "19% larger" in text and "whole blocks of 32 tokens (budget 64 became 96)" in text
+    text = headline(b, p, _figures(kv=(100, 119)), None, GenAIRunner(None, None).why_larger(used))
+    assert "19% larger" in text and "because OpenVINO GenAI counts its cache in whole blocks of 32 tokens, partly " \
+        "filled ones included" in text
 
 
 class CharTokenizer:
@@ -272,11 +369,30 @@ def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
 
 def test_page_and_cli_tables_share_one_change_rule():
     """`infer --compare` prints the page's rows: same cells, same Change row."""
-    from triattn.core.tables import markdown
-    b = _metrics()
-    p = _metrics(ttft_s=0.15, tpot_ms=8.0, rss_delta_mb=0.0, prune_events=3, prune_time_s=0.002)
-    page = metrics_table(b, p)
-    md = markdown(b, p, PRUNED).splitlines()
+    from triattn.core.tables import RUN_HEADERS, markdown
+    b, p, f = _pair(_records(_noisy(40, 10, 1, 7)), _records(_noisy(30, 9, 1, 8), kv=lambda i: 16, prune_at={4}))
+    page = metrics_table(b, p, f)
+    md = markdown(b, p, f, PRUNED, peak_mb=512.4).splitlines()
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in md[2:5]]
-    assert cells == page.values.tolist()
-    assert cells[2][page.columns.get_loc("Memory Δ (MB)")] == "-8.0 MB"
+    assert cells == page[["Run", *RUN_HEADERS]].values.tolist()
+    assert "Peak RSS: 512 MB (the process, both runs together" in md[-1]
+
+
+def test_pair_peak_rss_is_the_comparisons_own(gptoss_dir, prompt):
+    """own_peak: the peak over this comparison, not the process's past high-water mark (a large array
+    held and freed before it does not count); without it, no figure that pretends to be the pair's."""
+    from triattn.core.metrics import peak_rss_mb, rss_mb
+    model = load_model(gptoss_dir)
+    big = np.ones(400 * 2**20 // 8)  # 400 MB held, then freed: the process's high-water mark rises
+    big[::4096] = 2.0
+    del big
+    before = peak_rss_mb()
+    if before is None or not Path("/proc/self/clear_refs").exists():
+        pytest.skip("this OS keeps no resettable high-water mark")
+    cfg = EvictionConfig(policy="knorm", budget=16, recent_window=4, sink_tokens=2)
+    pair = Pair(model, load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 20, own_peak=True)
+    list(pair.steps())
+    assert rss_mb() - 50 <= pair.peak_mb < before - 300
+    other = Pair(model, load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 5)
+    list(other.steps())
+    assert other.peak_mb is None

@@ -128,3 +128,9 @@ def test_seen_counts_causal_queries_and_genai_like_scores_blocks():
     pairs = dataclasses.replace(policy, block=2).score(None, pos, ctx)
     a, b = (norm[0] + norm[1]) / 2, (norm[2] + norm[3]) / 2
     np.testing.assert_allclose(pairs, [[a, a, b, b, norm[4]]])
+
+
+@pytest.mark.parametrize("kw", [dict(policy="snapkv"), dict(policy="knorm", prompt_select="query")])
+def test_mask_eviction_is_refused_before_any_run(kw):
+    with pytest.raises(ValueError, match="mask eviction runs on the stateful form"):
+        EvictionConfig(evict="mask", **kw)

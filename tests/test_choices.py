@@ -26,8 +26,26 @@ def test_example_prompts_come_from_every_file(tmp_path):
 
 
 def test_policy_and_mechanism_labels_explain_each_choice():
-    assert [v for _, v in policy_choices()] == list(list_policies())
-    assert all(desc in label for (label, _), desc in zip(policy_choices(), list_policies().values()))
+    """Every pruning policy is offered, none that the page would refuse (the baseline's own), and no
+    label names a command-line flag."""
+    offered = [v for _, v in policy_choices()]
+    assert offered == [n for n in list_policies() if n != "none"] and "ov-genai" in offered
+    for (label, name) in policy_choices():
+        assert label.startswith(f"{name} — ") and "--" not in label and len(label) > len(name) + 10
+
+
+def test_switching_to_the_python_model_brings_a_python_example(tmp_path):
+    """An English example gives way to the Python model's first example, and back; a prompt the visitor
+    typed stays whatever the model."""
+    from triattn.web.choices import prompt_for_model
+    demo, english = str(DEMO_MODEL.resolve()), DEFAULT
+    python_first = example_prompts(files=("python.txt",))[0]
+    assert prompt_for_model(demo, CARD_PROMPTS[0]) == python_first
+    assert prompt_for_model(demo, "") == python_first
+    assert prompt_for_model(english, python_first) == CARD_PROMPTS[0]
+    assert prompt_for_model(english, CARD_PROMPTS[1]) == CARD_PROMPTS[1]  # already an English example
+    assert prompt_for_model(demo, "my own words") == "my own words"
+    assert prompt_for_model(str(tmp_path), CARD_PROMPTS[0]) == CARD_PROMPTS[0]  # not a bundled model
     labels = dict((v, lab) for lab, v in mechanism_choices())
     assert set(labels) == set(MECHANISMS)
     assert "not a true eviction" in labels["zero"] and "not a true eviction" not in labels["hard"]

@@ -1,6 +1,7 @@
 """`python -m triattn infer` end to end through a subprocess."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -85,6 +86,35 @@ def test_infer_compare_prints_both_texts_and_a_change_row(gptoss_dir):
     assert r.returncode == 0, r.stderr
     assert "=== baseline (full cache) ===" in r.stdout and "=== knorm/hard, budget 16 ===" in r.stdout
     assert "| Change" in r.stdout and "Token agreement:" in r.stdout and "Outputs diverge at:" in r.stdout
+
+
+def test_infer_compare_states_a_speed_direction_only_with_its_interval(gptoss_dir):
+    """The verdict under the table follows the TPOT cell of its Change row: a direction only when the
+    paired interval excludes 0, else no measurable difference; too few tokens said as such."""
+    for n, budget in (("60", "16"), ("4", "4")):
+        r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "class Stack:", "--max-new-tokens", n,
+                "--budget", budget, "--recent-window", "2", "--sink-tokens", "1", "--prune-interval", "2", "--compare")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        header = next(ln for ln in lines if ln.startswith("| Run"))
+        change = next(ln for ln in lines if ln.startswith("| Change"))
+        cells = dict(zip([c.strip() for c in header.strip("|").split("|")],
+                         [c.strip() for c in change.strip("|").split("|")]))
+        tpot, verdict = cells["TPOT (ms)"], next(ln for ln in lines if ln.startswith("Pruned vs baseline"))
+        assert cells["TTFT (ms)"] == cells["Latency (s)"] == "not compared"
+        if tpot == "too few tokens":
+            assert "too few decoded tokens to compare time per token" in verdict
+        elif tpot.startswith("no difference"):
+            assert "no measurable difference in time per token" in verdict
+        else:
+            word = "lower" if tpot.startswith("-") else "higher"
+            assert re.search(rf"time per token \d+% {word} \(95% interval", verdict), (tpot, verdict)
+    assert tpot == "too few tokens"  # the 4-token run
+
+
+def test_infer_help_says_the_runs_interleave():
+    r = cli("infer", "--help")
+    assert "interleaved" in r.stdout and "first" not in r.stdout.split("--compare", 1)[1].split("--json")[0]
 
 
 def test_infer_compare_needs_a_pruning_policy(gptoss_dir):

@@ -24,6 +24,11 @@ def _run(model_dir, policy="knorm", budget=64, prompt="def read_lines(path):", m
     return list(gen), control
 
 
+def _done(outputs):
+    """The output that ends the runs (panes, table, plots and eviction view; the quality follows)."""
+    return next(o for o in outputs if isinstance(o[2], str) and o[2].startswith(("**Done", "**Stopped")))
+
+
 def test_a_failed_run_keeps_its_message_and_clears_the_old_results(gptoss_dir):
     _, control = _run(gptoss_dir, max_new=8)
     with pytest.raises(gr.Error):
@@ -55,7 +60,7 @@ def test_plain_notice_keeps_other_messages():
 
 def test_genai_shows_the_sizes_it_used_and_says_evictions_are_not_reported(llama_dir):
     outputs, _ = _run(llama_dir, policy="ov-genai", budget=8, max_new=30)
-    final = outputs[-1]
+    final = _done(outputs)
     assert "used as whole blocks of" in final[1].label and "cache " in final[1].label
     assert final[7] == [] and "not reported" in final[8] and "never" not in final[8]
 
@@ -101,4 +106,42 @@ def test_every_example_is_offered_once():
 
 def test_a_stopped_run_is_not_shown_as_failed():
     out = show_failure(RunControl())  # no error recorded: Stop or a closed tab ended the run
-    assert out == (gr.skip(),) * 9  # nothing changes
+    assert out[:9] == (gr.skip(),) * 9 and out[9].interactive is True  # nothing changes; Generate is ready
+
+
+def test_done_is_shown_before_the_quality_cost_which_follows_in_the_table(gptoss_dir):
+    outputs, _ = _run(gptoss_dir, max_new=30)
+    done = _done(outputs)
+    assert done[2].startswith("**Done after") and "Measuring the quality cost" in done[2]
+    assert done[4].iloc[2]["ΔNLL (forced)"] == ""  # not measured yet when Done is shown
+    last = outputs[-1]
+    assert last[2].startswith("**Done after") and "Measuring" not in last[2]
+    assert last[4].iloc[2]["ΔNLL (forced)"] != "" and last[0].value == done[0].value and last[7] == done[7]
+    columns = list(last[4].columns)
+    assert columns.index("ΔNLL (forced)") < columns.index("Tokens")  # the quality columns come first
+    # Generate says a comparison runs from the first output to the last (a second click is not dropped unsaid)
+    assert outputs[0][9].interactive is False and outputs[0][9].value.startswith("Running")
+    assert last[9].interactive is True and last[9].value == "Generate"
+
+
+def test_a_stop_while_the_prompt_is_read_ends_the_run_before_its_first_forward(gptoss_dir):
+    control = RunControl()
+    gen = compare("def read_lines(path):\n" * 200, str(gptoss_dir.resolve()), "CPU", "knorm", "hard", 64, 16, 4, 4,
+                  40, 0.0, 0, control, catalog=Catalog([str(gptoss_dir)]))
+    first = next(gen)
+    assert first[2].startswith("Reading the prompt (") and "tokens)…" in first[2]
+    control.request_stop()  # what Stop does while the prompt is read
+    rest = list(gen)
+    assert rest[-1][2].startswith("**Stopped") and rest[-1][0].value == "" and rest[-1][1].value == ""
+    assert control.idle.is_set()
+
+
+def test_the_pruned_label_says_how_far_the_cache_grows_past_its_budget(gptoss_dir):
+    outputs, _ = _run(gptoss_dir, budget=64, max_new=10)
+    assert "budget 64 tokens, cut back to it every 4 tokens (so it holds up to 67)" in _done(outputs)[1].label
+
+
+def test_an_error_message_ends_its_sentence():
+    from triattn.web.pagetext import error_status
+    assert "pick an example.** Nothing below" in error_status("the prompt is empty: type one or pick an example")
+    assert "..**" not in error_status("ends already.")

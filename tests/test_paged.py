@@ -8,7 +8,8 @@ import pytest
 from triattn.core.config import EvictionConfig
 from triattn.core.engine import generate
 from triattn.openvino.model import load_model
-from triattn.openvino.paged import Cancelled, PagedModel
+from triattn.errors import Cancelled
+from triattn.openvino.paged import PagedModel
 from triattn.openvino.pool import BLOCK, BlockPool, blocks_for
 
 BASE = EvictionConfig(policy="none")

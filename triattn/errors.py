@@ -23,6 +23,10 @@ def redact(text: str) -> str:
     return text
 
 
+class Cancelled(Exception):
+    """A forward stopped by its session's `cancel()` (the page's Stop): a stop, not a failure."""
+
+
 class RuntimeFailure(ModelError):
     """OpenVINO or OpenVINO GenAI failed while running a request the checks let through (an internal
     assertion, memory): bad input for this model, reported as one line, the server still serving."""

@@ -1,5 +1,7 @@
 """infer: one prompt, streamed to the terminal, then a metrics summary (or one JSON object).
-With --compare, the full-cache baseline runs first and both are shown side by side, with quality."""
+With --compare, the full-cache baseline and the pruned run go interleaved token by token (as on the
+page); both texts, the page's table, its verdict on speed (a direction only when the paired interval
+excludes 0) and the quality cost follow."""
 import json
 import sys
 
@@ -15,15 +17,16 @@ def add_parser(sub):
     add_eviction_args(p)
     add_sampling_args(p)
     p.add_argument("--compare", action="store_true",
-                   help="run the baseline (full cache) first; print both texts, a metrics table with a Change "
-                        "row, and how much pruning changed the output")
+                   help="also run the baseline (full cache), interleaved with the pruned run token by token; print "
+                        "both texts, a metrics table with a Change row, the verdict on speed, and how much "
+                        "pruning changed the output")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     return "infer"
 
 
 def _peak() -> str:
     peak = peak_rss_mb()
-    return "" if peak is None else f" (process peak {peak:.0f} MB)"
+    return "" if peak is None else f" | peak RSS {peak:.0f} MB (the process)"
 
 
 def run(args):
@@ -61,7 +64,7 @@ def run(args):
               f"prune events {m.prune_events} ({m.prune_time_s * 1000:.1f} ms)")
     print(f"\n\n--- {m.new_tokens} tokens | TTFT {m.ttft_s * 1000:.1f} ms | TPOT {m.tpot_ms:.1f} ms (median) | "
           f"{m.throughput_tok_s:.1f} tok/s | KV max {m.kv_tokens_max} tokens ({m.kv_bytes_max / 2**20:.2f} MiB) | "
-          f"{prunes} | RSS {m.rss_delta_mb:+.1f} MB{_peak()}", file=sys.stderr)
+          f"{prunes}{_peak()}", file=sys.stderr)
     if result.describe():
         print(result.describe(), file=sys.stderr)
     if note:
@@ -73,24 +76,30 @@ def _compare(args, model, tok, prompt_ids, eviction, sampling):
     """The page's comparison in a terminal: both runs interleaved token by token (ab.Pair), then
     both texts, the page's table and the quality cost."""
     from ..web.ab import Pair
+    from ..web.pagetext import pair_headline
     from ..core.quality import first_divergence
     from ..core.tables import describe_divergence, markdown, quality_columns
-    pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens)
+    pair = Pair(model, tok, prompt_ids, eviction, sampling, args.max_new_tokens, own_peak=True)
     for _ in pair.steps():
         pass
     quality = pair.measure_quality()
-    b, p = pair.baseline, pair.pruned
+    b, p, figures = pair.baseline, pair.pruned, pair.pair_figures()
     if args.json:
+        speed = None if figures.change is None else figures.change.as_dict()
         out = {"text": p.text, "token_ids": p.token_ids, "prompt_tokens": len(prompt_ids),
                "eviction": eviction.as_dict(), "device": model.device, "metrics": p.metrics.as_dict(),
                "baseline": {"text": b.text, "token_ids": b.token_ids, "metrics": b.metrics.as_dict()},
-               "quality": quality.as_dict(), "peak_rss_mb": peak_rss_mb(), **({"used": p.used} if p.used else {})}
+               "quality": quality.as_dict(), "compared_tokens": figures.tokens, "tpot_change": speed,
+               "peak_rss_mb": pair.peak_mb if pair.peak_mb is not None else peak_rss_mb(),
+               **({"used": p.used} if p.used else {})}
         print(json.dumps(out))
         return 0
     name = f"{eviction.policy}/{eviction.evict}, budget {eviction.budget}"
     print(f"=== baseline (full cache) ===\n{b.text}\n\n=== {name} ===\n{p.text}\n")
     div = describe_divergence(first_divergence(b.token_ids, p.token_ids), tok, finished=True)
-    print(markdown(b.metrics, p.metrics, eviction.policy, {"Outputs diverge at": div, **quality_columns(quality)}))
+    print(markdown(b.metrics, p.metrics, figures, eviction.policy, {"Outputs diverge at": div,
+                                                                     **quality_columns(quality)}, pair.peak_mb))
+    print(pair_headline(pair))
     if quality.delta_nll is None:
         print("ΔNLL, PPL ratio, top-1 agreement (forced): not available (this policy cannot be fed the baseline's "
               "tokens)")

@@ -7,7 +7,7 @@ whole text: a query's statistics need context, not all of it, and attention over
 what made calibration slow (8,192 tokens of a 135M model in 512-token chunks on one growing cache:
 4 min 50 s on 2 CPU cores, each chunk slower than the last). Independent segments cost time linear
 in the text. The paper (Mao et al. 2026, arXiv 2604.04921) finds the statistics stable across
-texts and domains; README.md gives the difference measured against one pass. Per layer,
+texts and domains; docs/policies.md gives the difference measured against one pass. Per layer,
 query head and frequency band f (the complex number q_f = q[f] + i q[f + head_dim/2]) the file
 stores the complex mean E[q_f] and the mean magnitude E|q_f| of the pre-RoPE queries.
 

@@ -98,6 +98,10 @@ class EvictionConfig:
                                  f"not apply to it")
         elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
+        elif (getattr(policy, "reads_attention", False) or self.prompt_select == "query") and self.evict == "mask":
+            what = f"policy {self.policy}" if getattr(policy, "reads_attention", False) else "query-aware prompt selection"
+            raise ValueError(f"{what} reads the attention the model paid, which only the paged cache form reports, "
+                             f"and mask eviction runs on the stateful form; use --evict hard or zero")
         elif policy.per_kv_head and self.evict != "hard":
             raise ValueError(f"policy {self.policy} keeps a token set per KV head, which only hard eviction can do "
                              f"({self.evict} applies one mask to every head); use --evict hard, or --policy "

@@ -3,7 +3,12 @@
 TTFT is the prefill step; TPOT is over the decode steps that follow; throughput is new tokens over
 total latency (as the card computed it). KV bytes are logical: live slots x bytes per token in the
 cache precision. Prune events and time are None for a backend whose evictions are not observable.
-RSS delta is the process's resident memory after the run minus before.
+RSS delta is the process's resident memory after the run minus before (a benchmark's figure; allocator
+pools make it noise for one run, so the page shows the comparison's peak RSS instead).
+
+A pair of runs (`pair_figures`) is compared like for like: over the decode steps both made, step i of
+one beside step i of the other (they ran interleaved), with the paired change of time per token and
+its interval (stats.paired_change).
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+
+from .stats import Interval, paired_change
 
 
 def rss_mb() -> float:
@@ -32,6 +39,16 @@ def trim_heap() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def reset_peak_rss() -> bool:
+    """Start the process's high-water mark again from its present size (Linux: clear_refs 5), so that
+    the next peak_rss_mb() is the peak of what runs from now on. False where that cannot be done."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def peak_rss_mb() -> float | None:
@@ -113,3 +130,30 @@ def _decode_kv(records, prunes, kv_bytes_per_token: int) -> dict:
     cut = (first.kv_before, first.kv_after) if first is not None and first.kv_before > first.kv_after else None
     return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held * kv_bytes_per_token, "prompt_cut": cut,
             "prompt_cut_in_pieces": cut is not None and first.kv_peak is not None}
+
+
+@dataclass(frozen=True)
+class PairFigures:
+    """Two runs compared over the first `tokens` new tokens of each (the shorter run's length)."""
+    tokens: int
+    equal: bool                           # both runs made the same number of tokens
+    tpot_ms: tuple                        # (baseline, pruned) mean time per token over the shared decode steps
+    kv_tokens: tuple                      # (baseline, pruned) most tokens held while decoding those tokens
+    kv_bytes: tuple
+    change: Interval | None               # paired change of time per token; None: too few steps
+
+    @property
+    def steps(self) -> int:
+        return max(0, self.tokens - 1)
+
+
+def pair_figures(baseline, pruned, bytes_per_token: tuple) -> PairFigures:
+    """The like-for-like figures of two record lists (record 0 = prefill, not a decode step)."""
+    n = min(len(baseline), len(pruned))
+    if n == 0:
+        raise ValueError("no tokens were generated")
+    times = [[r.time_s for r in recs[1:n]] for recs in (baseline, pruned)]
+    tpot = tuple(1000 * statistics.fmean(t) if t else None for t in times)
+    held = tuple(max(r.kv_len for r in recs[:n]) for recs in (baseline, pruned))
+    return PairFigures(n, len(baseline) == len(pruned), tpot, held,
+                       tuple(h * b for h, b in zip(held, bytes_per_token)), paired_change(*times))

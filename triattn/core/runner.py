@@ -8,11 +8,12 @@ it can do:
 - `stream(...)`: the engine's StepRecords, one per generated token (record 0 = prefill);
 - `teacher_forcing`: whether it can be fed given tokens (the quality measures need it);
 - `reports_prunes`: whether its prune events are observable;
-- `describe(used)`: one line on the settings it really ran (`used` is filled while it runs), or None.
+- `describe(used)`: one line on the settings it really ran (`used` is filled while it runs), or None;
+- `cancel()`: stop the run from another thread (a Stop): its next forward raises errors.Cancelled.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 from .config import EvictionConfig, SamplingConfig
@@ -30,16 +31,28 @@ class LoopRunner:
     session: object = None
     teacher_forcing = True
     reports_prunes = True
+    _active: object = field(default=None, init=False, repr=False)
+    _cancelled: bool = field(default=False, init=False, repr=False)
+
+    def cancel(self) -> None:
+        """The run's session stops at its next forward (between two pieces of a long prompt)."""
+        self._cancelled = True
+        if self._active is not None:
+            self._active.cancel()
 
     def stream(self, prompt_ids: Sequence[int], sampling: SamplingConfig, max_new_tokens: int,
                used: dict | None = None, **kw) -> Iterator[StepRecord]:
         own = self.session is None
         session = self.model.new_session() if own else self.session
+        self._active = session
+        if self._cancelled:  # a cancel that came before the session existed
+            session.cancel()
         calibration = self.calibration if self.eviction.prunes else None
         try:
             yield from generate(session, prompt_ids, self.eviction, sampling, max_new_tokens,
                                 calibration=calibration, **kw)
         finally:
+            self._active = None
             if own:
                 session.close()  # the infer request and its KV cache go now, also on Stop or a closed tab
 
@@ -55,6 +68,14 @@ class LoopRunner:
 
     def why_larger(self, used: dict) -> str:
         return ""
+
+    def held(self, tokens: int, used: dict) -> str:
+        """Why the cache held `tokens`, more than the budget: it grows between cuts (the prune interval)."""
+        e = self.eviction
+        if not e.prunes or tokens <= e.budget or e.prune_interval < 2:
+            return ""
+        return (f"the budget of {e.budget}, plus up to {e.prune_interval - 1} new tokens between cuts, "
+                f"one every {e.prune_interval}")
 
 
 RUNNERS = {"loop": LoopRunner}  # other runtimes register themselves (the backend's runners: triattn.openvino)

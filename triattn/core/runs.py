@@ -52,11 +52,13 @@ def stream_run(model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling:
     """Yield (record, new text, the run so far) per token; `result.metrics` is set at the end.
 
     session: run our loop on this session (else a new one, closed at the end, also when the
-    stream is closed early); result: fill this RunResult (else a new one). Memory growth counts
-    this run's own steps only, so that two runs interleaved each get their own.
+    stream is closed early); result: fill this RunResult (else a new one); a runner it already has
+    runs the stream (its maker can cancel it from another thread). Memory growth counts this run's
+    own steps only, so that two runs interleaved each get their own.
     """
     result = result or RunResult(eviction, list(prompt_ids))
-    result.runner = runner_for(model, eviction, calibration, session)
+    if result.runner is None:
+        result.runner = runner_for(model, eviction, calibration, session)
     steps = result.runner.stream(prompt_ids, sampling, max_new_tokens, used=result.used, **kw)
     decoder = StreamDecoder(tokenizer)
     try:

@@ -1,52 +1,38 @@
 """The comparison table, written once: its columns, the Change rule and the first divergence, for the
 web page (a DataFrame) and the CLI (`infer --compare`, Markdown).
 
-The Change rule, per column: a percentage of the baseline where the baseline is well above its
-noise (time per token, throughput, latency, KV tokens and bytes); a difference in the column's unit
-where a percentage would mislead: memory growth (often a few MB, or 0), and time to first token,
-which depends on which run prefilled first (the first prompt read meets colder caches). Counts
-that the baseline does not have (prune events) get no change.
+Columns: the pair's own figures first (where the outputs part, the quality cost: what a reader came
+for), then each run's figures, then the comparison's peak memory. Each run's speed and KV figures are
+taken over the first `PairFigures.tokens` new tokens of both runs (the shorter run's length), so the
+rows compare like with like; the Tokens cell of the Change row says when the lengths differ.
+
+The Change rule, per column: time per token as the paired change of the interleaved step times with
+its 95% interval (stats.paired_change), a direction only where the interval excludes 0; throughput
+likewise (its inverse); KV tokens and bytes as a percentage of the baseline (they do not vary between
+repeats). Not compared: time to first token (which run read its prompt first moves it) and latency
+(whole runs of different lengths, TTFT included). Counts the baseline does not have get no change.
+Memory is the process's peak over the comparison: both runs ran interleaved in one process, so it is
+not split between them.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
-from .metrics import RunMetrics
+from .metrics import PairFigures, RunMetrics
 from .quality import Divergence, Quality
+from .stats import Interval
 
 BASELINE, PRUNED, CHANGE = "baseline", "pruned", "Change"
 UNSEEN = "—"  # a runtime that evicts out of sight (ov-genai) reports no prune events
-
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    get: Callable[[RunMetrics], float | None]
-    fmt: str
-    change: str = "pct"      # "pct": percent of the baseline; "diff": difference in `unit`; "": none
-    unit: str = ""
-
-
-COLUMNS = [
-    Column("Tokens", lambda m: m.new_tokens, "{:.0f}", ""),
-    Column("TTFT (ms)", lambda m: m.ttft_s * 1000, "{:.1f}", "diff", " ms"),   # run order moves it
-    Column("TPOT (ms)", lambda m: m.tpot_ms, "{:.2f}"),
-    Column("Throughput (tok/s)", lambda m: m.throughput_tok_s, "{:.1f}"),
-    Column("Latency (s)", lambda m: m.latency_s, "{:.2f}"),
-    Column("Memory Δ (MB)", lambda m: m.rss_delta_mb, "{:+.1f}", "diff", " MB"),
-    # what the cache held while decoding: a long prompt before its cut is not what decoding ran with
-    Column("KV tokens", lambda m: m.kv_tokens_max_decode or m.kv_tokens_max, "{:.0f}"),
-    Column("KV size (KiB)", lambda m: (m.kv_bytes_max_decode or m.kv_bytes_max) / 1024, "{:.1f}"),
-    Column("Prune events", lambda m: m.prune_events, "{:.0f}", ""),
-    Column("Prune time (ms)", lambda m: None if m.prune_time_s is None else m.prune_time_s * 1000, "{:.1f}", ""),
-]
-
+NOT_COMPARED = "not compared"
+DIVERGENCE = "Outputs diverge at"
 QUALITY_COLUMNS = {"Token agreement": lambda q: f"{q.agreement:.1%}",
                    "ΔNLL (forced)": lambda q: f"{q.delta_nll:+.3f}",
                    "PPL ratio": lambda q: f"{q.ppl_ratio:.3f}",
                    "Top-1 agreement (forced)": lambda q: f"{q.forced_top1_agreement:.1%}"}
+RUN_HEADERS = ["Tokens", "TTFT (ms)", "TPOT (ms)", "Throughput (tok/s)", "Latency (s)", "KV tokens",
+               "KV size (KiB)", "Prune events", "Prune time (ms)"]
+PEAK = "Peak RSS (MB)"
 
 
 def percent_change(before: float, after: float) -> str:
@@ -58,23 +44,48 @@ def percent_change(before: float, after: float) -> str:
     return f"{(after - before) / abs(before) * 100:+.1f}%"
 
 
-def change(column: Column, before, after) -> str:
-    """The Change cell of `column` (the rule in the module docstring)."""
-    if not column.change:
-        return ""
-    if before is None or after is None:
-        return UNSEEN
-    if column.change == "diff":
-        return f"{after - before:+.1f}{column.unit}"
-    return percent_change(before, after)
+def interval_change(change: Interval | None) -> str:
+    """A paired change as a cell: its sign only when its interval excludes 0, with the interval."""
+    if change is None:
+        return "too few tokens"
+    if not change.excludes(0.0):
+        return f"no difference (±{max(abs(change.lo), abs(change.hi)) * 100:.1f}%)"
+    return f"{change.value * 100:+.1f}% ({change.lo * 100:+.1f} to {change.hi * 100:+.1f})"
 
 
-def rows(baseline: RunMetrics, pruned: RunMetrics, pruned_label: str = PRUNED) -> list[list[str]]:
-    """baseline, pruned and Change rows (cells as text), in COLUMNS order, the label first."""
-    out = [[label] + [UNSEEN if c.get(m) is None else c.fmt.format(c.get(m)) for c in COLUMNS]
-           for label, m in ((BASELINE, baseline), (pruned_label, pruned))]
-    out.append([CHANGE] + [change(c, c.get(baseline), c.get(pruned)) for c in COLUMNS])
-    return out
+def inverse(change: Interval | None) -> Interval | None:
+    """The change of 1/x from the change of x (throughput from time per token)."""
+    if change is None:
+        return None
+    return Interval(1 / (1 + change.value) - 1, 1 / (1 + change.hi) - 1, 1 / (1 + change.lo) - 1,
+                    change.n, change.level)
+
+
+def _num(x, fmt: str) -> str:
+    return UNSEEN if x is None else fmt.format(x)
+
+
+def run_cells(m: RunMetrics, f: PairFigures, side: int) -> list[str]:
+    """One run's cells (side 0 = baseline, 1 = pruned), in RUN_HEADERS order."""
+    tpot = f.tpot_ms[side]
+    return [f"{m.new_tokens}", f"{m.ttft_s * 1000:.1f}", _num(tpot, "{:.2f}"),
+            _num(1000 / tpot if tpot else None, "{:.1f}"), f"{m.latency_s:.2f}", f"{f.kv_tokens[side]}",
+            f"{f.kv_bytes[side] / 1024:.1f}", _num(m.prune_events, "{:.0f}"),
+            _num(None if m.prune_time_s is None else m.prune_time_s * 1000, "{:.1f}")]
+
+
+def change_cells(f: PairFigures) -> list[str]:
+    """The Change row, in RUN_HEADERS order (the rule in the module docstring)."""
+    lengths = "" if f.equal else f"unequal: the next columns over the first {f.tokens}"
+    return [lengths, NOT_COMPARED, interval_change(f.change), interval_change(inverse(f.change)), NOT_COMPARED,
+            percent_change(*f.kv_tokens), percent_change(*f.kv_bytes), "", ""]
+
+
+def rows(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures,
+         pruned_label: str = PRUNED) -> list[list[str]]:
+    """baseline, pruned and Change rows (cells as text), in RUN_HEADERS order, the label first."""
+    return [[BASELINE] + run_cells(baseline, figures, 0), [pruned_label] + run_cells(pruned, figures, 1),
+            [CHANGE] + change_cells(figures)]
 
 
 def quality_columns(q: Quality | None) -> dict:
@@ -83,25 +94,35 @@ def quality_columns(q: Quality | None) -> dict:
             for h, f in QUALITY_COLUMNS.items()}
 
 
-def metrics_table(baseline: RunMetrics, pruned: RunMetrics, pair_columns: dict | None = None):
-    """The page's table (a DataFrame). pair_columns: figures about the pair as a whole (first
-    divergence, quality), one column each, filled in the Change row only."""
-    import pandas as pd
-    table = rows(baseline, pruned)
-    extra = dict(pair_columns or {})
-    for row in table:
-        row += [extra[k] if row[0] == CHANGE else "" for k in extra]
-    return pd.DataFrame(table, columns=headers() + list(extra))
+def peak_cell(peak_mb: float | None) -> str:
+    return "" if peak_mb is None else f"{peak_mb:.0f} (both runs)"
 
 
 def headers() -> list[str]:
-    return ["Run"] + [c.header for c in COLUMNS]
+    return ["Run", DIVERGENCE, *QUALITY_COLUMNS, *RUN_HEADERS, PEAK]
 
 
-def markdown(baseline: RunMetrics, pruned: RunMetrics, pruned_label: str, pair_columns: dict | None = None) -> str:
+def metrics_table(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, pair_columns: dict | None = None,
+                  peak_mb: float | None = None):
+    """The page's table (a DataFrame). pair_columns: figures about the pair as a whole (first
+    divergence, quality), filled in the Change row only, before the runs' columns; the peak last."""
+    import pandas as pd
+    pair = {DIVERGENCE: "", **{h: "" for h in QUALITY_COLUMNS}, **(pair_columns or {})}
+    out = []
+    for row in rows(baseline, pruned, figures):
+        last = row[0] == CHANGE
+        out.append([row[0]] + [pair[h] if last else "" for h in pair] + row[1:] + [peak_cell(peak_mb) if last else ""])
+    return pd.DataFrame(out, columns=["Run", *pair, *RUN_HEADERS, PEAK])
+
+
+def markdown(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, pruned_label: str,
+             pair_columns: dict | None = None, peak_mb: float | None = None) -> str:
     """The same table for a terminal: Markdown, pair columns as lines below it."""
-    out = table(headers(), rows(baseline, pruned, pruned_label))
-    return "\n".join([out] + [f"{k}: {v}" for k, v in (pair_columns or {}).items() if v])
+    out = table(["Run", *RUN_HEADERS], rows(baseline, pruned, figures, pruned_label))
+    lines = [f"{k}: {v}" for k, v in (pair_columns or {}).items() if v]
+    if peak_mb is not None:
+        lines.append(f"Peak RSS: {peak_mb:.0f} MB (the process, both runs together: they ran interleaved)")
+    return "\n".join([out] + lines)
 
 
 def describe_divergence(div: Divergence | None, tokenizer, finished: bool = False) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError, reason, runtime_failure
+from ..errors import Cancelled, ModelError, reason, runtime_failure
 from ..lru import Bounded
 from .info import (FALLBACK_FAMILIES, REQUIRED_FILES, ModelInfo, available_devices,  # noqa: F401  (model's API)
                    check_ir_file, read_info, read_ir, resolve_device)
@@ -140,11 +140,18 @@ def unload_models() -> None:
 
 
 class Session:
-    """One infer request: its own KV cache. Not thread-safe; one per run."""
+    """One infer request: its own KV cache. One thread runs it; only `cancel()` may come from another.
+
+    cancel(): the next forward raises Cancelled instead of running, so a run ends between two forwards
+    (a long prompt is read in pieces for that). The forward in flight is not interrupted: OpenVINO's
+    InferRequest.cancel() in the middle of a forward left the CPU plugin's shared graph inconsistent
+    (later forwards of other requests failed, then "malloc_consolidate(): invalid chunk size").
+    """
 
     def __init__(self, model: LoadedModel):
         self.model = model
         self.request = model.compiled.create_infer_request()
+        self._cancelled = threading.Event()
         n = model.info.n_layers
         self._query_names = [f"triattn.query.{i}" for i in range(n)] if model.queries else []
         self._states = None
@@ -157,6 +164,10 @@ class Session:
     def close(self):
         """Free the infer request and its KV cache now, not whenever the last reference goes."""
         self.request, self._states = None, None
+
+    def cancel(self):
+        """Make the next forward raise Cancelled (thread-safe; one cancel stops one forward)."""
+        self._cancelled.set()
 
     def forward(self, input_ids, position_ids, attention_mask, values: bool = False, keys: bool = True,
                 copy: bool = True):
@@ -174,6 +185,9 @@ class Session:
         if self.model.has_beam_idx:
             inputs["beam_idx"] = self._beam
         t1 = time.perf_counter()
+        if self._cancelled.is_set():
+            self._cancelled.clear()
+            raise Cancelled("the run was stopped")
         try:
             self.request.infer(inputs, share_inputs=True, share_outputs=True)  # no copies of all outputs
         except RuntimeError as e:  # e.g. out of memory on a long prompt: the user's request, not a bug

@@ -12,7 +12,7 @@ fused attention does not (README, "Why the TTFT target is missed"). Everything r
 the attention the forward's last `window` queries paid every cached token, summed over query heads
 and those queries (`score_aggregation_window`). One query is TOVA's score, all of a piece's queries
 H2O's share of it, the last prompt tokens SnapKV's observation window (policies/attention.py).
-Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2602.04997) setting.
+Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2604.04921) setting.
 """
 from __future__ import annotations
 
@@ -22,19 +22,15 @@ import weakref
 
 import numpy as np
 
-from ..errors import ModelError, reason, runtime_failure
+from ..errors import Cancelled, ModelError, reason, runtime_failure
 from .info import read_info, read_ir, resolve_device
 from .pool import BLOCK, BlockPool
 from .settings import AUTO, PRECISIONS, model_precision
 
-__all__ = ["PagedModel", "PagedSession", "Cancelled"]
+__all__ = ["PagedModel", "PagedSession"]
 
 
 PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # how model.load_model tells a fallback
-
-
-class Cancelled(RuntimeError):
-    """A forward stopped by `cancel()` from another thread; the session's cache is empty again."""
 
 
 # Cache element type -> pool dtype. bf16 is kept as its bits in uint16 (NumPy has no bfloat16).
@@ -53,6 +49,8 @@ class PagedModel:
         self.info = info = read_info(model_dir)
         self.device, self.precision, self.form = resolve_device(device), precision, "paged"
         self._stateful = stateful  # () -> the stateful form of this model (model.load_model passes it)
+        if self.device != "CPU":  # other plugins lay out their caches otherwise (GPU: blocks of 16, keys transposed)
+            raise ModelError(f"{PAGED_REFUSAL} on {self.device} (its cache layout here is the CPU plugin's)")
         core = ov.Core()
         model = read_ir(core, model_dir)
         cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
@@ -152,8 +150,7 @@ class PagedSession:
         self._bound = None  # the pool's table version the request holds
 
     def reset(self):
-        self._cancelled.clear()
-        self.pool.clear()
+        self.pool.clear()  # a cancel() stays pending: a Stop before the run's first forward still stops it
 
     def reserve(self, tokens: int):
         """The most tokens the run will hold after a cut: the pool keeps room for them."""
@@ -173,11 +170,10 @@ class PagedSession:
         return self._twin
 
     def cancel(self):
-        """Stop a running forward from another thread: it raises Cancelled."""
+        """Make the next forward raise errors.Cancelled (thread-safe; one cancel stops one forward).
+        The forward in flight is not interrupted: OpenVINO's InferRequest.cancel() in the middle of a
+        forward corrupted the CPU plugin's memory here (model.Session says how)."""
         self._cancelled.set()
-        request = self.request
-        if request is not None:
-            request.cancel()
         twin_cancel = getattr(self._twin, "cancel", None)  # a mask run is on the stateful twin
         if twin_cancel is not None:
             twin_cancel()
@@ -232,18 +228,14 @@ class PagedSession:
         return logits, k, (v if values else None)
 
     def _run(self, inputs: dict, t: int):
-        """One forward, stoppable by cancel() from another thread (wait() then raises)."""
+        """One forward, unless a cancel() came first (then Cancelled, and the cache stays as it was)."""
+        if self._cancelled.is_set():
+            self._cancelled.clear()
+            raise Cancelled("the run was stopped")
         try:
-            if self._cancelled.is_set():
-                raise RuntimeError("canceled")
-            self.request.start_async(inputs, share_inputs=True)
-            self.request.wait()
-            if self._cancelled.is_set():  # canceled too late to stop it: still a stop
-                raise RuntimeError("canceled")
+            self.request.infer(inputs, share_inputs=True, share_outputs=True)
         except RuntimeError as e:
             self.pool.clear()  # a forward that did not finish leaves blocks half written
-            if self._cancelled.is_set():
-                raise Cancelled("stopped") from None
             raise runtime_failure(f"OpenVINO could not run the model on {t} tokens", e) from None
 
     def attention(self) -> np.ndarray:

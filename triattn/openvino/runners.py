@@ -20,6 +20,9 @@ class GenAIRunner:
     teacher_forcing = False
     reports_prunes = False
 
+    def cancel(self) -> None:
+        """Nothing to do: a GenAI step cannot be interrupted; a Stop ends the run after its step."""
+
     def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
         from . import genai
         return genai.generate(self.model, prompt_ids, self.eviction, sampling, max_new_tokens, used=used, **kw)
@@ -40,9 +43,15 @@ class GenAIRunner:
     def why_larger(self, used: dict) -> str:
         if not used:
             return ""
-        return (f"OpenVINO GenAI keeps whole blocks of {used['block_size']} tokens (budget "
-                f"{used['requested']['budget']} became {used['max_cache_size']}) in its own cache layout")
+        return (f"OpenVINO GenAI counts its cache in whole blocks of {used['block_size']} tokens, partly filled "
+                f"ones included")
 
+    def held(self, tokens: int, used: dict) -> str:
+        """Why its cache held `tokens`, more than the budget: whole blocks, and one more being filled."""
+        if not used or tokens <= used["requested"]["budget"]:
+            return ""
+        return (f"whole blocks of {used['block_size']}: the budget of {used['requested']['budget']} as a cache of "
+                f"{used['max_cache_size']}, plus the block being filled")
 
 
 def _query_model(model_dir, device, precision):

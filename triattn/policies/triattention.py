@@ -28,7 +28,7 @@ Then the selection axis:
   use): the mean over layers of that max, so each KV head keeps its own token set, the same in
   every layer (compaction only). Layers whose choice does not follow scores (gpt-oss's
   sliding-window layers, which keep their newest tokens) are neither scored nor counted.
-  On the two models measured here it did not do better than per layer (README.md), so it is not
+  On the two models measured here it did not do better than per layer (docs/policies.md), so it is not
   the default.
 """
 from __future__ import annotations

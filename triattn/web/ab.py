@@ -12,18 +12,26 @@ from typing import Iterator
 
 import pandas as pd
 
-from ..core.config import EvictionConfig, SamplingConfig, check_max_new_tokens, full_cache
+from ..core.config import DEFAULT_PREFILL_CHUNK, EvictionConfig, SamplingConfig, check_max_new_tokens, full_cache
 from ..core.engine import check_request
 from .evictview import eviction_summary, eviction_view
 from ..core.interleave import interleave
-from ..core.metrics import RunMetrics, trim_heap
+from ..core.metrics import PairFigures, RunMetrics, pair_figures, peak_rss_mb, reset_peak_rss, trim_heap
 from ..policies import get_policy
-from ..core.quality import Divergence, Quality, compare, first_divergence
+from ..core.quality import Divergence, Quality, compare, first_divergence, teacher_forced
 from ..core.runner import runner_for
 from ..core.runs import RunResult, stream_run
-from ..core.tables import BASELINE, PRUNED, describe_divergence, metrics_table, quality_columns
+from ..core.stats import speed_verdict
+from ..core.tables import BASELINE, DIVERGENCE, PRUNED, describe_divergence, metrics_table, quality_columns
 
-BASELINE_EVICTION = full_cache()
+# The baseline reads a long prompt in pieces too: a Stop ends a run between two forwards, and one
+# forward over a whole prompt of thousands of tokens takes tens of seconds on a busy CPU. With nothing
+# evicted, pieces give the cache and logits of a whole prefill (engine.py). Its pieces are smaller than
+# the pruned run's (which attend to at most budget - 1 + piece tokens): late in a 5,262-token prompt a
+# piece attends to all that came before, and on a loaded 2-core machine the longest of 256 tokens took
+# 12 s against 21-27 s at 512, for the same whole prefill (135-150 s both).
+BASELINE_CHUNK = DEFAULT_PREFILL_CHUNK // 2
+BASELINE_EVICTION = full_cache(prefill_chunk=BASELINE_CHUNK)
 
 
 class Pair:
@@ -31,23 +39,40 @@ class Pair:
 
     Each run is a `stream_run` (the one streaming path) with its own session, hence its own KV
     cache; the steps never overlap, so each step's time is its own. `steps()` yields after every
-    token; `notices` collects engine warnings.
+    token; `notices` collects engine warnings. own_peak: measure the process's peak RSS over the
+    comparison (`peak_mb`) by starting the process's high-water mark again, for a caller whose
+    process does nothing else meanwhile (the page, `infer --compare`; not a soak that reads its own).
     """
 
     def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
-                 max_new_tokens: int, pruned_first: bool = False):
+                 max_new_tokens: int, pruned_first: bool = False, own_peak: bool = False):
         check_max_new_tokens(max_new_tokens)
         check_request(model.info, len(prompt_ids), eviction, max_new_tokens)
         # Calibration (or its absence) is settled here, before either run starts.
         self.calibration = get_policy(eviction.policy).prepare(model.info.model_dir) if eviction.prunes else None
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
-        self.sides = {name: RunResult(e, self.prompt_ids, runner=runner_for(model, e))
+        # The runners are made here, not when the streams start, so that cancel() reaches them.
+        self.sides = {name: RunResult(e, self.prompt_ids, runner=runner_for(model, e, self.calibration if e.prunes
+                                                                             else None))
                       for name, e in ((BASELINE, BASELINE_EVICTION), (PRUNED, eviction))}
         # The first prefill meets colder caches (its TTFT is a single sample); callers alternate the lead.
         self.order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
         self.sampling, self.max_new_tokens = sampling, max_new_tokens
         self.notices: list[str] = []
         self.quality: Quality | None = None
+        self.own_peak = own_peak
+        self.peak_mb: float | None = None  # the process's peak RSS over both runs (own_peak, where it can be reset)
+        self._quality_session = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Stop both runs, or the quality measurement, from another thread (the page's Stop): each
+        ends at its next forward with errors.Cancelled."""
+        self.cancelled = True
+        for side in self.sides.values():
+            side.runner.cancel()
+        if self._quality_session is not None:
+            self._quality_session.cancel()
 
     @property
     def baseline(self) -> RunResult:
@@ -80,18 +105,32 @@ class Pair:
     def steps(self) -> Iterator[str]:
         """Run both generations to the end; yields the name of the side that just stepped."""
         streams = {name: self._stream(self.sides[name]) for name in self.order}
+        reset = self.own_peak and reset_peak_rss()  # the peak of this comparison, not of the process's past
         try:
             for name, _ in interleave(streams):
                 yield name
         finally:
             for s in streams.values():
                 s.close()
+            self.peak_mb = peak_rss_mb() if reset else None
             trim_heap()  # the runs' buffers are free now: give the pages back (see trim_heap)
 
     def measure_quality(self) -> Quality:
-        """Teacher-forced cost of the pruned run over the baseline's tokens (after both have run)."""
-        self.quality = compare(self.model.new_session(), self.prompt_ids, self.baseline.token_ids,
-                               self.pruned.token_ids, self.pruned.eviction, self.calibration)
+        """Teacher-forced cost of the pruned run over the baseline's tokens (after both have run).
+        Raises errors.Cancelled after cancel()."""
+        session = self._quality_session = self.model.new_session()
+        if self.cancelled:
+            session.cancel()
+        try:
+            b = self.baseline.token_ids
+            # the baseline forced over its own tokens, its prompt read in pieces (a Stop ends it between them)
+            forced = b and self.pruned.runner.teacher_forcing
+            full = teacher_forced(session, self.prompt_ids, b, BASELINE_EVICTION) if forced else None
+            self.quality = compare(session, self.prompt_ids, b, self.pruned.token_ids, self.pruned.eviction,
+                                   self.calibration, full_forced=full)
+        finally:
+            self._quality_session = None
+            session.close()
         return self.quality
 
     def figures(self, final: bool) -> dict:
@@ -107,14 +146,22 @@ class Pair:
             out["summary"] = eviction_summary(side.records, len(self.prompt_ids) + len(side.token_ids), n_layers)
         return out
 
+    def pair_figures(self) -> PairFigures | None:
+        """Both runs' figures over the tokens both made (None before both have one)."""
+        b, p = self.baseline, self.pruned
+        if not b.records or not p.records:
+            return None
+        return pair_figures(b.records, p.records, (b.runner.kv_bytes_per_token(b.used),
+                                                   p.runner.kv_bytes_per_token(p.used)))
+
     def table(self) -> pd.DataFrame | None:
-        b, p = self.baseline.current_metrics(), self.pruned.current_metrics()
-        if b is None or p is None:
+        b, p, f = self.baseline.current_metrics(), self.pruned.current_metrics(), self.pair_figures()
+        if f is None:
             return None
         div = first_divergence(self.baseline.token_ids, self.pruned.token_ids, self.baseline.done, self.pruned.done)
         finished = self.baseline.done and self.pruned.done
-        return metrics_table(b, p, {"Outputs diverge at": describe_divergence(div, self.tokenizer, finished),
-                                    **quality_columns(self.quality)})
+        return metrics_table(b, p, f, {DIVERGENCE: describe_divergence(div, self.tokenizer, finished),
+                                       **quality_columns(self.quality)}, self.peak_mb)
 
 
 def plot_frames(pair_sides: dict, runs=(BASELINE, PRUNED)) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -146,23 +193,38 @@ def _change(before, after, smaller: str, larger: str) -> str:
     return f"{abs(r) * 100:.0f}% {smaller if r < 0 else larger}"
 
 
-def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, why_larger: str = "",
-             chunk: int = 0) -> str:
+def _same(div: Divergence | None, n: int) -> str:
+    if div is None:
+        return f"outputs identical for all {n} tokens" if n != 1 else "outputs identical for the one token"
+    if div.index == 0:
+        return "outputs differ from the first token"
+    first = "the first token" if div.index == 1 else f"the first {div.index} tokens"
+    return f"outputs identical for {first}, then they differ"
+
+
+def _lengths(baseline: RunMetrics, pruned: RunMetrics, f: PairFigures) -> str:
+    if f.equal:
+        return ""
+    return (f" The runs made {baseline.new_tokens} (baseline) and {pruned.new_tokens} (pruned) tokens: speed and "
+            f"cache are compared over the first {f.tokens} of each.")
+
+
+def headline(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, div: Divergence | None,
+             why_larger: str = "", chunk: int = 0, held: str = "") -> str:
     """One plain sentence: what pruning changed in this pair.
 
-    The KV figure is what each cache held while decoding (a long prompt's cut is said apart: the
-    prompt before its cut is not what decoding ran with). `why_larger`: why the pruned cache can be
-    the larger (the runner's `why_larger`: ov-genai sizes its cache in whole blocks). `chunk`: the
-    pieces the pruned run read its prompt in.
+    Speed is the paired change of time per token with its interval (a direction only when the
+    interval excludes 0). The KV figure is what each cache held while decoding, over the tokens both
+    runs made (a long prompt's cut is said apart: the prompt before its cut is not what decoding ran
+    with). `why_larger`: why the pruned cache can be the larger (the runner's `why_larger`: ov-genai
+    sizes its cache in whole blocks). `chunk`: the pieces the pruned run read its prompt in.
+    `held`: why the pruned cache held more than its budget (the runner's `held`).
     """
-    n = min(baseline.new_tokens, pruned.new_tokens)
-    same = (f"outputs identical for all {n} tokens" if div is None
-            else "outputs differ from the first token" if div.index == 0
-            else f"outputs identical for the first {div.index} tokens, then they differ")
-    b_kv, p_kv = (m.kv_bytes_max_decode or m.kv_bytes_max for m in (baseline, pruned))
-    kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding "
-          f"({baseline.kv_tokens_max_decode or baseline.kv_tokens_max} vs "
-          f"{pruned.kv_tokens_max_decode or pruned.kv_tokens_max} tokens)")
+    same = _same(div, figures.tokens)
+    b_kv, p_kv = figures.kv_bytes
+    b_tok, p_tok = figures.kv_tokens
+    kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding ({b_tok} vs {p_tok} tokens"
+          f"{': ' + held if held else ''})")
     if why_larger and p_kv > b_kv:
         kv += f", because {why_larger}"
     cut = ""
@@ -171,8 +233,8 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, div: Divergence | None, w
                f"cache to the budget before each piece, and decoded from {pruned.prompt_cut[1]}.")
     elif pruned.prompt_cut is not None:
         cut = f" The prompt's {pruned.prompt_cut[0]} tokens were cut to {pruned.prompt_cut[1]} before decoding."
+    lengths = _lengths(baseline, pruned, figures)
     if pruned.prune_events == 0:
         return (f"Nothing was pruned: the cache never went over the budget ({pruned.kv_tokens_max} tokens at most), "
-                f"so both runs did the same work and any difference in time is noise; {same}.")
-    return (f"Pruned vs baseline: time per token {_change(baseline.tpot_ms, pruned.tpot_ms, 'lower', 'higher')}, "
-            f"{kv}, {same}.{cut}")
+                f"so both runs did the same work and any difference in time is noise; {same}.{lengths}")
+    return f"Pruned vs baseline: {speed_verdict(figures.change)}; {kv}; {same}.{lengths}{cut}"

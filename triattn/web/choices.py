@@ -10,13 +10,14 @@ meant for the user.
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from pathlib import Path
 
 from ..core.config import MECHANISMS
 from ..errors import reason
 from ..openvino.model import ModelError, available_devices, read_info, resolve_device
-from ..policies import list_policies
+from ..policies import get_policy, list_policies
 from ..paths import ASSETS
 from ..core.runs import DEMO_MODEL, ENGLISH_MODEL, bundled_models
 from ..openvino.tiny import default_model_dir
@@ -35,18 +36,41 @@ NOTICES = {
 }
 
 
-def example_prompts(folder: Path = PROMPTS) -> list[str]:
-    """The prompts of every *.txt file in the folder, files in name order (one prompt a line, or
-    blocks between lines of `---`); a prompt in two files is offered once."""
+# The example files written for the bundled Python model; the others are English.
+PYTHON_PROMPTS = ("python.txt",)
+
+
+def example_prompts(folder: Path = PROMPTS, files=None) -> list[str]:
+    """The prompts of every *.txt file in the folder (or of `files`), files in name order (one prompt
+    a line, or blocks between lines of `---`); a prompt in two files is offered once."""
     from ..core.text import split_prompts
     prompts = []
     for f in sorted(folder.glob("*.txt")):
-        prompts += split_prompts(f.read_text(encoding="utf-8"))
+        if files is None or f.name in files:
+            prompts += split_prompts(f.read_text(encoding="utf-8"))
     return list(dict.fromkeys(prompts))
 
 
+def prompt_for_model(value: str, prompt: str, folder: Path = PROMPTS) -> str:
+    """The prompt to show when the model menu changes to `value`: the model's first example when the
+    prompt is an example written for another model (or empty); a prompt the visitor typed stays."""
+    bundled = _bundled(value)
+    if bundled is None:
+        return prompt
+    python = [f.name for f in folder.glob("*.txt") if f.name in PYTHON_PROMPTS]
+    english = [f.name for f in folder.glob("*.txt") if f.name not in PYTHON_PROMPTS]
+    own, other = (python, english) if bundled == DEMO_MODEL else (english, python)
+    mine = example_prompts(folder, own)
+    if mine and (not (prompt or "").strip() or prompt in example_prompts(folder, other)) and prompt not in mine:
+        return mine[0]
+    return prompt
+
+
 def policy_choices() -> list[tuple[str, str]]:
-    return [(f"{name} — {desc}", name) for name, desc in list_policies().items()]
+    """The pruning policies (the baseline's policy is the other pane, not a choice), described in
+    words; a command-line flag named in a description is the CLI's business, not the menu's."""
+    return [(f"{name} — {re.sub(r' ?[(]--[a-z-]+[)]', '', desc)}", name) for name, desc in list_policies().items()
+            if get_policy(name).prunes]
 
 
 def mechanism_choices() -> list[tuple[str, str]]:

@@ -63,7 +63,8 @@ def main(argv=None, prog: str = "python app.py") -> int:
             print(f"warning: MODEL_ID: {e}", file=sys.stderr)
     catalog = Catalog(dirs)
     from .pagetext import CSS
-    from .ui import build, warm_up
+    from .layout import build
+    from .ui import warm_up
     if not dirs:
         from ..openvino.tiny import default_model_dir
         # build (a checkout without bundled models), compile the default model and read its tokenizer

@@ -12,16 +12,20 @@ INTRO = """# KV-cache pruning, side by side
 The same prompt runs twice on the same model: the **baseline** keeps every token in its KV cache
 (the model's memory of the text so far); the **pruned** run keeps only a budget of tokens and evicts
 the rest by the chosen policy. The two runs take turns token by token, so their timings are fair."""
-GLOSSARY = """**TTFT**: time to first token (reading the prompt); the run that goes first meets colder
-caches, so the runs take turns going first from one Generate to the next. **TPOT**: median time per
-output token after that. **Throughput**: tokens per second over the whole run. **Memory Δ**: growth of the
-process's resident memory during that run's own steps. **KV tokens / size**: the most tokens the KV
-cache held while decoding, and their size (a long prompt's cut, right after its prefill, is said apart in
-the line above the outputs). **Prune events / time**: how often the cache was cut, and the time it took
-(included in the other timings). **Change**: pruned relative to baseline: in percent where the
-baseline's figure is well above its noise; memory and time to first token as differences (memory grows by
-a few MB or none; which run read its prompt first moves TTFT). Timings on a shared or busy
-machine vary from run to run; run twice before trusting a small difference.
+GLOSSARY = """The first columns are about the pair: where the outputs part, and the quality cost (below).
+Each run's speed and cache figures are taken over the tokens **both** runs made (when one stopped
+earlier, the Change row's Tokens cell says so). **TTFT**: time to first token (reading the prompt); the
+run that goes first meets colder caches, so it is shown but not compared. **TPOT**: mean time per output
+token after that. **Throughput**: output tokens per second, 1000 / TPOT. **Latency**: the whole run,
+prompt included (not compared: the runs can be of different lengths). **KV tokens / size**: the most
+tokens the KV cache held while decoding, and their size; the pruned cache grows past its budget
+between cuts (the prune interval), and a long prompt's cut, right after it is read, is said apart in the
+line above the outputs. **Prune events / time**: how often the cache was cut, and the time it took
+(included in the timings). **Peak RSS**: the most memory the process held during the comparison; both
+runs go in turns in one process, so it is not split between them. **Change**: pruned relative to
+baseline. Time per token is compared step by step (step i of one run went beside step i of the
+other) with a 95% interval: a direction is stated only when the interval excludes 0, otherwise "no
+difference (±x%)", the most the noise allows. Timings on a shared or busy machine vary from run to run.
 
 After both runs the pruned cache re-reads the baseline's own tokens ("forced"), so both runs are scored
 on the same text. **Token agreement**: the share of new tokens where the two outputs have the same token
@@ -54,8 +58,12 @@ def plain_notice(message: str) -> str:
 
 
 def pruned_label(run, ran: str) -> str:
-    """The pruned pane's label: the settings that ran (the runner says: ov-genai's block-rounded sizes)."""
-    return f"Pruned: {run.runner.label(run.eviction, run.used)} ({ran})"
+    """The pruned pane's label: the settings that ran (the runner says: ov-genai's block-rounded sizes),
+    and, where the cache grows between cuts, how far: a budget of 64 beside a KV column of 79 is that."""
+    e = run.eviction
+    grows = (f", cut back to it every {e.prune_interval} tokens (so it holds up to {e.budget + e.prune_interval - 1})"
+             if run.runner.reports_prunes and e.prune_interval > 1 else "")
+    return f"Pruned: {run.runner.label(e, run.used)}{grows} ({ran})"
 
 
 def timing_line(done: str, run_s: float, load_s: float) -> str:
@@ -67,7 +75,8 @@ def timing_line(done: str, run_s: float, load_s: float) -> str:
 
 
 def error_status(message: str) -> str:
-    return (f"❌ **The run failed: {message}** Nothing below is from this run; "
+    end = "" if message.rstrip().endswith((".", "!", "?")) else "."
+    return (f"❌ **The run failed: {message.rstrip()}{end}** Nothing below is from this run; "
             f"change the settings and press Generate again.")
 
 
@@ -102,11 +111,13 @@ def progress_line(pair, max_new: int) -> str:
 
 
 def pair_headline(pair) -> str:
-    b, p = pair.baseline.current_metrics(), pair.pruned.current_metrics()
-    if b is None or p is None:
+    b, p, f = pair.baseline.current_metrics(), pair.pruned.current_metrics(), pair.pair_figures()
+    if f is None:
         return ""
     div = first_divergence(pair.baseline.token_ids, pair.pruned.token_ids, pair.baseline.done, pair.pruned.done)
-    return headline(b, p, div, pair.pruned.runner.why_larger(pair.pruned.used), pair.pruned.eviction.prefill_chunk)
+    run = pair.pruned
+    return headline(b, p, f, div, run.runner.why_larger(run.used), run.eviction.prefill_chunk,
+                    run.runner.held(f.kv_tokens[1], run.used))
 
 
 def run_notes(pair) -> str:

@@ -1,4 +1,4 @@
-"""The web page: a Gradio Blocks layout and the handlers that connect it to triattn.ab.
+"""The web page's handlers: what a click does, connecting the widgets (layout.py) to triattn.ab.
 
 Handlers only translate between widgets and the package; every user mistake becomes a gr.Error
 with one readable line, so the server keeps serving. All state of a visitor's run lives in the
@@ -19,16 +19,14 @@ import gradio as gr
 import pandas as pd
 
 from .ab import Pair, plot_frames
-from ..core.tables import BASELINE, PRUNED, QUALITY_COLUMNS, headers
-from .choices import (Catalog, device_choices, example_prompts, fetch_hub_model, mechanism_choices,
-                      model_notice, policy_choices)
+from ..core.tables import headers
+from .choices import Catalog, fetch_hub_model, model_notice, prompt_for_model
 from ..core.config import EvictionConfig
-from ..errors import redact
-from .evictview import COLORS
+from ..errors import Cancelled, redact
 from ..core.inputs import parse_settings, prompt_ids
 from ..openvino.model import load_model
-from .pagetext import (FAILED_LABELS, GLOSSARY, INTRO, NOT_REPORTED, divergence_text, error_status, pair_headline,
-                       precision_label, progress_line, pruned_label, run_notes, timing_line)
+from .pagetext import (FAILED_LABELS, NOT_REPORTED, divergence_text, error_status, pair_headline, precision_label,
+                       progress_line, pruned_label, run_notes, timing_line)
 from ..core.text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
@@ -37,7 +35,9 @@ from ..core.text import load_tokenizer
 TEXT_EVERY_S, DETAIL_EVERY_S = 0.15, 1.0
 LONG_RUN, LONG_TEXT_EVERY_S, LONG_DETAIL_EVERY_S = 300, 0.5, 3.0
 QUEUE_MAX = 32  # comparisons waiting at once; more visitors are told the queue is full
-RUN_COLORS = {BASELINE: "#64748b", PRUNED: "#f97316"}
+# What a comparison updates, in order (compare's outputs).
+OUTPUTS = ("baseline", "pruned", "status", "divergence", "table", "latency plot", "KV plot", "eviction view",
+           "eviction summary", "Generate button")
 
 # The page's first settings, for the default model (SmolLM2-135M-Instruct) and the first example: a budget
 # of 64 KV tokens makes the pruned run part from the baseline within its first ~50 new tokens, and the
@@ -52,20 +52,28 @@ def _tokenizer(model_dir: str):
     return load_tokenizer(model_dir)
 
 
-def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=headers() + ["Outputs diverge at"] + list(QUALITY_COLUMNS))
+def empty_table() -> pd.DataFrame:
+    return pd.DataFrame(columns=headers())
 
 
 class RunControl:
-    """One per visitor: Stop asks the running pair to end after its current step, so the page gets
-    final results for the tokens made so far, and waits until it has (then the event is cancelled,
-    which only matters if a step is stuck). `error` keeps the last run's failure for the status line."""
+    """One per visitor: Stop asks the running pair to end at its next forward (between two pieces of
+    a long prompt, or after the current token), so the page gets final results for the tokens made
+    so far, and waits until it has (then the event is cancelled, which only matters if a step is
+    stuck). `error` keeps the last run's failure for the status line."""
 
     def __init__(self):
         self.stop, self.idle = threading.Event(), threading.Event()
         self.idle.set()
         self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
         self.error = ""
+        self.pair = None  # the running comparison, for Stop to cancel
+
+    def request_stop(self):
+        self.stop.set()
+        pair = self.pair
+        if pair is not None:
+            pair.cancel()
 
     def next_lead_pruned(self) -> bool:
         self.runs += 1
@@ -81,14 +89,19 @@ RUN_ENDED = "triattn: comparison ended, infer requests freed"
 
 def compare(prompt, model_value, device, policy, evict, budget, recent_window, sink_tokens, prune_interval,
             max_new_tokens, temperature, seed, control: RunControl, progress=gr.Progress(), *, catalog: Catalog):
-    """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view)."""
+    """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view,
+    eviction summary, the Generate button). The button says a comparison is running from the first
+    output to the last (a second click is not dropped without a word)."""
     control.stop.clear()
     control.idle.clear()
     control.error = ""
     try:
-        yield from _compare(prompt, model_value, device, parse_settings(
-            policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
-            control, progress, catalog)
+        button = busy_button()
+        for out in _compare(prompt, model_value, device, parse_settings(
+                policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
+                control, progress, catalog):
+            yield out if len(out) == len(OUTPUTS) else out + (button,)  # the last outputs carry the ready button
+            button = gr.skip()
     except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
         control.error = redact(str(e))
         raise gr.Error(control.error, print_exception=False) from None  # a user mistake, not a bug
@@ -100,6 +113,7 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
         control.error = redact(f"generation failed: {type(e).__name__}: {e}")
         raise gr.Error(control.error, print_exception=False) from None
     finally:
+        control.pair = None
         control.idle.set()
         print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
 
@@ -108,11 +122,11 @@ def show_failure(control: RunControl):
     """After a failed run: its message stays in the status line and nothing older looks like its result.
     A run ended by Stop or a closed tab has no error: its results stand."""
     if not control.error:
-        return (gr.skip(),) * 9
+        return (gr.skip(),) * 9 + (ready_button(),)
     lat, kv = plot_frames({})
     return (gr.Textbox(value="", label=FAILED_LABELS[0]), gr.Textbox(value="", label=FAILED_LABELS[1]),
-            error_status(control.error), "", _empty_table(),
-            _plot(lat, "ms"), _plot(kv, "KV tokens"), [], "")
+            error_status(control.error), "", empty_table(),
+            _plot(lat, "ms"), _plot(kv, "KV tokens"), [], "", ready_button())
 
 
 def _plot(frame, column: str):
@@ -143,10 +157,41 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     progress(0.1, desc="Preparing the model")
     model, tok, load_s = _open(catalog.resolve(model_value, notify=lambda m: None), device, progress)
     pair = Pair(model, tok, prompt_ids(tok, prompt, model.info.max_context), eviction, sampling, max_new,
-                pruned_first=control.next_lead_pruned())
+                pruned_first=control.next_lead_pruned(), own_peak=True)
+    control.pair = pair
+    if control.stop.is_set():  # a Stop that came while the model loaded
+        pair.cancel()
     ran = f"{model.device}, {precision_label(model)}"
     labels = (f"Baseline: full KV cache ({ran})", lambda: pruned_label(pair.pruned, ran))
-    started, last_text, last_detail = time.monotonic(), 0.0, 0.0
+    started = time.monotonic()
+    # Said at once: the model is loaded, and a long prompt takes a while to read (no banner covers it).
+    yield _outputs(pair, labels, f"Reading the prompt ({len(pair.prompt_ids)} tokens)…{run_notes(pair)}",
+                   detail=False, final=False)
+    yield from _run_pair(pair, labels, control, max_new)
+    done = "Stopped" if control.stop.is_set() else "Done"
+    status = f"{timing_line(done, time.monotonic() - started, load_s)} {pair_headline(pair)}"
+    if control.stop.is_set() or not pair.baseline.token_ids:
+        yield _outputs(pair, labels, f"{status}{run_notes(pair)}", detail=True, final=True) + (ready_button(),)
+        return
+    # The result is shown as soon as the runs end; the quality cost follows in the table. The last
+    # output repeats the rest, so that an API client's final result is whole.
+    done = _outputs(pair, labels, f"{status} *Measuring the quality cost (the pruned cache re-reads the baseline's "
+                                  f"tokens)…*{run_notes(pair)}", detail=True, final=True)
+    yield done
+    try:
+        with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
+            warnings.simplefilter("ignore")
+            pair.measure_quality()
+    except Cancelled:
+        yield done[:2] + (f"{status} (Stopped before the quality cost was measured.){run_notes(pair)}",) + done[3:] \
+            + (ready_button(),)
+        return
+    yield done[:2] + (f"{status}{run_notes(pair)}", done[3], pair.table()) + done[5:] + (ready_button(),)
+
+
+def _run_pair(pair, labels, control, max_new):
+    """Both runs to their end or to a Stop, the page refreshed as they go."""
+    last_text = last_detail = 0.0
     steps = pair.steps()
     try:
         for _ in steps:
@@ -158,17 +203,10 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
                 last_text, last_detail = now, (now if detail else last_detail)
                 status = f"Generating… {progress_line(pair, max_new)}{run_notes(pair)}"
                 yield _outputs(pair, labels, status, detail, final=False)
+    except Cancelled:  # a Stop during a forward's wait: the runs end here
+        pass
     finally:
         steps.close()  # frees both sessions, also when the event is cancelled or the tab closed
-    if not control.stop.is_set() and pair.baseline.token_ids:
-        yield _outputs(pair, labels, "Measuring the quality cost (the pruned cache re-reads the baseline's "
-                                     f"tokens)…{run_notes(pair)}", detail=True, final=False)
-        with warnings.catch_warnings():  # the engine repeats its start-up warning, already in pair.notices
-            warnings.simplefilter("ignore")
-            pair.measure_quality()
-    done = "Stopped" if control.stop.is_set() else "Done"
-    status = timing_line(done, time.monotonic() - started, load_s)
-    yield _outputs(pair, labels, f"{status} {pair_headline(pair)}{run_notes(pair)}", detail=True, final=True)
 
 
 def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
@@ -177,7 +215,7 @@ def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
     if not detail:
         return texts + (gr.skip(),) * 5
     f = pair.figures(final)
-    table = f["table"] if f["table"] is not None else _empty_table()
+    table = f["table"] if f["table"] is not None else empty_table()
     details = texts + (table, _plot(f["latency"], "ms"), _plot(f["kv"], "KV tokens"))
     if not final:
         return details + ([], "The eviction view appears when the runs end.")
@@ -187,8 +225,24 @@ def _outputs(pair: Pair, labels, status: str, detail: bool, final: bool):
 
 
 def request_stop(control: RunControl):
-    control.stop.set()
+    control.request_stop()
     control.idle.wait(timeout=5)  # the pair ends after its current step and shows its final results
+
+
+BUSY_LABEL = "Running… (Stop ends it)"
+
+
+def busy_button():
+    return gr.Button(value=BUSY_LABEL, interactive=False)
+
+
+def ready_button():
+    return gr.Button(value="Generate", interactive=True)
+
+
+def model_changed(value, prompt):
+    """Another model: its notice, and its own example in place of an example written for another."""
+    return model_notice(value), prompt_for_model(value, prompt)
 
 
 def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
@@ -200,90 +254,3 @@ def download(name, progress=gr.Progress(track_tqdm=True), *, catalog: Catalog):
     value = catalog.add(path, label=f"{name.strip()} ({path})")
     gr.Info(f"{name.strip()} is ready; it is now selected")
     return gr.Dropdown(choices=catalog.choices(), value=value), model_notice(value)
-
-
-def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
-    prompts = example_prompts()
-    with gr.Blocks(title="triattn: KV-cache pruning, side by side") as demo:
-        gr.Markdown(INTRO)
-        notice = gr.Markdown(model_notice(catalog.preferred), elem_id="model-notice")
-        d = PAGE_DEFAULTS
-        with gr.Row():
-            with gr.Column(scale=3):
-                prompt = gr.Textbox(label="Prompt", lines=4, value=prompts[0] if prompts else "", elem_id="prompt")
-                if prompts:
-                    gr.Examples([[p] for p in prompts], inputs=[prompt], label="Example prompts")
-            with gr.Column(scale=2):
-                policy = gr.Dropdown(policy_choices(), value=d.policy, label="Pruning policy", elem_id="policy",
-                                     info="which tokens the pruned run evicts when its cache is over budget")
-                evict = gr.Radio(mechanism_choices(), value=d.evict, label="How tokens are evicted",
-                                 elem_id="mechanism")
-                with gr.Row():
-                    budget = gr.Number(d.budget, label="Budget (KV tokens)", elem_id="budget")
-                    max_new = gr.Number(PAGE_MAX_NEW_TOKENS, label="Max new tokens", elem_id="max-new-tokens")
-                with gr.Row():
-                    run_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-        with gr.Accordion("More pruning settings", open=False):
-            with gr.Row():
-                recent = gr.Number(d.recent_window, label="Recent window", info="newest tokens always kept",
-                                   elem_id="recent-window")
-                sinks = gr.Number(d.sink_tokens, label="Sink tokens", info="first tokens always kept",
-                                  elem_id="sink-tokens")
-                interval = gr.Number(d.prune_interval, label="Prune interval", elem_id="prune-interval",
-                                     info="tokens the cache may grow past the budget before it is cut "
-                                          "(1 = cut every step, as the model card did)")
-        with gr.Accordion("Sampling", open=False):
-            with gr.Row():
-                temperature = gr.Slider(0.0, 2.0, 0.0, step=0.05, label="Temperature",
-                                        info="0 = greedy; both runs draw the same random numbers")
-                seed = gr.Number(0, label="Seed", elem_id="seed")
-        with gr.Accordion("Model and device", open=False):
-            with gr.Row():
-                model_dd = gr.Dropdown(catalog.choices(), value=catalog.preferred, label="Model", elem_id="model")
-                device_dd = gr.Dropdown(device_choices(), value=device, label="Device", elem_id="device")
-            with gr.Row():
-                hub_id = gr.Textbox(label="Another model: a Hugging Face id (an OpenVINO export)",
-                                    placeholder="OpenVINO/gpt-oss-20b-int4-ov", scale=4, elem_id="hub-id")
-                fetch_btn = gr.Button("Download", scale=1, elem_id="download")
-        status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
-                                  elem_id="baseline-output")
-            pruned_box = gr.Textbox(label="Pruned", lines=10, max_lines=10, interactive=False,
-                                    elem_id="pruned-output")
-        divergence = gr.Markdown(elem_id="divergence")
-        # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
-        # Columns as wide as their words (pagetext.CSS: no word is broken); the table scrolls sideways.
-        table = gr.Dataframe(_empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True)
-        with gr.Accordion("What the numbers mean", open=False):
-            gr.Markdown(GLOSSARY)
-        with gr.Row():
-            lat_plot = gr.LinePlot(plot_frames({})[0], x="token", y="ms", color="run", color_map=RUN_COLORS,
-                                   title="Time per token (ms); spikes in the pruned run are prune events",
-                                   height=260, elem_id="latency-plot", visible=False)
-            kv_plot = gr.LinePlot(plot_frames({})[1], x="token", y="KV tokens", color="run",
-                                  color_map=RUN_COLORS, title="KV cache size (tokens)", height=260,
-                                  elem_id="kv-plot", visible=False)
-        view = gr.HighlightedText(label="What the pruned run's cache forgot (prompt + output)", color_map=COLORS,
-                                  show_legend=True, show_inline_category=False, combine_adjacent=True,
-                                  elem_id="eviction-view")
-        view_summary = gr.Markdown(elem_id="eviction-summary")
-
-        control = gr.State(RunControl())
-        inputs = [prompt, model_dd, device_dd, policy, evict, budget, recent, sinks, interval, max_new,
-                  temperature, seed, control]
-        outputs = [base_box, pruned_box, status, divergence, table, lat_plot, kv_plot, view, view_summary]
-        # One pair at a time on the server: two pairs at once would share the CPU and skew both timings.
-        gen = run_btn.click(functools.partial(compare, catalog=catalog), inputs, outputs, api_name="generate",
-                            concurrency_id="generate", concurrency_limit=1)
-        gen.failure(show_failure, control, outputs, queue=False, api_name=False)
-        stop_btn.click(request_stop, control, None, queue=False, api_name=False).then(
-            None, None, None, cancels=[gen], api_name=False)
-        model_dd.change(model_notice, model_dd, notice, queue=False, api_name=False)
-        fetch_btn.click(functools.partial(download, catalog=catalog), hub_id, [model_dd, notice],
-                        api_name="download", concurrency_id="download", concurrency_limit=1)
-        # Models fetched by another visitor appear after a reload.
-        demo.load(lambda: gr.Dropdown(choices=catalog.choices()), None, model_dd, api_name=False)
-    demo.queue(default_concurrency_limit=1, max_size=QUEUE_MAX)
-    return demo
