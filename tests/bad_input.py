@@ -54,7 +54,7 @@ CASES = [
          page_message="greater than maximum", ours=False),
     Case("temperature must be a number", None, ["--temperature", "nan"]),
     Case("top_p must be in (0, 1]", None, ["--top-p", "0"]),
-    Case("unknown policy", dict(policy="h2o"), ["--policy", "h2o"], cli_message="invalid choice: 'h2o'",
+    Case("unknown policy", dict(policy="lfu"), ["--policy", "lfu"], cli_message="invalid choice: 'lfu'",
          page_message="not in the list of choices", ours=False),
     Case("unknown eviction mechanism", dict(evict="delete"), ["--evict", "delete"],
          cli_message="invalid choice: 'delete'", page_message="not in the list of choices", ours=False),

@@ -282,7 +282,7 @@ def test_parse_settings_accepts_page_values_and_rejects_bad_ones():
         with pytest.raises(ValueError, match=message):
             parse_settings("knorm", "hard", *args)
     with pytest.raises(ValueError, match="unknown policy"):
-        parse_settings("h2o", "hard", 64, 8, 2, 4, 50, 0, 0)
+        parse_settings("lfu", "hard", 64, 8, 2, 4, 50, 0, 0)
 
 
 def test_pair_gives_each_run_what_it_gets_alone(gptoss_dir, prompt):

@@ -8,7 +8,7 @@ from gradio_client import Client  # noqa: E402
 
 def _args(model, prompt="def read_lines(path):", budget=24, recent=4, sinks=2, interval=3, max_new=120,
           policy="knorm", evict="hard"):
-    return (prompt, model, "CPU", policy, evict, budget, recent, sinks, interval, max_new, 0.0, 0)
+    return (prompt, model, "CPU", policy, evict, budget, recent, sinks, interval, max_new, 0.0, 0, "policy")
 
 
 @pytest.fixture(scope="module")

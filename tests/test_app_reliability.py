@@ -18,7 +18,8 @@ PROMPTS = ["def read_lines(path):", "class Stack:", "What are the advantages of 
 
 def _args(model, prompt="def read_lines(path):", budget=24, recent=4, sinks=2, interval=3, max_new=40,
           policy="knorm", evict="hard", device="CPU", temperature=0.0, seed=0):
-    return (prompt, model, device, policy, evict, budget, recent, sinks, interval, max_new, temperature, seed)
+    return (prompt, model, device, policy, evict, budget, recent, sinks, interval, max_new, temperature, seed,
+            "policy")
 
 
 @pytest.fixture(scope="module")

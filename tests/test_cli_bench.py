@@ -72,7 +72,7 @@ def test_bench_context_lengths(cli, gptoss_dir, tmp_path):
     (["--model-dir", "/nonexistent/model"], "model directory not found"),
     (["--runs", "two"], "expected a whole number"),
     (["--runs", "0"], "runs must be at least 1"),
-    (["--policy", "h2o"], "invalid choice"),
+    (["--policy", "lfu"], "invalid choice"),
     (["--evict", "drop"], "invalid choice"),
     (["--policy", "none"], "at least one pruning policy"),
     (["--budget", "8", "--recent-window", "8"], "must exceed sink tokens"),

@@ -26,7 +26,7 @@ def test_infer_json_has_the_documented_fields(gptoss_dir):
     assert len(out["token_ids"]) == out["metrics"]["new_tokens"] and isinstance(out["text"], str)
     assert out["eviction"] == {"policy": "knorm-seed", "evict": "mask", "budget": 20, "recent_window": 4,
                                "sink_tokens": 2, "prune_interval": 3, "keep_prompt": False,
-                               "prefill_chunk": DEFAULT_PREFILL_CHUNK}
+                               "prefill_chunk": DEFAULT_PREFILL_CHUNK, "prompt_select": "policy"}
     for key in ("ttft_s", "tpot_ms", "throughput_tok_s", "latency_s", "new_tokens", "prune_events", "prune_time_s",
                 "kv_tokens_max", "kv_tokens_final", "kv_bytes_max", "rss_delta_mb"):
         assert key in out["metrics"]
@@ -44,7 +44,7 @@ def test_infer_streams_text_then_summary(gptoss_dir):
     (["--model-dir", "/nonexistent/model"], "model directory not found"),
     (["--budget", "abc"], "expected a whole number"),
     (["--budget", "-4"], "expected a number >= 0"),
-    (["--policy", "h2o"], "invalid choice"),
+    (["--policy", "lfu"], "invalid choice"),
     (["--budget", "8", "--recent-window", "8"], "must exceed sink tokens"),
     (["--max-new-tokens", "0"], "max_new_tokens must be at least 1"),
     (["--max-new-tokens", "100000"], "capped"),

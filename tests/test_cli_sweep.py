@@ -36,7 +36,7 @@ def test_sweep_rejects_a_budget_below_window_plus_sinks(cli, gptoss_dir, tmp_pat
 
 def test_sweep_bad_numbers_and_policies(cli, gptoss_dir, tmp_path):
     for args, message in ((["--budgets", "x"], "expected a whole number"),
-                          (["--policies", "h2o"], "invalid choice"),
+                          (["--policies", "lfu"], "invalid choice"),
                           (["--model-dir", tmp_path / "missing"], "model directory not found")):
         r = cli("sweep", "--model-dir", gptoss_dir, "--output", tmp_path / "o", *args)
         assert r.returncode == 2 and message in one_line(r.stderr)

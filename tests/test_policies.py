@@ -61,6 +61,6 @@ def test_random_is_seeded_and_layer_independent(data):
 
 def test_registry_lists_baseline_first_and_rejects_unknown():
     names = list(list_policies())
-    assert names[0] == "none" and {"knorm", "knorm-seed", "streaming", "random"} <= set(names)
-    with pytest.raises(ValueError, match="unknown policy 'h2o'"):
-        get_policy("h2o")
+    assert names[0] == "none" and {"knorm", "knorm-seed", "streaming", "random", "h2o", "tova", "snapkv", "genai-like"} <= set(names)
+    with pytest.raises(ValueError, match="unknown policy 'lru'"):
+        get_policy("lru")

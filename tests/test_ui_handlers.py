@@ -15,7 +15,7 @@ from triattn.web.ui import FORM, RunControl, compare, request_stop  # noqa: E402
 
 def _start(catalog, model_dir, control, policy="knorm", max_new=2000):
     return compare("def read_lines(path):", str(model_dir.resolve()), "CPU", policy, "hard", 64, 16, 4, 16, max_new,
-                   0.0, 0, control, catalog=catalog)
+                   0.0, 0, "policy", control, catalog=catalog)
 
 
 def test_closing_the_event_frees_both_infer_requests(gptoss_dir):

@@ -54,6 +54,14 @@ def _setup(policy_name: str, length: int, cfg: dict):
     return eviction, keys, cal
 
 
+def _attention(layers: int, length: int):
+    """An attention log holding one report per layer over `length` tokens, as the paged form gives."""
+    from ..core.attention import AttentionLog
+    log = AttentionLog(layers)
+    log.add(np.random.default_rng(1).dirichlet(np.ones(length), size=layers).astype(np.float32), 32)
+    return log
+
+
 def _one_event(policy, eviction, keys, cal, cfg: dict) -> tuple[float, float]:
     """Seconds of score + select and of compaction, on a fresh store holding `keys` (K and V)."""
     from ..policies import ScoreContext
@@ -63,11 +71,13 @@ def _one_event(policy, eviction, keys, cal, cfg: dict) -> tuple[float, float]:
     recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
     store = TokenStore(layers, kv, dim, True, True, capacity=length, per_head=policy.per_kv_head)
     store.append(np.arange(length), keys, keys)
-    ctx = ScoreContext(length, 0, cfg, cal)
+    ctx = ScoreContext(length, 0, cfg, cal, attention=_attention(layers, length) if policy.reads_attention else None)
     t0 = time.perf_counter()
     keep = choose_keep(store, policy, eviction, ctx, False, recency)
     t1 = time.perf_counter()
     store.compact(keep)
+    if ctx.attention is not None:  # the run's attention log follows the store, as in engine._prune
+        ctx.attention.compact(keep)
     t2 = time.perf_counter()
     assert store.n == eviction.budget - 1
     return t1 - t0, t2 - t1

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..core.config import GENAI_AGGREGATIONS, MECHANISMS, PRESETS, EvictionConfig, SamplingConfig, check_max_new_tokens
+from ..core.config import GENAI_AGGREGATIONS, MECHANISMS, PRESETS, PROMPT_SELECTIONS, EvictionConfig, SamplingConfig, check_max_new_tokens
 
 
 def positive_int(text: str) -> int:
@@ -65,6 +65,10 @@ def add_keep_prompt_arg(p):
     p.add_argument("--keep-prompt", action=argparse.BooleanOptionalAction, default=None,
                    help="never prune the prompt: only generated tokens compete for the budget (default off; "
                         "on in the triattention-paper preset)")
+    p.add_argument("--prompt-select", choices=list(PROMPT_SELECTIONS), default=None,
+                   help="how a pruning run chooses what of the prompt to keep: policy (cut while reading it, the "
+                        "default) or query (read it whole on the paged form, keep what its last 32 tokens, the "
+                        "question, attend to most: SnapKV's selection; peak memory holds the whole prompt)")
     p.add_argument("--policy-option", action="append", default=None, metavar="NAME=VALUE",
                    help="one of the policy's own settings, repeatable (triattention: offset_max, the farthest "
                         "future distance its score averages over; default 65536)")
@@ -90,7 +94,7 @@ def eviction_from(args, policy=None, evict=None) -> EvictionConfig:
     """EvictionConfig defaults, then the --preset, then the options given explicitly."""
     fields = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
     for name in ("policy", "evict", "budget", "recent_window", "sink_tokens", "prune_interval", "genai_aggregation",
-                 "keep_prompt", "prefill_chunk"):
+                 "keep_prompt", "prefill_chunk", "prompt_select"):
         value = getattr(args, name, None)
         if value is not None and not isinstance(value, list):
             fields[name] = value

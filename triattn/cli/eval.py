@@ -20,7 +20,7 @@ MAX_NEW_TOKENS = {"niah_single": 16, "niah_multikey": 16, "niah_multivalue": 48,
 
 
 def add_parser(sub):
-    from ..core.config import EvictionConfig
+    from ..core.config import PROMPT_SELECTIONS, EvictionConfig
     from ..eval.tasks import HAYSTACK, TASKS
     from ..policies import pruning_policies
     d = EvictionConfig()
@@ -40,6 +40,10 @@ def add_parser(sub):
                    help=f"eviction policies (default {' '.join(DEFAULT_POLICIES)})")
     p.add_argument("--budgets", type=positive_int, nargs="+", default=DEFAULT_BUDGETS, metavar="N",
                    help=f"KV budgets in tokens (default {' '.join(map(str, DEFAULT_BUDGETS))})")
+    p.add_argument("--prompt-select", nargs="+", choices=PROMPT_SELECTIONS, default=["policy"],
+                   help="how pruned runs choose what of the prompt to keep, each a run of its own: policy (cut "
+                        "while reading, the default) and/or query (read whole, kept by the attention of the "
+                        "prompt's last 32 tokens; labelled POLICY+query)")
     p.add_argument("--recent-window", type=positive_int, default=d.recent_window,
                    help=f"newest tokens always kept (default {d.recent_window})")
     p.add_argument("--sink-tokens", type=positive_int, default=d.sink_tokens,
@@ -91,7 +95,8 @@ def _settings(args, model):
                     seed=args.seed, policies=tuple(dict.fromkeys(args.policies)),
                     budgets=tuple(sorted(set(args.budgets))), max_new_tokens=limits,
                     haystack=_shown(args.haystack), chat=not args.no_chat_template,
-                    run_uninformative=args.run_uninformative, eviction=extra)
+                    run_uninformative=args.run_uninformative, eviction=extra,
+                    prompt_selects=tuple(dict.fromkeys(args.prompt_select)))
 
 
 def run(args):

@@ -15,8 +15,8 @@ def add_parser(sub):
                                    "tokens back to the budget, as a prune event does; prints the medians next to "
                                    "the targets (" + ", ".join(f"<= {1e3 * t:.0f} ms at {n}" for n, t in
                                                               TARGETS.items()) + " tokens).")
-    p.add_argument("--policy", nargs="+", default=["triattention", "triattention-head"],
-                   help="scoring policies, one table each (default triattention triattention-head)")
+    p.add_argument("--policy", nargs="+", default=["triattention", "triattention-head", "snapkv", "h2o"],
+                   help="scoring policies, one table each (default triattention triattention-head snapkv h2o)")
     p.add_argument("--tokens", type=positive_int, nargs="+", default=list(TARGETS), metavar="N",
                    help="cached tokens at the event (default " + " ".join(map(str, TARGETS)) + ")")
     p.add_argument("--repeats", type=positive_int, default=7,

@@ -38,6 +38,7 @@ def _check_int(name: str, value, minimum: int) -> None:
 
 
 DEFAULT_PREFILL_CHUNK = 512
+PROMPT_SELECTIONS = ("policy", "query")
 
 
 def default_interval(budget: int) -> int:
@@ -67,6 +68,10 @@ class EvictionConfig:
     A choice that runs in another runtime (ov-genai) has its own mechanism: `evict` is set to it,
     `genai_aggregation` picks how that runtime aggregates attention scores, and it prefills its
     own way (no `prefill_chunk`).
+
+    `prompt_select="query"` reads the whole prompt without cutting, then keeps the prompt tokens the
+    prompt's last 32 tokens (the question) attended to most (SnapKV's selection, Li et al. 2024),
+    and decodes with the policy from there; "policy" lets the policy cut while the prompt is read.
     """
     policy: str = "knorm"
     evict: str = "hard"
@@ -78,6 +83,7 @@ class EvictionConfig:
     keep_prompt: bool = False
     policy_options: tuple = ()   # (name, value) pairs: the policy's own settings (e.g. offset_max)
     prefill_chunk: int | None = None
+    prompt_select: str = "policy"
 
     def __post_init__(self):
         from ..policies import get_policy  # late import: policies import nothing from here
@@ -87,8 +93,15 @@ class EvictionConfig:
             if self.prefill_chunk:
                 raise ValueError(f"{self.policy} prefills its own way: a prefill chunk does not apply to it")
             object.__setattr__(self, "prefill_chunk", 0)
+            if self.prompt_select != "policy":
+                raise ValueError(f"{self.policy} reads the prompt its own way: query-aware prompt selection does "
+                                 f"not apply to it")
         elif self.evict not in MECHANISMS:
             raise ValueError(f"unknown eviction mechanism {self.evict!r}; choose one of {', '.join(MECHANISMS)}")
+        elif (getattr(policy, "reads_attention", False) or self.prompt_select == "query") and self.evict == "mask":
+            what = f"policy {self.policy}" if getattr(policy, "reads_attention", False) else "query-aware prompt selection"
+            raise ValueError(f"{what} reads the attention the model paid, which only the paged cache form reports, "
+                             f"and mask eviction runs on the stateful form; use --evict hard or zero")
         elif policy.per_kv_head and self.evict != "hard":
             raise ValueError(f"policy {self.policy} keeps a token set per KV head, which only hard eviction can do "
                              f"({self.evict} applies one mask to every head); use --evict hard, or --policy "
@@ -102,6 +115,9 @@ class EvictionConfig:
         if self.prefill_chunk is None:
             object.__setattr__(self, "prefill_chunk", DEFAULT_PREFILL_CHUNK if policy.prunes else 0)
         _check_int("prefill_chunk", self.prefill_chunk, 0)
+        if self.prompt_select not in PROMPT_SELECTIONS:
+            raise ValueError(f"unknown prompt selection {self.prompt_select!r}; choose one of "
+                             f"{', '.join(PROMPT_SELECTIONS)}")
         self.policy_object()  # its own settings must be ones it has, with valid values
         if not isinstance(self.keep_prompt, bool):
             raise ValueError(f"keep_prompt must be true or false, got {self.keep_prompt!r}")
@@ -134,6 +150,7 @@ class EvictionConfig:
             d.pop("policy_options")
         if policy.runtime != "loop":  # it prefills its own way
             d.pop("prefill_chunk")
+            d.pop("prompt_select")
         return d
 
 

@@ -27,9 +27,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from .attention import AttentionLog
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .mechanisms import get_mechanism
 from ..policies import ScoreContext
+from ..policies.attention import SNAPKV as QUERY_AWARE
 from .sampling import Sampler, log_softmax
 from .prune import choose_keep
 from .store import TokenStore
@@ -95,32 +97,39 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     policy, mech, recency = _plan(info, eviction)
     if mech.needs_attention_mask:  # the paged form has no attention mask: its session hands over a stateful one
         session = session.with_attention_mask()
+    query_aware = policy.prunes and eviction.prompt_select == "query"
+    log = _attention_log(session, info, eviction, policy, query_aware)
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
-    ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size)
+    ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size, attention=log)
     sampler = Sampler(sampling)
     mirror = policy.prunes and mech.writes_cache and session.needs_mirror  # K and V on the host, to rewrite from
-    want_keys = policy.prunes and policy.needs_keys
-    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, want_keys, mirror,
+    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
                        per_head=policy.prunes and policy.per_kv_head)
-    ones = np.ones(prompt.size + limit + 1, np.int64)
+    feed = _Feed(session, store, mech, np.ones(prompt.size + limit + 1, np.int64), mirror,
+                 policy.prunes and policy.needs_keys, log)
     ceiling = eviction.budget + eviction.prune_interval - 1
     eos = set(info.eos_token_ids)
 
-    def cut(query_position, most=ceiling - 1):  # cut to budget - 1 when more than `most` are live
+    def cut(query_position, most=ceiling - 1, scorer=policy):  # cut to budget - 1 when more than `most` are live
         if policy.prunes and store.live > most:
-            return _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
+            return _prune(session, store, scorer, mech, eviction, ctx, recency, query_position)
         return None
 
     session.reset()
     session.reserve(ceiling + 1 if policy.prunes else prompt.size + limit)
     t0 = time.perf_counter()
     chunk = eviction.prefill_chunk if not policy.prunes or prompt.size + 1 > ceiling else 0
-    logits, events = _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut,
-                              eviction.budget - 1)
+    # Query-aware: the whole prompt is read uncut, its last QUERY_AWARE.window tokens (the question)
+    # in a piece of their own whose attention chooses what of the prompt stays (SnapKV's selection).
+    tail = min(QUERY_AWARE.window, prompt.size) if query_aware else 0
+    logits, events = _prefill(feed, prompt, chunk, cut, prompt.size if query_aware else eviction.budget - 1,
+                              policy.prefill_window, tail)
     token = int(force[0]) if force is not None else sampler.pick(logits)
-    events.append(cut(prompt.size))  # a long prompt is cut once more, as part of the prefill
+    events.append(cut(prompt.size, scorer=QUERY_AWARE if query_aware else policy))  # part of the prefill
+    if query_aware and not policy.reads_attention:
+        feed.log = ctx.attention = None  # the decode policy reads keys only: stop fetching attention
     record = StepRecord(0, token, 0.0, store.n, store.live, _merge(events, prompt.size, store.live))
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
@@ -132,14 +141,48 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         t0 = time.perf_counter()
         position = prompt.size + index - 1
         event = cut(position)
-        logits, keys, values = session.forward(np.array([token]), np.array([position]),
-                                               mech.attention_mask(store, ones, 1), mirror, want_keys, copy=False)
-        store.append(np.array([position]), keys, values)
+        logits = feed(np.array([token]), np.array([position]))
         token = int(force[index]) if force is not None else sampler.pick(logits)
         record = StepRecord(index, token, 0.0, store.n, store.live, event)
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
         yield record
+
+
+def _attention_log(session, info, eviction, policy, query_aware: bool) -> AttentionLog | None:
+    """The run's log of the attention its tokens received, when its policy or its prompt selection
+    reads it; a clear refusal where the session's form does not report attention."""
+    if not (policy.prunes and policy.reads_attention) and not query_aware:
+        return None
+    if not session.reports_attention:
+        what = "query-aware prompt selection" if query_aware else f"policy {eviction.policy}"
+        raise ValueError(f"{what} reads the attention the model paid, which only the paged cache form "
+                         f"reports (with {eviction.evict} eviction this run is on the stateful form); "
+                         f"use --form paged with hard or zero eviction")
+    return AttentionLog(info.n_layers, max(1, getattr(policy, "window", 1), QUERY_AWARE.window if query_aware else 1))
+
+
+@dataclass
+class _Feed:
+    """One forward of new tokens: the model reads them, the store keeps their keys (and values, when
+    mirrored), and the attention log takes the attention the forward's last `window` queries paid."""
+    session: object
+    store: TokenStore
+    mech: object
+    ones: np.ndarray
+    mirror: bool
+    want_keys: bool
+    log: AttentionLog | None
+
+    def __call__(self, tokens: np.ndarray, positions: np.ndarray, window: int = 1) -> np.ndarray:
+        extra = {"window": window} if self.log is not None else {}
+        logits, keys, values = self.session.forward(tokens, positions,
+                                                    self.mech.attention_mask(self.store, self.ones, tokens.size),
+                                                    self.mirror, self.want_keys, copy=False, **extra)
+        self.store.append(positions, keys, values)  # the store copies them now
+        if self.log is not None:
+            self.log.add(self.session.attention(), min(window, tokens.size))
+        return logits
 
 
 def _plan(info, eviction: EvictionConfig):
@@ -157,27 +200,27 @@ def _plan(info, eviction: EvictionConfig):
     return policy, mech, recency
 
 
-def _prefill(session, store, prompt, ones, mech, mirror, want_keys, chunk, cut, store_budget):
-    """Feed the prompt in pieces of at most `chunk` tokens (whole when 0). Before each piece
-    after the first, `cut(last position, most)` cuts a pruning run's cache to budget - 1 when it
-    holds more than `most` (budget - 1) tokens. Returns the last piece's
-    logits and the prune events.
+def _prefill(feed, prompt, chunk, cut, store_budget, window_of, tail: int = 0):
+    """Feed the prompt in pieces of at most `chunk` tokens (whole when 0), its last `tail` tokens in a
+    piece of their own. Before each piece after the first, `cut(last position, most)` cuts a pruning
+    run's cache to budget - 1 when it holds more than `most` (budget - 1) tokens. Each piece's
+    attention report sums its last `window_of(piece)` queries. Returns the last piece's logits and
+    the prune events.
 
     Why pieces: the plugin keeps the working memory of the largest forward it has run (activations
     of every position), and the only call that gives it back corrupted the heap here. Pieces bound
     it by the piece, not the prompt. With nothing evicted, each piece attends to everything before
     it, so the cache and the logits are those of a whole prefill.
     """
-    step = chunk or prompt.size
+    head = prompt.size - tail
+    step = chunk or head or 1
+    bounds = [(s, min(s + step, head)) for s in range(0, head, step)] + ([(head, prompt.size)] if tail else [])
     logits, events = None, []
-    for start in range(0, prompt.size, step):
+    for start, end in bounds:
         if start:  # between pieces no interval is waited for: a piece attends to at most budget - 1 + piece
             events.append(cut(start - 1, store_budget))
-        piece = prompt[start:start + step]
-        positions = np.arange(start, start + piece.size)
-        logits, keys, values = session.forward(piece, positions, mech.attention_mask(store, ones, piece.size),
-                                               mirror, want_keys, copy=False)  # the store copies them now
-        store.append(positions, keys, values)
+        window = tail if tail and end == prompt.size else window_of(end - start)
+        logits = feed(prompt[start:end], np.arange(start, end), window)
     return logits, events
 
 
@@ -208,4 +251,6 @@ def _prune(session, store, policy, mech, eviction, ctx, recency, query_position)
     n_evicted = int(evicted.sum(axis=-1).flat[0])
     evicted_positions = store.positions[evicted].reshape(evicted.shape[:-1] + (n_evicted,))
     mech.apply(session, store, keep)
+    if ctx.attention is not None and ctx.attention.n > store.n:  # compacted: the log follows the store
+        ctx.attention.compact(keep if keep.ndim == 2 else keep[:, 0])  # per KV head: a query cut, the same per head
     return PruneEvent(n_evicted, time.perf_counter() - t0, before, store.live, evicted_positions)

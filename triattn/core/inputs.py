@@ -29,12 +29,13 @@ def _whole(name: str, value, minimum: int) -> int:
 
 
 def parse_settings(policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens,
-                   temperature, seed) -> tuple[EvictionConfig, SamplingConfig, int]:
+                   temperature, seed, prompt_select="policy") -> tuple[EvictionConfig, SamplingConfig, int]:
     """The page's raw inputs as validated configs; ValueError with a message for the user."""
     eviction = EvictionConfig(policy=policy, evict=evict, budget=_whole("budget", budget, 2),
                               recent_window=_whole("recent window", recent_window, 0),
                               sink_tokens=_whole("sink tokens", sink_tokens, 0),
-                              prune_interval=_whole("prune interval", prune_interval, 1))
+                              prune_interval=_whole("prune interval", prune_interval, 1),
+                              prompt_select=prompt_select or "policy")
     try:
         temperature = float(temperature)
     except (TypeError, ValueError, OverflowError):

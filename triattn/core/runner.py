@@ -64,7 +64,8 @@ class LoopRunner:
         return line(get_mechanism(self.eviction.evict).needs_attention_mask) if line else None
 
     def label(self, eviction: EvictionConfig, used: dict) -> str:
-        return f"{eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens"
+        chosen = ", the prompt kept by what its question attends to" if eviction.prompt_select == "query" else ""
+        return f"{eviction.policy}, {eviction.evict}, budget {eviction.budget} tokens{chosen}"
 
     def why_larger(self, used: dict) -> str:
         return ""

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..core.stats import binomial_interval
-from .run import INFORMATIVE, Settings, key
+from .run import INFORMATIVE, Settings, key, labels
 
 NOT_INFORMATIVE = "not informative for this model (baseline below 50%)"
 
@@ -37,7 +37,7 @@ def rows(answers: dict, settings: Settings) -> list[dict]:
             informative = b["k"] >= INFORMATIVE * b["n"]
             out.append({"task": t, "length": L, "policy": "none", "budget": None, **b, "baseline": b["accuracy"],
                         "informative": informative})
-            for p in settings.policies:
+            for p in labels(settings):
                 for budget in settings.budgets:
                     got = [answers.get(key(t, L, i, p, budget)) for i in range(settings.samples)]
                     if any(a is None for a in got):
@@ -51,7 +51,7 @@ def pooled(rs: list[dict], settings: Settings) -> list[dict]:
     """Accuracy per length x policy x budget over the informative tasks, counts summed."""
     out = []
     for L in settings.lengths:
-        for p, budget in [("none", None)] + [(p, b) for p in settings.policies for b in settings.budgets]:
+        for p, budget in [("none", None)] + [(p, b) for p in labels(settings) for b in settings.budgets]:
             cells = [r for r in rs if r["length"] == L and r["policy"] == p and r["budget"] == budget
                      and r["informative"]]
             if not cells:
@@ -104,7 +104,7 @@ def plot(pool: list[dict], settings: Settings, path: Path, title: str) -> Path |
         for r in (r for r in at if r["policy"] == "none"):
             ax.axhspan(r["lo"], r["hi"], color="0.85", label="baseline (95% interval)")
             ax.axhline(r["accuracy"], color="0.4", lw=1)
-        for i, p in enumerate(settings.policies):
+        for i, p in enumerate(labels(settings)):
             rs = sorted((r for r in at if r["policy"] == p), key=lambda r: r["budget"])
             if rs:
                 x = [r["budget"] * (1 + 0.03 * (i - 1.5)) for r in rs]  # nudged apart so the bars do not overlap

@@ -40,6 +40,7 @@ class Settings:
     chat: bool = True
     run_uninformative: bool = False
     eviction: dict = field(default_factory=dict)   # recent window and sink tokens of every pruned run
+    prompt_selects: tuple = ("policy",)            # how pruned runs choose the prompt (config.PROMPT_SELECTIONS)
 
     def as_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))  # tuples as lists, as read back from JSON
@@ -60,10 +61,18 @@ def score(output: str, expected) -> tuple[float, bool]:
 
 
 def configs(settings: Settings) -> list[EvictionConfig]:
-    """The baseline, then every policy x budget."""
+    """The baseline, then every policy x prompt selection x budget (a runtime that reads the prompt
+    its own way, ov-genai, only with its own)."""
+    from ..policies import get_policy
     extra = settings.eviction
-    return [full_cache()] + [EvictionConfig(policy=p, budget=b, **extra)
-                             for p in settings.policies for b in settings.budgets]
+    return [full_cache()] + [EvictionConfig(policy=p, budget=b, prompt_select=s, **extra)
+                             for p in settings.policies for s in settings.prompt_selects for b in settings.budgets
+                             if s == "policy" or get_policy(p).runtime == "loop"]
+
+
+def labels(settings: Settings) -> list[str]:
+    """The pruned runs' labels in order (policy, or policy+query), each once."""
+    return list(dict.fromkeys(_key_of(c)[0] for c in configs(settings)[1:]))
 
 
 def key(task: str, length: int, index: int, policy: str, budget: int | None) -> tuple:
@@ -71,7 +80,9 @@ def key(task: str, length: int, index: int, policy: str, budget: int | None) -> 
 
 
 def _key_of(e: EvictionConfig) -> tuple[str, int | None]:
-    return e.policy, e.budget if e.prunes else None
+    """(the run's label, its budget): a query-aware run is labelled `policy+query`."""
+    label = e.policy if e.prompt_select == "policy" else f"{e.policy}+{e.prompt_select}"
+    return label, e.budget if e.prunes else None
 
 
 def load_answers(folder: Path) -> dict:
@@ -172,7 +183,7 @@ def evaluate(model, tok, settings: Settings, folder: Path, bar=None) -> dict:
                 _append(folder, answer)
                 answers[key(n, L, i, *_key_of(cfg))] = answer
                 if progress is not None:
-                    progress.set_postfix_str(f"{n} {L} {cfg.policy}", refresh=False)
+                    progress.set_postfix_str(f"{n} {L} {_key_of(cfg)[0]}", refresh=False)
                     progress.update(1)
     finally:
         if progress is not None:

@@ -241,6 +241,7 @@ class Session:
         """The session that runs a mechanism needing an attention mask: this one."""
         return self
 
+    reports_attention = False  # the fused attention exposes no attention weights
     needs_mirror = True  # states are written from host copies of K and V (reading them is slow)
 
     def reserve(self, tokens: int):

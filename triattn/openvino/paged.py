@@ -8,8 +8,10 @@ from there, and an eviction rewrites the pool and the tables in place, between f
 of many tokens over a non-empty cache runs the fast multi-query kernel, which the stateful form's
 fused attention does not (README, "Why the TTFT target is missed"). Everything returned is NumPy.
 
-`scores()` gives each layer's `scores.N` output of the last forward: the attention its last query
-paid every cached slot, summed over query heads (TOVA's score; H2O's when accumulated).
+`attention()` gives each layer's `scores.N` output of the last forward, in the run's slot order:
+the attention the forward's last `window` queries paid every cached token, summed over query heads
+and those queries (`score_aggregation_window`). One query is TOVA's score, all of a piece's queries
+H2O's share of it, the last prompt tokens SnapKV's observation window (policies/attention.py).
 Scope: issue 27; eviction as in the TriAttention paper's (arXiv 2604.04921) setting.
 """
 from __future__ import annotations
@@ -111,7 +113,8 @@ def _transform(model, info, cache_type: str):
     import openvino as ov
     from openvino._offline_transformations import paged_attention_transformation
     try:
-        paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=True)
+        paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=True,
+                                       allow_score_aggregation=True)
     except RuntimeError as e:
         raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
     names = {i.get_any_name(): i for i in model.inputs}
@@ -193,11 +196,14 @@ class PagedSession:
                 r.set_tensor(f"block_indices.{layer}", ov.Tensor(np.ascontiguousarray(pool.tables[layer])))
             self._bound = pool.version
 
+    reports_attention = True
+
     def forward(self, input_ids, position_ids, attention_mask=None, values: bool = False, keys: bool = True,
-                copy: bool = True):
+                copy: bool = True, window: int = 1):
         """Run T new tokens after the cached ones (attention_mask is not read: every cached token is
         live). Returns (last logits [V], new keys [layers, kv_heads, T, head_dim] or None, new values
-        likewise or None), the keys and values read from the pool."""
+        likewise or None), the keys and values read from the pool. `window`: how many of the last
+        queries `attention()` sums over."""
         t0 = time.perf_counter()
         ids = np.asarray(input_ids, np.int64).reshape(-1)
         t, past = ids.size, self.pool.n
@@ -207,7 +213,8 @@ class PagedSession:
         inputs = {"input_ids": ids, "position_ids": np.asarray(position_ids, np.int64).reshape(-1),
                   "past_lens": np.array([past], np.int32), "subsequence_begins": np.array([0, t], np.int32),
                   "block_indices_begins": np.array([0, blocks], np.int32),
-                  "max_context_len": np.array(past + t, np.int32)}
+                  "max_context_len": np.array(past + t, np.int32),
+                  "score_aggregation_window": np.array([max(1, min(window, t))], np.int32)}
         t1 = time.perf_counter()
         self._run(inputs, t)
         t2 = time.perf_counter()
@@ -231,9 +238,15 @@ class PagedSession:
             self.pool.clear()  # a forward that did not finish leaves blocks half written
             raise runtime_failure(f"OpenVINO could not run the model on {t} tokens", e) from None
 
-    def scores(self) -> list:
-        """Per layer, the attention the last forward's last query paid each table slot."""
-        return [self.request.get_tensor(f"scores.{i}").data.copy() for i in range(self.pool.n_layers)]
+    def attention(self) -> np.ndarray:
+        """[layers, n]: the attention the last forward's aggregated queries paid each cached token,
+        in the run's slot order (the TokenStore's), however the pool has moved them."""
+        n, slots = self.pool.n, self.pool.slots
+        out = np.empty((self.pool.n_layers, n), np.float32)
+        for i in range(self.pool.n_layers):
+            s = self.request.get_tensor(f"scores.{i}").data.reshape(-1)[:n]
+            out[i] = s if slots is None else s[slots[i, 0]]
+        return out
 
     # Eviction, as the mechanisms ask for it: the store keeps its host side, the pool follows.
     needs_mirror = False  # the pool is ours to read and rewrite: no host copy of values

@@ -2,7 +2,7 @@
 interface; `get_policy` and `list_policies` read the registry once every module has filled it."""
 import dataclasses
 
-from . import knorm, knorm_seed, none, ov_genai, random_control, streaming, triattention  # noqa: F401
+from . import attention, knorm, knorm_seed, none, ov_genai, random_control, streaming, triattention  # noqa: F401
 from .base import _REGISTRY, Policy, Runtime, ScoreContext, register  # noqa: F401
 
 BASELINE_POLICY = none.NoEviction.name  # the full cache every pruned run is compared with

@@ -24,6 +24,7 @@ class ScoreContext:
     # compaction, keep their newest tokens); a policy may leave the rest unscored. None: all.
     layers: np.ndarray | None = None
     prompt_len: int = 0                       # tokens of the prompt (positions 0 .. prompt_len - 1)
+    attention: object = None                  # core.attention.AttentionLog, for policies that read it
 
 
 class Policy:
@@ -39,6 +40,12 @@ class Policy:
     # layer; only compaction (`hard`) can keep a different token set per KV head.
     per_kv_head = False
     per_layer_variant: str | None = None  # for messages: the same policy selecting per layer
+    reads_attention = False  # scores from the attention the model paid (ScoreContext.attention)
+
+    def prefill_window(self, piece: int) -> int:
+        """How many of a prompt piece's last queries the attention report sums, for a policy
+        that reads it."""
+        return 1
 
     def prepare(self, model_dir: str) -> object:
         """Load what the policy needs for a model (e.g. calibration); None if nothing."""

@@ -73,6 +73,12 @@ def policy_choices() -> list[tuple[str, str]]:
             if get_policy(name).prunes]
 
 
+def prompt_select_choices() -> list[tuple[str, str]]:
+    return [("chosen by the policy while the prompt is read (cut before each piece of 512)", "policy"),
+            ("chosen by the question: the whole prompt is read, then the tokens its last 32 attend to most "
+             "are kept (SnapKV's selection; paged form, holds the whole prompt while reading)", "query")]
+
+
 def mechanism_choices() -> list[tuple[str, str]]:
     labels = {"zero": "zero — not a true eviction: zeroes K/V as the model card did (a zero key still "
                       "takes softmax mass)"}

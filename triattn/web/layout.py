@@ -10,7 +10,8 @@ import gradio as gr
 
 from .ab import plot_frames
 from ..core.tables import BASELINE, PRUNED
-from .choices import Catalog, device_choices, example_prompts, mechanism_choices, model_notice, policy_choices
+from .choices import (Catalog, device_choices, example_prompts, mechanism_choices, model_notice, policy_choices,
+                      prompt_select_choices)
 from .evictview import COLORS
 from .pagetext import GLOSSARY, INTRO
 from .ui import (OUTPUTS, PAGE_DEFAULTS, PAGE_MAX_NEW_TOKENS, QUEUE_MAX, RunControl, compare, download,
@@ -50,6 +51,8 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                 interval = gr.Number(d.prune_interval, label="Prune interval", elem_id="prune-interval",
                                      info="tokens the cache may grow past the budget before it is cut "
                                           "(1 = cut every step, as the model card did)")
+            select = gr.Radio(prompt_select_choices(), value=d.prompt_select, label="What of the prompt is kept",
+                              elem_id="prompt-select")
         with gr.Accordion("Sampling", open=False):
             with gr.Row():
                 temperature = gr.Slider(0.0, 2.0, 0.0, step=0.05, label="Temperature",
@@ -89,7 +92,7 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
 
         control = gr.State(RunControl())
         inputs = [prompt, model_dd, device_dd, policy, evict, budget, recent, sinks, interval, max_new,
-                  temperature, seed, control]
+                  temperature, seed, select, control]
         outputs = [base_box, pruned_box, status, divergence, table, lat_plot, kv_plot, view, view_summary, run_btn]
         assert len(outputs) == len(OUTPUTS)
         # One pair at a time on the server: two pairs at once would share the CPU and skew both timings.

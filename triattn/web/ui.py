@@ -88,7 +88,7 @@ RUN_ENDED = "triattn: comparison ended, infer requests freed"
 
 
 def compare(prompt, model_value, device, policy, evict, budget, recent_window, sink_tokens, prune_interval,
-            max_new_tokens, temperature, seed, control: RunControl, progress=gr.Progress(), *, catalog: Catalog):
+            max_new_tokens, temperature, seed, prompt_select, control: RunControl, progress=gr.Progress(), *, catalog: Catalog):
     """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view,
     eviction summary, the Generate button). The button says a comparison is running from the first
     output to the last (a second click is not dropped without a word)."""
@@ -98,7 +98,8 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
     try:
         button = busy_button()
         for out in _compare(prompt, model_value, device, parse_settings(
-                policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed),
+                policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed,
+                prompt_select),
                 control, progress, catalog):
             yield out if len(out) == len(OUTPUTS) else out + (button,)  # the last outputs carry the ready button
             button = gr.skip()
