@@ -69,3 +69,20 @@ def test_a_large_model_without_calibration_names_the_command(gptoss_dir, tmp_pat
     assert load_model(model_dir, form=FORM).live_sessions() == 0
     out = list(_start(catalog, model_dir, RunControl(), policy="knorm", max_new=5))  # and the next run works
     assert out[-1][2].startswith("**Done")
+
+
+def test_long_runs_refresh_less_often():
+    """The refresh schedule on a clock of our own (exact fractions, a step every 50 ms for 3 s): text
+    every 0.15 s and the table at the first text 1 s after the last; past LONG_RUN tokens text every
+    0.5 s and the table every 3 s."""
+    from fractions import Fraction as F
+    from triattn.web.ui import Refresh
+    clock = [F(t, 100) for t in range(0, 301, 5)]
+    r = Refresh()
+    sent = [(t, *r.due(t, long=False)) for t in clock]
+    assert [t for t, text, _ in sent if text] == [F(15 * k, 100) for k in range(21)]
+    assert [t for t, _, detail in sent if detail] == [0, F(105, 100), F(210, 100)]
+    r = Refresh()
+    sent = [(t, *r.due(t, long=True)) for t in clock]
+    assert [t for t, text, _ in sent if text] == [F(k, 2) for k in range(7)]
+    assert [t for t, _, detail in sent if detail] == [0, 3]

@@ -190,18 +190,32 @@ def _compare(prompt, model_value, device, settings, control, progress, catalog):
     yield done[:2] + (f"{status}{run_notes(pair)}", done[3], pair.table()) + done[5:] + (ready_button(),)
 
 
+class Refresh:
+    """When the page is sent the runs' text (and, less often, the table and plots): past LONG_RUN
+    tokens every refresh costs the browser more, so they come less often. Pure: `due(now, long)`."""
+
+    def __init__(self):
+        self.last_text = self.last_detail = float("-inf")
+
+    def due(self, now: float, long: bool) -> tuple[bool, bool]:
+        """(send the text now, send the table and plots with it)."""
+        if now - self.last_text < (LONG_TEXT_EVERY_S if long else TEXT_EVERY_S):
+            return False, False
+        detail = now - self.last_detail >= (LONG_DETAIL_EVERY_S if long else DETAIL_EVERY_S)
+        self.last_text, self.last_detail = now, (now if detail else self.last_detail)
+        return True, detail
+
+
 def _run_pair(pair, labels, control, max_new):
     """Both runs to their end or to a Stop, the page refreshed as they go."""
-    last_text = last_detail = 0.0
+    refresh = Refresh()
     steps = pair.steps()
     try:
         for _ in steps:
             if control.stop.is_set():
                 break
-            now, long = time.monotonic(), len(pair.baseline.token_ids) > LONG_RUN
-            if now - last_text >= (LONG_TEXT_EVERY_S if long else TEXT_EVERY_S):
-                detail = now - last_detail >= (LONG_DETAIL_EVERY_S if long else DETAIL_EVERY_S)
-                last_text, last_detail = now, (now if detail else last_detail)
+            text, detail = refresh.due(time.monotonic(), len(pair.baseline.token_ids) > LONG_RUN)
+            if text:
                 status = f"Generating… {progress_line(pair, max_new)}{run_notes(pair)}"
                 yield _outputs(pair, labels, status, detail, final=False)
     except Cancelled:  # a Stop during a forward's wait: the runs end here
