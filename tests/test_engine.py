@@ -9,8 +9,10 @@ from triattn.core.engine import PromptTooLong, generate
 from triattn.openvino.model import load_model
 from triattn.policies import get_policy, pruning_policies
 
-# the scorers of our decode loop; a choice another runtime runs (ov-genai) has its own tests (test_genai.py)
-PRUNING = [p for p in pruning_policies() if get_policy(p).runtime == "loop"]
+# the scorers of our decode loop on the stateful form; a choice another runtime runs (ov-genai) has its own
+# tests (test_genai.py), and so do the policies that read attention, which only the paged form reports
+# (test_attention_policies.py)
+PRUNING = [p for p in pruning_policies() if get_policy(p).runtime == "loop" and not get_policy(p).reads_attention]
 BASE = EvictionConfig(policy="none")
 
 

@@ -22,7 +22,7 @@ FRANCE = "What is the capital of France?"
 @pytest.fixture(scope="module")
 def model_and_tok():
     from triattn.openvino.model import load_model
-    return load_model(ENGLISH_MODEL), load_tokenizer(ENGLISH_MODEL)
+    return load_model(ENGLISH_MODEL, form="paged"), load_tokenizer(ENGLISH_MODEL)
 
 
 def test_it_is_bundled_small_and_licensed():
