@@ -1,0 +1,154 @@
+"""The arena without Gradio: N runs in turn, the leaderboard, expected answers, bad input."""
+import threading
+
+import numpy as np
+import pytest
+
+from triattn.core.answers import contains_answer, expected_for
+from triattn.core.config import EvictionConfig, SamplingConfig
+from triattn.core.engine import PruneEvent, StepRecord, generate
+from triattn.core.interleave import interleave, rotate
+from triattn.core.metrics import pair_figures
+from triattn.core.tables import ANSWER, LEADERBOARD, Standing, leaderboard, leaderboard_rows
+from triattn.core.text import load_tokenizer
+from triattn.errors import Cancelled
+from triattn.openvino.model import load_model
+from triattn.web.arena import MAX_PRUNED, Arena, check_arena
+
+
+def test_rotate_moves_the_lead_each_round_and_lets_longer_runs_finish():
+    out = list(rotate({"a": iter([1, 2, 3]), "b": iter("xy"), "c": iter([9])}))
+    # rounds: a b c, then b c a (c has ended), then c a b -> only a is left
+    assert out == [("a", 1), ("b", "x"), ("c", 9), ("b", "y"), ("a", 2), ("a", 3)]
+    leads = [out[0][0], out[3][0]]
+    assert leads == ["a", "b"]
+
+
+def test_rotate_of_two_is_the_pairs_order():
+    two = {"a": iter(range(5)), "b": iter(range(5))}
+    again = {"a": iter(range(5)), "b": iter(range(5))}
+    assert list(rotate(two)) == list(interleave(again))
+
+
+def test_rotate_gives_every_run_every_place_equally():
+    names = list("abcde")
+    out = [n for n, _ in rotate({n: iter(range(10)) for n in names})]
+    rounds = [out[i:i + 5] for i in range(0, 50, 5)]
+    for n in names:
+        places = [r.index(n) for r in rounds]
+        assert sorted(places) == sorted(list(range(5)) * 2)
+
+
+def _records(times_ms, kv=lambda i: 300 + i, prune_at=()):
+    out = [StepRecord(0, 1, 0.020, kv(0), kv(0))]
+    for i, t in enumerate(times_ms, start=1):
+        prune = PruneEvent(4, 0.002, kv(i) + 4, kv(i), np.zeros((1, 4), int)) if i in prune_at else None
+        out.append(StepRecord(i, 1, t / 1000, kv(i), kv(i), prune))
+    return out
+
+
+def _noisy(n, ms, spread, seed):
+    return list(np.random.default_rng(seed).uniform(ms - spread, ms + spread, n))
+
+
+def _standing(name, nll, agree, base, run, answer=None):
+    return Standing(name, agree, nll, "token #3", pair_figures(base, run, (1024, 1024)), 0.004, answer)
+
+
+def test_leaderboard_ranks_by_delta_nll_then_agreement_with_paired_tpot_over_the_common_length():
+    base = _records(_noisy(60, 10.0, 1.0, 0))
+    fast = _records([t * 0.7 for t in _noisy(40, 10.0, 1.0, 0)], kv=lambda i: 64)   # 40 steps: shorter
+    same = _records(_noisy(60, 10.0, 1.0, 1), kv=lambda i: 64)
+    rows = leaderboard_rows([_standing("b", 0.20, 0.5, base, fast, False), _standing("a", None, 0.9, base, same),
+                             _standing("c", 0.05, 0.4, base, same, True), _standing("d", 0.05, 0.8, base, same)])
+    assert [r[1] for r in rows] == ["d", "c", "b", "a"]   # ΔNLL up, ties by agreement, unmeasured last
+    assert [r[0] for r in rows] == ["1", "2", "3", "4"]
+    cells = {r[1]: dict(zip(LEADERBOARD, r)) for r in rows}
+    # fast: 30% less time per step over the 40 steps both made; the plain reference: sum ratio
+    ref = sum(t / 1000 for t in [r.time_s * 1000 for r in fast[1:41]]) / sum(r.time_s for r in base[1:41]) - 1
+    assert cells["b"]["TPOT change vs baseline"].startswith(f"{ref * 100:+.1f}%")
+    assert cells["d"]["TPOT change vs baseline"].startswith("no difference")
+    assert cells["b"]["KV while decoding (tokens)"] == f"64 ({(64 - 340) / 340 * 100:+.1f}%)"
+    assert cells["b"]["ΔNLL (forced)"] == "+0.200" and cells["a"]["ΔNLL (forced)"] == "—"
+    assert cells["c"][ANSWER] == "kept" and cells["b"][ANSWER] == "lost" and cells["a"][ANSWER] == ""
+    assert cells["c"]["Prune time (ms)"] == "4.0"
+    assert list(leaderboard([_standing("a", 0.1, 1, base, same)]).columns) == LEADERBOARD
+
+
+def test_leaderboard_says_too_few_tokens_for_a_short_run():
+    base, short = _records(_noisy(30, 10, 1, 0)), _records(_noisy(3, 10, 1, 1))
+    row = dict(zip(LEADERBOARD, leaderboard_rows([_standing("s", 0.1, 1.0, base, short)])[0]))
+    assert row["TPOT change vs baseline"] == "too few tokens"
+
+
+def test_expected_answers_are_found_beside_the_examples_and_checked_case_insensitively():
+    from triattn.web.choices import example_prompts
+    prompts = example_prompts()
+    lighthouse = next(p for p in prompts if "lighthouse" in p)
+    orchard = next(p for p in prompts if "orchard" in p)
+    assert expected_for(lighthouse) == ("Pepper",)
+    assert expected_for(orchard) == ("Elena Varga",)
+    needles = [p for p in prompts if "special magic numbers" in p]
+    assert len(needles) >= 3
+    for p in needles:
+        (number,) = expected_for(p)
+        assert f"is: {number}." in p  # the needle is in the haystack
+    assert expected_for("What is two and two?") == ()
+    assert contains_answer("The dog was called PEPPER.", ("Pepper",)) is True
+    assert contains_answer("The dog had no name.", ("Pepper",)) is False
+    assert contains_answer("Elena was there", ("Elena Varga",)) is False
+    assert contains_answer("anything", ()) is None
+
+
+def _cfg(policy, budget=20, evict="hard"):
+    return EvictionConfig(policy=policy, evict=evict, budget=budget, recent_window=4, sink_tokens=2)
+
+
+def test_bad_arenas_get_one_clear_line():
+    with pytest.raises(ValueError, match="at least one pruning policy"):
+        check_arena([])
+    with pytest.raises(ValueError, match="baseline"):
+        check_arena([_cfg("knorm"), EvictionConfig(policy="none")])
+    with pytest.raises(ValueError, match=f"at most {MAX_PRUNED}"):
+        check_arena([_cfg("knorm", b) for b in (20, 24, 28, 32, 36)])
+    with pytest.raises(ValueError, match="twice"):
+        check_arena([_cfg("knorm"), _cfg("knorm")])
+
+
+def test_arena_runs_each_run_as_it_runs_alone(gptoss_dir, prompt):
+    model, tok = load_model(gptoss_dir), load_tokenizer(gptoss_dir)
+    cfgs = [_cfg("knorm"), _cfg("streaming"), _cfg("random", evict="mask"), _cfg("knorm", budget=12)]
+    arena = Arena(model, tok, prompt, cfgs, SamplingConfig(), 30, expected=("def",))
+    order = list(arena.steps())
+    names = arena.names
+    assert names[0] == "baseline" and len(names) == 5
+    assert order[:5] == names and order[5:10] == names[1:] + names[:1]
+    s = model.new_session()
+    for name, cfg in zip(names, [EvictionConfig(policy="none")] + cfgs):
+        side = arena.sides[name]
+        alone = [r.token for r in generate(s, prompt, cfg, max_new_tokens=30)]
+        assert side.done and side.token_ids == alone
+    arena.measure_quality()
+    rows = leaderboard_rows(arena.standings())
+    assert sorted(r[1] for r in rows) == sorted(names[1:])
+    nll = [arena.quality[r[1]].delta_nll for r in rows]
+    assert nll == sorted(nll)
+    for r in rows:
+        assert r[-1] == ("kept" if "def" in arena.sides[r[1]].text.lower() else "lost")
+    lat, kv = arena.plots()
+    assert list(dict.fromkeys(kv.dropna()["run"])) == names
+    assert "Expected answer" in arena.headline()
+
+
+def test_one_cancel_stops_every_run(gptoss_dir, prompt):
+    arena = Arena(load_model(gptoss_dir), load_tokenizer(gptoss_dir), prompt, [_cfg("knorm"), _cfg("streaming")],
+                  SamplingConfig(), 500)
+    steps = arena.steps()
+    for _ in range(6):
+        next(steps)
+    arena.cancel()
+    with pytest.raises(Cancelled):
+        for _ in steps:
+            pass
+    assert not any(s.done for s in arena.sides.values())
+    assert all(len(s.records) < 500 for s in arena.sides.values())
