@@ -152,3 +152,40 @@ def test_one_cancel_stops_every_run(gptoss_dir, prompt):
             pass
     assert not any(s.done for s in arena.sides.values())
     assert all(len(s.records) < 500 for s in arena.sides.values())
+
+
+def test_cli_arena_prints_the_leaderboard_and_writes_both_reports(gptoss_dir, cli, tmp_path):
+    import json
+    base = ["infer", "--model-dir", str(gptoss_dir), "--prompt", "def f(x):", "--max-new-tokens", "16",
+            "--budget", "20", "--recent-window", "4", "--sink-tokens", "2", "--compare"]
+    r = cli(*base, "--policy", "knorm", "streaming", "random", "--report", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    for name in ("=== baseline ===", "=== knorm/hard@20 ===", "=== streaming/hard@20 ===", "| Rank"):
+        assert name in r.stdout
+    rec = json.loads((tmp_path / "r.json").read_text())
+    assert [run["name"] for run in rec["runs"]] == ["baseline", "knorm/hard@20", "streaming/hard@20", "random/hard@20"]
+    assert len(rec["leaderboard"]["rows"]) == 3 and rec["versions"]["openvino"]
+    nll = [float(row[2]) for row in rec["leaderboard"]["rows"]]
+    assert nll == sorted(nll)
+    assert set(rec["kv_tokens"]) == {run["name"] for run in rec["runs"]}
+    r = cli(*base, "--policy", "knorm", "streaming", "--report", tmp_path / "r.html")
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "<script" not in page and "http" not in page.split("<body>")[0]
+
+
+@pytest.mark.parametrize("policies, message", [(["knorm", "none"], "baseline"),
+                                                (["knorm", "streaming", "random", "triattention", "knorm-seed"],
+                                                 "at most 4")])
+def test_cli_bad_arena_gets_one_line(gptoss_dir, cli, policies, message):
+    from tests.conftest import one_line
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--compare", "--budget", "20",
+            "--recent-window", "4", "--sink-tokens", "2", "--policy", *policies)
+    assert r.returncode == 2 and message in one_line(r.stderr)
+
+
+def test_cli_report_needs_html_or_json(gptoss_dir, cli, tmp_path):
+    from tests.conftest import one_line
+    r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--compare", "--policy", "knorm", "--budget",
+            "20", "--recent-window", "4", "--sink-tokens", "2", "--report", tmp_path / "r.txt")
+    assert r.returncode == 2 and ".html or .json" in one_line(r.stderr)
