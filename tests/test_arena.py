@@ -189,3 +189,19 @@ def test_cli_report_needs_html_or_json(gptoss_dir, cli, tmp_path):
     r = cli("infer", "--model-dir", str(gptoss_dir), "--prompt", "x", "--compare", "--policy", "knorm", "--budget",
             "20", "--recent-window", "4", "--sink-tokens", "2", "--report", tmp_path / "r.txt")
     assert r.returncode == 2 and ".html or .json" in one_line(r.stderr)
+
+
+def test_page_arena_inputs_become_configs_or_one_line():
+    from triattn.web.arenaui import arena_evictions, run_choices
+    values = [v for _, v in run_choices()]
+    assert "none" in values and "ov-genai / blocks" in values and "triattention-head / mask" not in values
+    got = arena_evictions(["knorm / hard", "streaming / mask"], "64, 128", 32, 16, 4, 8)
+    assert [(e.policy, e.evict, e.budget) for e in got] == [("knorm", "hard", 64), ("streaming", "mask", 64),
+                                                            ("knorm", "hard", 128), ("streaming", "mask", 128)]
+    assert [e.budget for e in arena_evictions(["knorm / hard"], "", 96, 16, 4, 8)] == [96]
+    for runs, budgets, message in (([], "", "at least one pruning policy"), (["none"], "", "baseline"),
+                                   (["knorm / hard", "none"], "", "baseline"),
+                                   (["knorm / hard", "random / hard", "streaming / hard"], "64 128", "at most 4"),
+                                   (["knorm / hard"], "64, lots", "whole numbers")):
+        with pytest.raises(ValueError, match=message):
+            arena_evictions(runs, budgets, 64, 16, 4, 8)
