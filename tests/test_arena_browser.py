@@ -14,7 +14,7 @@ RUNS = ["knorm / hard", "streaming / hard", "triattention / hard", "random / har
 
 
 def _arena(page, budget=128, max_new=12):
-    page.locator("#mode").get_by_text("Arena").click()
+    page.locator("#mode").get_by_text("Arena", exact=True).click()
     expect(page.locator("#arena-run")).to_be_visible()
     expect(page.locator("#generate")).to_be_hidden()
     set_field(page, "budget", budget)
