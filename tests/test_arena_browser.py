@@ -27,8 +27,18 @@ def _lighthouse(page):
 
 
 def _table(locator) -> list[list[str]]:
-    rows = locator.locator("tr").all()
-    return [[c.inner_text().strip() for c in r.locator("th, td").all()] for r in rows]
+    """An HTML table's rows, the header first."""
+    return [[c.inner_text().strip() for c in r.locator("th, td").all()] for r in locator.locator("tr").all()]
+
+
+def _grid(locator) -> list[list[str]]:
+    """The page's data grid (gr.Dataframe): its header titles, then its cells row by row."""
+    head = [h.get_attribute("title") for h in locator.locator("[role=columnheader][title]").all()]
+    cells = {}
+    for c in locator.locator("[role=gridcell][data-row][data-col]").all():
+        cells[int(c.get_attribute("data-row")), int(c.get_attribute("data-col"))] = c.inner_text().strip()
+    n = 1 + max((r for r, _ in cells), default=-1)
+    return [head] + [[cells.get((r, k), "") for k in range(len(head))] for r in range(n)]
 
 
 def test_arena_of_four_on_the_lighthouse_and_its_report_offline(browser, default_app_server, tmp_path):
@@ -47,7 +57,7 @@ def test_arena_of_four_on_the_lighthouse_and_its_report_offline(browser, default
         outputs[box.locator("label, span").first.inner_text().split(":")[0].strip()] = \
             box.locator("textarea").input_value()
     assert list(outputs)[0] == "baseline" and len(outputs) == 5
-    board = _table(page.locator("#arena-leaderboard table").first)
+    board = _grid(page.locator("#arena-leaderboard"))
     head, rows = board[0], board[1:]
     assert len(rows) == 4 and head[:2] == ["Rank", "Run"] and head[-1] == "Expected answer"
     assert sorted(r[1] for r in rows) == sorted(f"{r.split(' / ')[0]}/hard@128" for r in RUNS)
