@@ -205,3 +205,19 @@ def test_page_arena_inputs_become_configs_or_one_line():
                                    (["knorm / hard"], "64, lots", "whole numbers")):
         with pytest.raises(ValueError, match=message):
             arena_evictions(runs, budgets, 64, 16, 4, 8)
+
+
+def test_bench_arena_prints_the_median_ratio_of_alternating_repeats(gptoss_dir, cli, tmp_path):
+    import json
+    import statistics
+    out = tmp_path / "arena.json"
+    r = cli("bench", "--arena", "--model-dir", gptoss_dir, "--policy", "knorm", "--budget", "20", "--recent-window",
+            "4", "--sink-tokens", "2", "--max-new-tokens", "12", "--runs", "5", "--output", out, timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+    assert len(res["repeats"]) == 5 and res["run"] == "knorm/hard@20"
+    ratios = [x["arena"] / x["pair"] for x in res["repeats"]]
+    assert res["ratio"]["value"] == pytest.approx(statistics.median(ratios))
+    assert res["ratio"]["lo"] == pytest.approx(min(ratios)) and res["ratio"]["hi"] == pytest.approx(max(ratios))
+    assert res["met"] == (0.95 <= min(ratios) and max(ratios) <= 1.05)
+    assert "in an arena of 5 runs / in an A/B pair" in r.stdout and "target: within 5%" in r.stdout
