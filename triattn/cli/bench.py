@@ -41,11 +41,17 @@ def add_parser(sub):
                    help="time our full-cache baseline against OpenVINO GenAI's LLMPipeline on the same model, device "
                         "and precision, whole runs alternating, on the card's first prompt and a 2,000-token "
                         "context (or --context-lengths); prints TTFT and TPOT medians, their ratios and targets")
+    p.add_argument("--arena", action="store_true",
+                   help="TPOT of the first --policy (hard eviction, --budget) in an arena of five runs against the "
+                        "same run in an A/B pair, alternating over --runs repeats (at least 5); prints the median "
+                        "ratio, its interval and the target (within 5%%)")
     p.add_argument("--output", default="results.json", help="JSON file for every run (default results.json)")
     return "bench"
 
 
 def run(args):
+    if args.arena:
+        return run_arena(args)
     if args.vs_genai:  # first: it refuses --targets, which would otherwise run instead
         return run_vs_genai(args)
     if args.targets:
@@ -183,4 +189,19 @@ def run_vs_genai(args):
     Path(args.output).write_text(json.dumps({"machine": machine, "limits": lim, "rows": rows},
                                             indent=1))
     print(f"\nwrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_arena(args):
+    """bench --arena: bench/arena.py, on the card's first prompt (or the first of --prompts)."""
+    fill_eviction_defaults(args)
+    from ..bench import arena, plan
+    from ..core.inputs import prompt_ids
+    model, tok = open_model(args)
+    text = plan.read_prompts(args.prompts or plan.CARD_PROMPTS)[0]
+    cfgs = arena.configs(args.policy[0], args.budget, args.recent_window, args.sink_tokens)
+    res = arena.run(model, tok, prompt_ids(tok, text, model.info.max_context), cfgs, args.max_new_tokens,
+                    max(args.runs, 5))
+    print(arena.describe(res, len(cfgs) + 1, args.max_new_tokens))
+    Path(args.output).write_text(json.dumps(res, indent=1))
     return 0

@@ -1,7 +1,9 @@
 """infer: one prompt, streamed to the terminal, then a metrics summary (or one JSON object).
 With --compare, the full-cache baseline and the pruned run go interleaved token by token (as on the
 page); both texts, the page's table, its verdict on speed (a direction only when the paired interval
-excludes 0) and the quality cost follow."""
+excludes 0) and the quality cost follow. With several --policy (or --evict) values, --compare runs the
+arena (web/arena.py): the baseline and every pruned run in turn, then every text and the leaderboard;
+--report FILE writes the arena as one HTML page (FILE ending in .html) or JSON (.json)."""
 import json
 import sys
 
@@ -14,13 +16,17 @@ def add_parser(sub):
                        description="Generate for one prompt with the chosen eviction policy and mechanism.")
     add_model_args(p)
     p.add_argument("--prompt", required=True, help="the prompt text")
-    add_eviction_args(p)
+    add_eviction_args(p, multi=True)
+    p.set_defaults(policy=None, evict=None)  # a --preset fills what is not given
     add_sampling_args(p)
     p.add_argument("--compare", action="store_true",
                    help="also run the baseline (full cache), interleaved with the pruned run token by token; print "
                         "both texts, a metrics table with a Change row, the verdict on speed, and how much "
                         "pruning changed the output")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    p.add_argument("--report", metavar="FILE", default=None,
+                   help="with --compare: write the comparison (every output, the leaderboard, the plots, the eviction "
+                        "views, settings and versions) as one self-contained HTML page (FILE.html) or JSON (FILE.json)")
     return "infer"
 
 
@@ -33,9 +39,12 @@ def run(args):
     from ..core.engine import check_request
     from ..core.inputs import prompt_ids as encode
     from ..policies import get_policy
-    eviction, sampling = eviction_from(args), sampling_from(args)
+    policies, evicts = args.policy or [None], args.evict or [None]
+    if len(policies) > 1 or len(evicts) > 1 or args.report:
+        return _arena(args, policies, evicts)
+    eviction, sampling = eviction_from(args, policies[0], evicts[0]), sampling_from(args)
     policy = get_policy(eviction.policy)
-    if policy.mechanism is not None and args.evict is not None:
+    if policy.mechanism is not None and args.evict:
         raise ValueError(f"--evict does not apply to {eviction.policy}: it evicts with its own mechanism "
                          f"({eviction.evict})")
     if args.compare and not eviction.prunes:
@@ -109,4 +118,46 @@ def _compare(args, model, tok, prompt_ids, eviction, sampling):
     note = run_note(p.metrics, eviction)
     if note:
         print(note)
+    return 0
+
+
+def _arena(args, policies, evicts):
+    """The page's arena in a terminal: the baseline and every pruned run in turn, then every text, the
+    leaderboard and the headline; --report writes it all to one file."""
+    from ..core.answers import expected_for
+    from ..core.inputs import prompt_ids as encode
+    from ..core.tables import LEADERBOARD, leaderboard_rows, table
+    from ..web.arena import Arena, check_arena, label
+    from ..web.arenareport import record, write
+    if not args.compare:
+        raise ValueError("several policies, or --report, need --compare (they run against the baseline)")
+    if args.report and not args.report.lower().endswith((".html", ".htm", ".json")):
+        raise ValueError(f"--report FILE ends in .html or .json, got {args.report!r}")
+    evictions = {}
+    for p in policies:
+        for ev in evicts:
+            e = eviction_from(args, p, ev)
+            evictions.setdefault(label(e), e)  # a policy with its own mechanism runs once
+    check_arena(list(evictions.values()))
+    if not args.prompt.strip():
+        raise ValueError("the prompt is empty")
+    model, tok = open_model(args)
+    prompt_ids = encode(tok, args.prompt, model.info.max_context, chat=not args.no_chat_template)
+    arena = Arena(model, tok, prompt_ids, evictions.values(), sampling_from(args), args.max_new_tokens,
+                  expected=expected_for(args.prompt), own_peak=True)
+    for _ in arena.steps():
+        pass
+    arena.measure_quality()
+    rec = record(arena, args.prompt)
+    if args.report:
+        write(args.report, rec)
+    if args.json:
+        print(json.dumps(rec, ensure_ascii=False))
+        return 0
+    for name, side in arena.sides.items():
+        print(f"=== {name} ===\n{side.text}\n")
+    print(table(LEADERBOARD, leaderboard_rows(arena.standings()), left=2))
+    print(arena.headline())
+    if args.report:
+        print(f"report written to {args.report}")
     return 0

@@ -26,3 +26,24 @@ def interleave(streams: dict) -> Iterator[tuple[str, object]]:
                 continue
             yield name, item
         rounds += 1
+
+
+def rotate(streams: dict) -> Iterator[tuple[str, object]]:
+    """Like interleave, for any number of streams: each round is led by the next one in turn
+    (A B C, B C A, C A B, ...), so that no run always steps first or always after the same other.
+    Two streams go as interleave's (A B, B A, ...). An iterator that ends drops out."""
+    live = dict(streams)
+    order = list(streams)
+    rounds = 0
+    while live:
+        k = rounds % len(order)
+        for name in order[k:] + order[:k]:
+            if name not in live:
+                continue
+            try:
+                item = next(live[name])
+            except StopIteration:
+                del live[name]
+                continue
+            yield name, item
+        rounds += 1

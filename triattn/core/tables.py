@@ -17,6 +17,7 @@ not split between them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .metrics import PairFigures, RunMetrics
 from .quality import Divergence, Quality
@@ -123,6 +124,53 @@ def markdown(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, pru
     if peak_mb is not None:
         lines.append(f"Peak RSS: {peak_mb:.0f} MB (the process, both runs together: they ran interleaved)")
     return "\n".join([out] + lines)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One pruned run of an arena against the baseline: `figures` are baseline vs this run over the
+    tokens both made; `answer` whether its output contains the expected answer (None: no expected answer)."""
+    label: str
+    agreement: float
+    delta_nll: float | None     # None: not measured yet, or a runtime that cannot be teacher-forced
+    divergence: str
+    figures: PairFigures
+    prune_time_s: float | None
+    answer: bool | None = None
+
+
+ANSWER = "Expected answer"
+LEADERBOARD = ["Rank", "Run", "ΔNLL (forced)", "Token agreement", DIVERGENCE, "TPOT change vs baseline",
+               "KV while decoding (tokens)", "Prune time (ms)", ANSWER]
+
+
+def ranked(standings) -> list:
+    """Least quality cost first: by ΔNLL (unmeasured last), then by token agreement (higher first)."""
+    return sorted(standings, key=lambda s: (s.delta_nll is None, s.delta_nll or 0.0, -s.agreement))
+
+
+def answer_cell(kept: bool | None) -> str:
+    return "" if kept is None else ("kept" if kept else "lost")
+
+
+def leaderboard_rows(standings) -> list[list[str]]:
+    """The arena's leaderboard, in LEADERBOARD order: TPOT change is the paired change over the tokens
+    both runs made (with its interval, a direction only where it excludes 0); KV is what the cache held
+    while decoding, with its change from the baseline's."""
+    out = []
+    for i, s in enumerate(ranked(standings), start=1):
+        f = s.figures
+        kv = f"{f.kv_tokens[1]} ({percent_change(*f.kv_tokens)})"
+        out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), f"{s.agreement:.1%}", s.divergence,
+                    interval_change(f.change), kv, _num(None if s.prune_time_s is None else s.prune_time_s * 1000,
+                                                        "{:.1f}"), answer_cell(s.answer)])
+    return out
+
+
+def leaderboard(standings):
+    """The leaderboard as the page's DataFrame."""
+    import pandas as pd
+    return pd.DataFrame(leaderboard_rows(standings), columns=LEADERBOARD)
 
 
 def describe_divergence(div: Divergence | None, tokenizer, finished: bool = False) -> str:

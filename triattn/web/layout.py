@@ -8,6 +8,7 @@ import functools
 
 import gradio as gr
 
+from . import arenalayout
 from .ab import plot_frames
 from ..core.tables import BASELINE, PRUNED
 from .choices import (Catalog, device_choices, example_prompts, mechanism_choices, model_notice, policy_choices,
@@ -25,6 +26,8 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
     with gr.Blocks(title="triattn: KV-cache pruning, side by side") as demo:
         gr.Markdown(INTRO)
         notice = gr.Markdown(model_notice(catalog.preferred), elem_id="model-notice")
+        mode = gr.Radio(arenalayout.MODES, value=arenalayout.MODES[0], label="Compare", elem_id="mode",
+                        info="one pruned run beside the baseline, or up to 4 (the Arena)")
         d = PAGE_DEFAULTS
         with gr.Row():
             with gr.Column(scale=3):
@@ -39,6 +42,7 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                 with gr.Row():
                     budget = gr.Number(d.budget, label="Budget (KV tokens)", elem_id="budget")
                     max_new = gr.Number(PAGE_MAX_NEW_TOKENS, label="Max new tokens", elem_id="max-new-tokens")
+                arena_controls = arenalayout.controls()
                 with gr.Row():
                     run_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -66,29 +70,31 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                 hub_id = gr.Textbox(label="Another model: a Hugging Face id (an OpenVINO export)",
                                     placeholder="OpenVINO/gpt-oss-20b-int4-ov", scale=4, elem_id="hub-id")
                 fetch_btn = gr.Button("Download", scale=1, elem_id="download")
-        status = gr.Markdown(elem_id="status")
-        with gr.Row():
-            base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
-                                  elem_id="baseline-output")
-            pruned_box = gr.Textbox(label="Pruned", lines=10, max_lines=10, interactive=False,
-                                    elem_id="pruned-output")
-        divergence = gr.Markdown(elem_id="divergence")
-        # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
-        # Columns as wide as their words (pagetext.CSS: no word is broken); the table scrolls sideways.
-        table = gr.Dataframe(empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True)
-        with gr.Accordion("What the numbers mean", open=False):
-            gr.Markdown(GLOSSARY)
-        with gr.Row():
-            lat_plot = gr.LinePlot(plot_frames({})[0], x="token", y="ms", color="run", color_map=RUN_COLORS,
-                                   title="Time per token (ms); spikes in the pruned run are prune events",
-                                   height=260, elem_id="latency-plot", visible=False)
-            kv_plot = gr.LinePlot(plot_frames({})[1], x="token", y="KV tokens", color="run",
-                                  color_map=RUN_COLORS, title="KV cache size (tokens)", height=260,
-                                  elem_id="kv-plot", visible=False)
-        view = gr.HighlightedText(label="What the pruned run's cache forgot (prompt + output)", color_map=COLORS,
-                                  show_legend=True, show_inline_category=False, combine_adjacent=True,
-                                  elem_id="eviction-view")
-        view_summary = gr.Markdown(elem_id="eviction-summary")
+        with gr.Column() as pair_col:  # the pair's results, hidden while the Arena is shown
+            status = gr.Markdown(elem_id="status")
+            with gr.Row():
+                base_box = gr.Textbox(label="Baseline: full KV cache", lines=10, max_lines=10, interactive=False,
+                                      elem_id="baseline-output")
+                pruned_box = gr.Textbox(label="Pruned", lines=10, max_lines=10, interactive=False,
+                                        elem_id="pruned-output")
+            divergence = gr.Markdown(elem_id="divergence")
+            # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
+            # Columns as wide as their words (pagetext.CSS: no word is broken); the table scrolls sideways.
+            table = gr.Dataframe(empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True)
+            with gr.Accordion("What the numbers mean", open=False):
+                gr.Markdown(GLOSSARY)
+            with gr.Row():
+                lat_plot = gr.LinePlot(plot_frames({})[0], x="token", y="ms", color="run", color_map=RUN_COLORS,
+                                       title="Time per token (ms); spikes in the pruned run are prune events",
+                                       height=260, elem_id="latency-plot", visible=False)
+                kv_plot = gr.LinePlot(plot_frames({})[1], x="token", y="KV tokens", color="run",
+                                      color_map=RUN_COLORS, title="KV cache size (tokens)", height=260,
+                                      elem_id="kv-plot", visible=False)
+            view = gr.HighlightedText(label="What the pruned run's cache forgot (prompt + output)", color_map=COLORS,
+                                      show_legend=True, show_inline_category=False, combine_adjacent=True,
+                                      elem_id="eviction-view")
+            view_summary = gr.Markdown(elem_id="eviction-summary")
+        arena_outputs = arenalayout.outputs()
 
         control = gr.State(RunControl())
         inputs = [prompt, model_dd, device_dd, policy, evict, budget, recent, sinks, interval, max_new,
@@ -100,8 +106,10 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
                             concurrency_id="generate", concurrency_limit=1)
         gen.then(ready_button, None, run_btn, queue=False, api_name=False)  # also after a run ended by an error
         gen.failure(show_failure, control, outputs, queue=False, api_name=False)
+        arena = arenalayout.wire(catalog, mode, arena_controls, arena_outputs, [pair_col, run_btn, policy, evict], [
+            prompt, model_dd, device_dd, evict, budget, recent, sinks, interval, max_new, temperature, seed], control)
         stop_btn.click(request_stop, control, None, queue=False, api_name=False).then(
-            None, None, None, cancels=[gen], api_name=False).then(ready_button, None, run_btn, queue=False,
+            None, None, None, cancels=[gen, arena], api_name=False).then(ready_button, None, run_btn, queue=False,
                                                                    api_name=False)
         model_dd.change(model_changed, [model_dd, prompt], [notice, prompt], queue=False, api_name=False)
         fetch_btn.click(functools.partial(download, catalog=catalog), hub_id, [model_dd, notice],
