@@ -20,7 +20,7 @@ def _run(model_dir, policy="knorm", budget=64, prompt="def read_lines(path):", m
     control = control or RunControl()
     recent, sinks = (16, 4) if budget > 20 else (2, 1)
     gen = compare(prompt, str(model_dir.resolve()), "CPU", policy, "hard", budget, recent, sinks, 4, max_new, 0.0, 0,
-                  control, catalog=Catalog([str(model_dir)]))
+                  "policy", control, catalog=Catalog([str(model_dir)]))
     return list(gen), control
 
 
@@ -127,7 +127,7 @@ def test_done_is_shown_before_the_quality_cost_which_follows_in_the_table(gptoss
 def test_a_stop_while_the_prompt_is_read_ends_the_run_before_its_first_forward(gptoss_dir):
     control = RunControl()
     gen = compare("def read_lines(path):\n" * 200, str(gptoss_dir.resolve()), "CPU", "knorm", "hard", 64, 16, 4, 4,
-                  40, 0.0, 0, control, catalog=Catalog([str(gptoss_dir)]))
+                  40, 0.0, 0, "policy", control, catalog=Catalog([str(gptoss_dir)]))
     first = next(gen)
     assert first[2].startswith("Reading the prompt (") and "tokens)…" in first[2]
     control.request_stop()  # what Stop does while the prompt is read
