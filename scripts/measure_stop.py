@@ -3,7 +3,7 @@ model, a prompt of over 5,000 tokens (the lighthouse story five times), Stop (Pa
 another thread, as the page's Stop button) at a random moment of the prompt's reading; the time from
 the Stop to both runs ended. Prints each delay, their median and its interval (core.stats).
 
-    python scripts/measure_stop.py [--repeats 7]
+    python scripts/measure_stop.py [--repeats 7] [--within 30] [--form paged|stateful]
 """
 import argparse
 import random
@@ -39,8 +39,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--within", type=float, default=30.0, help="Stop at a random moment of the first WITHIN seconds")
+    ap.add_argument("--form", choices=["paged", "stateful"], default="paged", help="cache form (default paged, as the page)")
     args = ap.parse_args()
-    model, tok = load_model(ENGLISH_MODEL), load_tokenizer(ENGLISH_MODEL)
+    model, tok = load_model(ENGLISH_MODEL, form=args.form), load_tokenizer(ENGLISH_MODEL)
     ids = prompt_ids(tok, long_prompt(), model.info.max_context)
     rng, delays = random.Random(0), []
     for i in range(args.repeats):
