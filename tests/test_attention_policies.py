@@ -4,9 +4,11 @@ softmax of the model's own queries and keys, budget >= length exact, and refusal
 import numpy as np
 import pytest
 
+
 from triattn.core.attention import AttentionLog
 from triattn.core.config import EvictionConfig
 from triattn.core.engine import generate
+from triattn.errors import ModelError
 from triattn.openvino.model import load_model
 from triattn.policies import ScoreContext, get_policy
 from triattn.policies.attention import max_pool
@@ -99,8 +101,13 @@ def test_attention_report_against_a_plain_softmax(llama_dir):
     logits = np.einsum("lhd,lhtd->lht", q, np.repeat(keys[:, :, :20], group, axis=1)) / np.sqrt(q.shape[-1])
     p = np.exp(logits - logits.max(-1, keepdims=True))
     ref = (p / p.sum(-1, keepdims=True)).sum(1)
+    paged.track_attention(True)
     paged.forward(ids, np.arange(20), window=1)
     np.testing.assert_allclose(paged.attention(), ref, atol=2e-4)
+    paged.track_attention(False)  # the form without score outputs: the same cache, no report
+    paged.forward(np.array([23]), np.array([20]))
+    with pytest.raises(ModelError, match="did not ask for attention"):
+        paged.attention()
     paged.close()
     s.close()
 

@@ -240,7 +240,7 @@ def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_
     from triattn.openvino.model import LoadedModel
     from triattn.openvino.paged import PAGED_REFUSAL
 
-    def refuse(model, info, cache_type):
+    def refuse(model, info, cache_type, scores):
         raise ModelError(f"{PAGED_REFUSAL}: no PagedAttention for this graph")
     monkeypatch.setattr(paged, "_transform", refuse)
     model_dir = tmp_path / "m"

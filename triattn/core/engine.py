@@ -99,6 +99,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         session = session.with_attention_mask()
     query_aware = policy.prunes and eviction.prompt_select == "query"
     log = _attention_log(session, info, eviction, policy, query_aware)
+    session.track_attention(log is not None)  # a form that reports no attention runs a faster step
     if calibration is None and policy.prunes:
         calibration = policy.prepare(info.model_dir)
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size, attention=log)
@@ -130,6 +131,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     events.append(cut(prompt.size, scorer=QUERY_AWARE if query_aware else policy))  # part of the prefill
     if query_aware and not policy.reads_attention:
         feed.log = ctx.attention = None  # the decode policy reads keys only: stop fetching attention
+        session.track_attention(False)
     record = StepRecord(0, token, 0.0, store.n, store.live, _merge(events, prompt.size, store.live))
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0

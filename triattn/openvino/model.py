@@ -242,6 +242,11 @@ class Session:
         return self
 
     reports_attention = False  # the fused attention exposes no attention weights
+
+    def track_attention(self, on: bool):
+        """Nothing to switch: this form never reports attention (the engine refuses runs that need it)."""
+        if on:
+            raise ModelError("the stateful form does not report the attention the model paid")
     needs_mirror = True  # states are written from host copies of K and V (reading them is slow)
 
     def reserve(self, tokens: int):
