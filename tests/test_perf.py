@@ -21,6 +21,8 @@ def test_perf_measures_every_mode_and_prints_each_figure(cli, llama_dir, gptoss_
         assert line in r.stdout
     got = json.loads(out.read_text())
     assert [row["prompt_tokens"] for row in got["vs_genai"]][1] == 2000
+    # the long-context probes ran the form perf was asked for (the default: paged), and say so
+    assert got["long"][str(gptoss_dir)]["form"] == "paged" and "cache form paged," in r.stdout
     # GenAI on the stateful model as well: what is left against it is our loop's own cost
     assert all(row["genai_stateful"]["tpot_ms"] > 0 and row["stateful_tpot_ratio"] > 0 for row in got["vs_genai"])
     assert "TPOT GenAI stateful (ms)" in r.stdout
@@ -96,8 +98,11 @@ def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch)
     from triattn.bench import longctx
     jobs = []
 
+    forms = set()
+
     def fake_probe(job):
         jobs.append((job["tokens"], job["eviction"].get("prefill_chunk")))
+        forms.add(job["form"])
         if job["tokens"] == 1000 and job["eviction"]["policy"] == "none":
             return {"failed": "killed by the system (out of memory)"}
         return {"ttft_s": 1.0, "tpot_ms": 10.0, "tokens": [1, 2], "kv_after_prefill": 63, "loaded_mb": 500.0,
@@ -105,7 +110,8 @@ def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch)
 
     monkeypatch.setattr(longctx, "probe", fake_probe)
     setup = longctx.LongSetup(context=1000, budget=64, chunk=128, recent_window=16, policy="knorm")
-    got = longctx.measure("m", setup, runs=3)
+    got = longctx.measure("m", setup, runs=3, form="stateful")
+    assert forms == {"stateful"}  # the form asked for reaches every probe's job
     assert jobs.count((1000, None)) == 1 and jobs.count((1000, 128)) == 3 and jobs.count((64, None)) == 3
     assert got["whole then cut"] == [{"failed": "not run: the baseline could not read the whole prompt"}]
     rows = {r["what"]: r for r in longctx.figures(got, setup)}
@@ -153,7 +159,7 @@ def test_a_probed_baseline_times_no_log_softmax_and_reads_its_nll_after(gptoss_d
     job = {"model_dir": str(gptoss_dir), "tokens": 64, "eviction": {"policy": "none"}, "max_new_tokens": 6,
            "own_nll": True}
     got = run_job(job)
-    model = load_model(gptoss_dir)
+    model = load_model(gptoss_dir, form="paged")  # a probe's default form, as every command's
     ids = context_prompts(load_tokenizer(gptoss_dir), [64], 6, model.info.max_context)[0].ids
     recs = list(generate(model.new_session(), ids, full_cache(), SamplingConfig(), 6, keep_logits=True))
     assert [r.token for r in recs] == got["tokens"]
@@ -163,3 +169,19 @@ def test_a_probed_baseline_times_no_log_softmax_and_reads_its_nll_after(gptoss_d
         nll.append(np.log(np.exp(z - z.max()).sum()) + z.max() - z[r.token])
     assert got["nll"] == pytest.approx(float(np.mean(nll)), abs=1e-3)
     assert len(got["step_ms"]) == 5 and got["precision"] == model.precision
+
+
+def test_a_probe_runs_the_form_it_is_asked_for(llama_dir):
+    """A probe's job names the cache form on its command line: paged unless told, stateful when
+    asked; a mask run on the paged form runs on its stateful twin and the answer says so."""
+    from triattn.bench.probe import probe, run_job
+    job = {"model_dir": str(llama_dir), "precision": "f32", "tokens": 48, "eviction": {"policy": "none"},
+           "max_new_tokens": 3}
+    paged = probe(job)  # a process of its own, as perf runs it
+    assert paged["form"] == "paged" and "form_note" not in paged
+    stateful = run_job({**job, "form": "stateful"})
+    assert stateful["form"] == "stateful" and "form_note" not in stateful
+    assert stateful["tokens"] == paged["tokens"]  # the tiny Llama: the two forms' greedy tokens agree
+    mask = run_job({**job, "eviction": {"policy": "knorm", "evict": "mask", "budget": 32, "recent_window": 8}})
+    assert mask["form"] == "paged" and mask["form_note"].startswith("mask runs on the stateful form")
+    assert mask["kv_after_prefill"] == 48  # mask keeps every slot: the cut is in the mask, not the cache

@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import report, spread
-from .probe import probe
+from .probe import DEFAULT_FORM, probe
 
 TARGETS = {"tpot_ratio": 0.65, "limit_ratio": 1.05, "ttft_ratio": 0.5, "peak_ratio": 0.5}
 
@@ -55,10 +55,11 @@ class LongSetup:
                 "baseline at budget": (self.budget, {"policy": "none"}, True)}
 
 
-def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto", progress=None) -> dict:
-    """Every mode in its own process, `runs` times alternating. In run 0 the baseline also reads
-    off its own tokens' NLL, and chunked and whole-then-cut teacher-force those tokens after their
-    timed run. Returns name -> answers."""
+def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto", progress=None,
+            form: str = DEFAULT_FORM) -> dict:
+    """Every mode in its own process, `runs` times alternating, on the cache form `form` (each
+    answer says the form it ran). In run 0 the baseline also reads off its own tokens' NLL, and
+    chunked and whole-then-cut teacher-force those tokens after their timed run. Returns name -> answers."""
     got = {name: [] for name in setup.modes()}
     forced = None
     for r in range(runs):
@@ -72,7 +73,8 @@ def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto"
                 got[name].append({"failed": "not run: the baseline could not read the whole prompt"})
                 continue
             first = r == 0 and tokens == setup.context
-            job = {"model_dir": str(model_dir), "precision": precision, "tokens": tokens, "eviction": eviction,
+            job = {"model_dir": str(model_dir), "precision": precision, "form": form, "tokens": tokens,
+                   "eviction": eviction,
                    "max_new_tokens": setup.max_new_tokens, "forced": forced if first else None,
                    "own_nll": first and forced is None}
             answer = probe(job)
@@ -161,6 +163,17 @@ def _above_load(chunked: list, above: dict | None) -> str:
         c = _median(chunked, "peak_mb")
         return "" if c is None else f"chunked peaked at {c:.0f} MB"
     return f"above the loaded model: chunked / baseline {spread.fmt(above)}"
+
+
+def form_of(got: dict) -> str:
+    """The cache form the modes' runs ran on, from their answers: "paged", "stateful", both with
+    why where they differ, or "stateful (not recorded)" for runs saved before the answers said
+    (the probes loaded the stateful form then)."""
+    forms = {a["form"] for answers in got.values() for a in answers if "form" in a}
+    notes = sorted({a["form_note"] for answers in got.values() for a in answers if a.get("form_note")})
+    if not forms:
+        return "stateful (not recorded)"
+    return " and ".join(sorted(forms)) + "".join(f"; {n}" for n in notes)
 
 
 def mode_rows(got: dict) -> list[list[str]]:

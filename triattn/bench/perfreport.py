@@ -2,9 +2,11 @@
 prints as it goes and `perf --from FILE` prints a saved run the same way.
 
 The JSON: {"machine", "runs", "vs_genai": [rows], "long": {model dir: section},
-"real_dims": {tokens: section}}; a section is {"setup", "modes", "figures", "prefill"}
-(prefill only for the long models: prefill.py's profile). Every figure is printed as its median
-over runs with its interval, the number of runs and the interval's level (spread.py).
+"real_dims": {tokens: section}}; a section is {"setup", "modes", "figures", "prefill", "form"}
+(prefill only for the long models: prefill.py's profile; form: the cache form its runs ran on,
+longctx.form_of, printed from the answers so that older files say it too). Every figure is
+printed as its median over runs with its interval, the number of runs and the interval's level
+(spread.py).
 """
 from __future__ import annotations
 
@@ -41,11 +43,13 @@ def genai_title(runs: int, max_new_tokens: int, precision: str = "") -> str:
             f"ours / GenAI with their interval)")
 
 
-def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False, precision: str = "") -> str:
+def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False, precision: str = "",
+               form: str = "") -> str:
     from pathlib import Path
     what = (f"3. Real dims: {Path(model_dir).name}" if real_dims else f"2. Long context: {Path(model_dir).name}")
     return (f"{what}, {setup['context']} tokens, {setup['policy']} budget {setup['budget']}, pieces of "
-            f"{setup['chunk']}, precision {precision} ({runs} runs alternating, medians of each round's ratio"
+            f"{setup['chunk']}, cache form {form}, precision {precision} ({runs} runs alternating, medians of "
+            f"each round's ratio"
             + ("; no targets)" if real_dims else ")"))
 
 
@@ -81,10 +85,11 @@ def print_all(out: dict) -> None:
         new = out["vs_genai"][0].get("new_tokens", "?")
         print_genai(out["vs_genai"], genai_title(out["runs"], new, out["machine"]["precision"]))
     for d, section in out.get("long", {}).items():
-        print_long(long_title(d, section["setup"], out["runs"], precision=precision_of(section)), section)
+        print_long(long_title(d, section["setup"], out["runs"], precision=precision_of(section),
+                              form=longctx.form_of(section["modes"])), section)
     for section in out.get("real_dims", {}).values():
         print_long(long_title(out.get("real_dims_model", "real dims"), section["setup"], out["runs"], True,
-                              precision_of(section)), section)
+                              precision_of(section), longctx.form_of(section["modes"])), section)
 
 
 OLD_KILLED = "killed by the system (out of memory)"  # older files named a cause the signal does not show

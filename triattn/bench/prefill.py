@@ -6,12 +6,13 @@ pieces of `chunk` with a budget of `budget` tokens:
 - one piece of `chunk` tokens over a cache cut to `budget - 1` (every later piece).
 
 The third less the second is what attending to the cut cache costs. Reading in pieces pays only
-if that stays small. On OpenVINO's CPU plugin it does not: for a stateful model the fused
+if that stays small. On OpenVINO's CPU plugin's stateful form it does not: the fused
 attention takes its one-query kernel (a dot product per query and cached token) for every forward
 whose cache already holds tokens, and its matrix-product kernel only for a forward over an empty
 cache. (The plugin's per-node performance counters could not show it: with shapes changing between
 forwards they reported more time than the forward took, so this profile is timed from outside.)
-Runs in a process of its own (probe.py), after the timed modes.
+The paged form (the default; docs/paged.md) runs its multi-query kernel over a cache as well; the
+form is the command's --form. Runs in a process of its own (probe.py), after the timed modes.
 """
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ def forwards(budget: int, chunk: int) -> dict:
 
 
 def run_job(job: dict) -> dict:
-    """job: model_dir, precision, budget, chunk, runs. Per forward: tokens, cached before, median
-    ms per token over `runs` (after one round that warms the plugin's shapes up)."""
+    """job: model_dir, precision, form (default paged), budget, chunk, runs. Per forward: tokens,
+    cached before, median ms per token over `runs` (after one round that warms the plugin's shapes up)."""
     from ..core.text import load_tokenizer
     from ..openvino.model import load_model
     from .plan import context_prompts
+    from .probe import DEFAULT_FORM
 
-    model = load_model(job["model_dir"], "CPU", job.get("precision", "auto"))
+    model = load_model(job["model_dir"], "CPU", job.get("precision", "auto"), form=job.get("form", DEFAULT_FORM))
     kinds = forwards(job["budget"], job["chunk"])
     n_ids = max(p + n for p, n in kinds.values())
     ids = context_prompts(load_tokenizer(job["model_dir"]), [n_ids], 1, model.info.max_context)[0].ids

@@ -4,10 +4,14 @@ The plugin keeps the working memory of the largest forward a process has run, so
 two modes can only be told apart in two processes. `probe()` starts `python -m
 triattn.bench.probe` with a JSON job and reads back one JSON line:
 
-    job    {"model_dir", "precision", "tokens": N, "eviction": {...}, "max_new_tokens",
-            "forced": [ids] or null, "own_nll": bool}
+    job    {"model_dir", "precision", "form": "paged" (default) or "stateful", "tokens": N,
+            "eviction": {...}, "max_new_tokens", "forced": [ids] or null, "own_nll": bool}
     answer {"ttft_s", "tpot_ms", "step_ms", "tokens", "kv_after_prefill", "loaded_mb", "peak_mb",
             "precision", "kv_cache_precision",
+            "form": the cache form the model loaded as (model.load_model: the paged form falls back
+                    to the stateful one where the export does not take it),
+            "form_note": why the run itself ran on another form, when it did (mask: the stateful
+                         twin), or where the form asked for did not load (absent otherwise),
             "nll": mean -log p of `forced` (or, with own_nll, of the run's own tokens), teacher-forced
                    under the same eviction after the timed run, so no side times extra work}
 
@@ -28,10 +32,13 @@ import time
 
 import numpy as np
 
+DEFAULT_FORM = "paged"  # as every command's --form
+
 
 def run_job(job: dict) -> dict:
     from ..core.config import EvictionConfig, SamplingConfig
     from ..core.engine import generate
+    from ..core.mechanisms import get_mechanism
     from ..core.metrics import peak_rss_mb, rss_mb
     from ..core.quality import forced_scores, teacher_forced
     from ..core.text import load_tokenizer
@@ -39,7 +46,7 @@ def run_job(job: dict) -> dict:
     from ..policies import get_policy
     from .plan import context_prompts
 
-    model = load_model(job["model_dir"], "CPU", job.get("precision", "auto"))
+    model = load_model(job["model_dir"], "CPU", job.get("precision", "auto"), form=job.get("form", DEFAULT_FORM))
     eviction = EvictionConfig(**job["eviction"])
     n = job["max_new_tokens"]
     ids = context_prompts(load_tokenizer(job["model_dir"]), [job["tokens"]], n, model.info.max_context)[0].ids
@@ -51,7 +58,10 @@ def run_job(job: dict) -> dict:
     out = {"ttft_s": records[0].time_s, "tpot_ms": 1000 * statistics.median(r.time_s for r in records[1:]),
            "step_ms": [1000 * r.time_s for r in records[1:]], "tokens": [r.token for r in records],
            "kv_after_prefill": records[0].kv_len, "loaded_mb": loaded, "peak_mb": peak_rss_mb(),
-           "precision": model.precision, "kv_cache_precision": model.kv_precision.to_string()}
+           "precision": model.precision, "kv_cache_precision": model.kv_precision.to_string(), "form": model.form}
+    note = model.form_note or model.form_line(get_mechanism(eviction.evict).needs_attention_mask)
+    if note:
+        out["form_note"] = note
     forced = out["tokens"] if job.get("own_nll") else job.get("forced")
     if forced:
         nll, _ = forced_scores(teacher_forced(session, ids, forced, eviction, calibration))

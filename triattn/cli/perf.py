@@ -3,8 +3,9 @@
 1. Our full-cache loop against OpenVINO GenAI's LLMPipeline on --model-dir, on its default
    paged-attention form and on the stateful model our loop runs (bench/vsgenai.py).
 2. Long context on each --long-model: baseline against a pruned run that reads the prompt in
-   pieces, cutting before each (bench/longctx.py), each run in a process of its own; then where
-   the prefill's time goes, whole against in pieces (bench/prefill.py).
+   pieces, cutting before each (bench/longctx.py), each run in a process of its own on the cache
+   form of --form (paged by default); then where the prefill's time goes, whole against in pieces
+   (bench/prefill.py).
 3. --real-dims: gpt-oss-20b's widths, baseline and pruned at 2,048 and 8,192 tokens (no targets).
 The report is printed by bench/perfreport.py and drawn by bench/perfplot.py (--plot), also from a
 saved run (--from).
@@ -51,7 +52,7 @@ def add_parser(sub):
     return "perf"
 
 
-def _long(model_dir, setup, runs, precision, real_dims=False):
+def _long(model_dir, setup, runs, precision, form, real_dims=False):
     from ..bench import longctx, perfreport
     from ..bench.probe import probe
     from ..core.calibration import CalibrationMissing, calibrate
@@ -64,15 +65,16 @@ def _long(model_dir, setup, runs, precision, real_dims=False):
         calibrate(model_dir)
     n_runs = sum(runs if timed else 1 for _, _, timed in setup.modes().values())
     bar = progress_bar(total=n_runs + (1 if targets else 0), desc=Path(model_dir).name)
-    got = longctx.measure(model_dir, setup, runs, precision, bar)
+    got = longctx.measure(model_dir, setup, runs, precision, bar, form)
     section = {"setup": setup.__dict__, "modes": got, "figures": longctx.figures(got, setup, targets)}
-    section["precision"] = perfreport.precision_of(section)
+    section["precision"], section["form"] = perfreport.precision_of(section), longctx.form_of(got)
     if targets:  # where the prefill's time goes: one forward whole against one piece, after the timed runs
         section["prefill"] = probe({"kind": "prefill", "model_dir": str(model_dir), "precision": precision,
-                                    "budget": setup.budget, "chunk": setup.chunk, "runs": runs})
+                                    "form": form, "budget": setup.budget, "chunk": setup.chunk, "runs": runs})
         bar.update(1)
     bar.close()
-    perfreport.print_long(perfreport.long_title(model_dir, setup.__dict__, runs, real_dims, section["precision"]), section)
+    perfreport.print_long(perfreport.long_title(model_dir, setup.__dict__, runs, real_dims, section["precision"],
+                                                section["form"]), section)
     return section
 
 
@@ -102,10 +104,11 @@ def _measure(args) -> dict:
         out["vs_genai"] = vsgenai.compare(model, prompts, args.max_new_tokens, args.runs, bar, stateful=True)
         bar.close()
         perfreport.print_genai(out["vs_genai"], perfreport.genai_title(args.runs, args.max_new_tokens, model.precision))
-    out["long"] = {d: _long(d, setups[d], args.runs, args.precision) for d in args.long_model}
+    out["long"] = {d: _long(d, setups[d], args.runs, args.precision, args.form) for d in args.long_model}
     if args.real_dims:
         out["real_dims_model"] = args.real_dims
-        out["real_dims"] = {n: _long(args.real_dims, setups[(args.real_dims, n)], args.runs, args.precision, True)
+        out["real_dims"] = {n: _long(args.real_dims, setups[(args.real_dims, n)], args.runs, args.precision,
+                                     args.form, True)
                             for n in REAL_DIMS_CONTEXTS}
     return out
 
