@@ -21,7 +21,7 @@ import statistics
 from dataclasses import dataclass
 
 from . import report, spread
-from .probe import DEFAULT_FORM, probe
+from .probe import probe
 
 TARGETS = {"tpot_ratio": 0.65, "limit_ratio": 1.05, "ttft_ratio": 0.5, "peak_ratio": 0.5}
 
@@ -56,7 +56,7 @@ class LongSetup:
 
 
 def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto", progress=None,
-            form: str = DEFAULT_FORM) -> dict:
+            form: str = "paged") -> dict:
     """Every mode in its own process, `runs` times alternating, on the cache form `form` (each
     answer says the form it ran). In run 0 the baseline also reads off its own tokens' NLL, and
     chunked and whole-then-cut teacher-force those tokens after their timed run. Returns name -> answers."""

@@ -33,9 +33,8 @@ def run_job(job: dict) -> dict:
     """job: model_dir, precision, form (default paged), budget, chunk, runs. Per forward: tokens,
     cached before, median ms per token over `runs` (after one round that warms the plugin's shapes up)."""
     from ..core.text import load_tokenizer
-    from ..openvino.model import load_model
+    from ..openvino.model import DEFAULT_FORM, load_model
     from .plan import context_prompts
-    from .probe import DEFAULT_FORM
 
     model = load_model(job["model_dir"], "CPU", job.get("precision", "auto"), form=job.get("form", DEFAULT_FORM))
     kinds = forwards(job["budget"], job["chunk"])

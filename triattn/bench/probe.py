@@ -32,8 +32,6 @@ import time
 
 import numpy as np
 
-DEFAULT_FORM = "paged"  # as every command's --form
-
 
 def run_job(job: dict) -> dict:
     from ..core.config import EvictionConfig, SamplingConfig
@@ -42,7 +40,7 @@ def run_job(job: dict) -> dict:
     from ..core.metrics import peak_rss_mb, rss_mb
     from ..core.quality import forced_scores, teacher_forced
     from ..core.text import load_tokenizer
-    from ..openvino.model import load_model
+    from ..openvino.model import DEFAULT_FORM, load_model
     from ..policies import get_policy
     from .plan import context_prompts
 

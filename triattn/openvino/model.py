@@ -102,6 +102,7 @@ class LoadedModel:
 
 
 FORMS = ("paged", "stateful")  # OpenVINO's PagedAttention form (paged.py) or the stateful export
+DEFAULT_FORM = "paged"  # what the page and every command run unless told (--form)
 
 
 def load_model(model_dir, device="CPU", precision=AUTO, queries=False, form="stateful"):
