@@ -68,7 +68,7 @@ def test_leaderboard_ranks_by_delta_nll_then_agreement_with_paired_tpot_over_the
     ref = sum(t / 1000 for t in [r.time_s * 1000 for r in fast[1:41]]) / sum(r.time_s for r in base[1:41]) - 1
     assert cells["b"]["TPOT change vs baseline"].startswith(f"{ref * 100:+.1f}%")
     assert cells["d"]["TPOT change vs baseline"].startswith("no difference")
-    assert cells["b"]["KV while decoding (tokens)"] == f"64 ({(64 - 340) / 340 * 100:+.1f}%)"
+    assert cells["b"]["KV while decoding"] == f"64 tokens ({(64 - 340) / 340 * 100:+.1f}%); 64.0 KiB"  # 1 KiB a token
     assert cells["b"]["ΔNLL (forced)"] == "+0.200" and cells["a"]["ΔNLL (forced)"] == "—"
     assert cells["c"][ANSWER] == "kept" and cells["b"][ANSWER] == "lost" and cells["a"][ANSWER] == ""
     assert cells["c"]["Prune time (ms)"] == "4.0"

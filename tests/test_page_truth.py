@@ -73,7 +73,11 @@ def test_decode_kv_and_the_prompt_cut(llama_dir, prompt):
     m = summarize(records, 10, 0.0, 0.0)
     assert m.prompt_cut is not None and m.prompt_cut[0] >= len(prompt) and m.prompt_cut[1] <= 8
     assert m.kv_tokens_max >= len(prompt) and m.kv_tokens_max_decode <= 8 + 4
-    assert m.kv_bytes_max_decode == 10 * m.kv_tokens_max_decode
+    # the stateful form counts its slots x its bytes per token (records without a count: the 10 given)
+    assert m.kv_bytes_max_decode == model.kv_bytes_per_token * m.kv_tokens_max_decode
+    for r in records:
+        r.kv_bytes = r.kv_bytes_peak = None
+    assert summarize(records, 10, 0.0, 0.0).kv_bytes_max_decode == 10 * m.kv_tokens_max_decode
 
 
 def test_infer_says_when_nothing_was_pruned(cli, llama_dir):

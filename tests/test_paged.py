@@ -258,3 +258,37 @@ def test_a_mask_run_on_the_paged_form_says_it_runs_stateful(forms):
     assert runner_for(paged, mask).describe({}) == "mask runs on the stateful form: the paged form has no attention mask"
     assert runner_for(paged, EvictionConfig(policy="knorm", evict="hard", budget=64)).describe({}) is None
     assert _tokens(paged, LONG, mask, 40) == _tokens(stateful, LONG, mask, 40)
+
+
+def test_kv_bytes_are_the_pool_on_paged_and_slots_on_stateful(forms):
+    """The KV columns: a paged run reports the bytes its pool allocated (whole blocks, the run's
+    reserve included), a stateful run its slots x bytes per token, as before; a mask run on the
+    paged form runs on the stateful twin and counts as it does."""
+    from triattn.core.metrics import pair_figures, summarize
+    paged, stateful = forms
+    i = paged.info
+    block = 2 * i.n_layers * i.kv_heads * BLOCK * i.head_dim * 4  # f32 K and V of one block, every layer
+    per_token = 2 * i.n_layers * i.kv_heads * i.head_dim * 4
+    budget, interval = 64, 16
+    ev = EvictionConfig(policy="knorm", evict="hard", budget=budget, prune_interval=interval, prefill_chunk=0)
+    runs = {}
+    for name, model, e in (("paged", paged, ev), ("stateful", stateful, ev), ("paged base", paged, BASE),
+                           ("mask", paged, EvictionConfig(**{**ev.as_dict(), "evict": "mask"}))):
+        s = model.new_session()
+        runs[name] = list(generate(s, LONG, e, force=list(range(5, 35))))  # 30 tokens, no early end
+        s.close()
+    m = summarize(runs["paged"], paged.kv_bytes_per_token, 0, 0)
+    # the prompt (200 tokens) read whole: 7 blocks; then cut, and the pool keeps the run's reserve:
+    # budget + interval = 80 tokens, 3 blocks, for every decode step
+    assert m.kv_bytes_max == 7 * block
+    assert [r.kv_bytes for r in runs["paged"]] == [3 * block] * 30
+    assert m.kv_bytes_max_decode == 3 * block
+    held = max(r.kv_len for r in runs["stateful"])  # the cut cache plus up to interval - 1 new tokens
+    assert held == budget + interval - 1
+    ms = summarize(runs["stateful"], stateful.kv_bytes_per_token, 0, 0)
+    assert (ms.kv_bytes_max, ms.kv_bytes_max_decode) == (len(LONG) * per_token, held * per_token)
+    # the baseline reserves its prompt and new tokens: 230 tokens, 8 blocks, from the first forward
+    f = pair_figures(runs["paged base"], runs["paged"], (paged.kv_bytes_per_token,) * 2)
+    assert f.kv_bytes == (8 * block, 3 * block)
+    mask = summarize(runs["mask"], paged.kv_bytes_per_token, 0, 0)  # mask keeps every slot: the twin's count
+    assert mask.kv_bytes_max_decode == max(r.kv_len for r in runs["mask"]) * per_token == (len(LONG) + 29) * per_token

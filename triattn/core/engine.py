@@ -59,6 +59,9 @@ class StepRecord:
     logprob: float | None = None  # log p(token), when asked for
     top1: int | None = None       # the model's argmax at this step, when asked for
     logits: np.ndarray | None = None  # the step's logits, when asked for
+    kv_bytes: int | None = None       # bytes the cache holds after the step (session.cache_bytes())
+    kv_bytes_peak: int | None = None  # the most it held during the step (a prompt before its cut)
+                                      # None (another runtime): kv_len x bytes per token
 
 
 class PromptTooLong(ValueError):
@@ -135,6 +138,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     record = StepRecord(0, token, 0.0, store.n, store.live, _merge(events, prompt.size, store.live))
     _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
     record.time_s = time.perf_counter() - t0
+    _fill_bytes(record, session)
     yield record
 
     for index in range(1, limit):
@@ -148,6 +152,7 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
         record = StepRecord(index, token, 0.0, store.n, store.live, event)
         _fill_logprob(record, logits, logprobs or force is not None, keep_logits)
         record.time_s = time.perf_counter() - t0
+        _fill_bytes(record, session)
         yield record
 
 
@@ -234,6 +239,12 @@ def _merge(events, prompt_tokens: int, live: int) -> PruneEvent | None:
     peak = max(e.kv_before for e in events)
     return PruneEvent(sum(e.evicted for e in events), sum(e.time_s for e in events), prompt_tokens, live, np.concatenate([e.evicted_positions for e in events], axis=-1),
                       None if peak == prompt_tokens else peak)
+
+
+def _fill_bytes(record: StepRecord, session):
+    """The cache's size as its form counts it (a paged pool: the blocks it holds), after the step's
+    time is taken."""
+    record.kv_bytes, record.kv_bytes_peak = session.cache_bytes(), session.cache_bytes(peak=True)
 
 
 def _fill_logprob(record: StepRecord, logits: np.ndarray, wanted: bool, keep: bool):

@@ -1,8 +1,11 @@
 """Per-run figures from the engine's step records, in the model card's terms.
 
 TTFT is the prefill step; TPOT is over the decode steps that follow; throughput is new tokens over
-total latency (as the card computed it). KV bytes are logical: live slots x bytes per token in the
-cache precision. Prune events and time are None for a backend whose evictions are not observable.
+total latency (as the card computed it). KV bytes are what the run's cache form holds, as its
+session counts them into the records (`cache_bytes`): on the paged form every block its pool has
+allocated (whole blocks of 32 tokens, the room a run reserves included); on the stateful form the
+logical size, slots x bytes per token in the cache precision. Records without them (another
+runtime) count slots x that runtime's bytes per token. Prune events and time are None for a backend whose evictions are not observable.
 RSS delta is the process's resident memory after the run minus before (a benchmark's figure; allocator
 pools make it noise for one run, so the page shows the comparison's peak RSS instead).
 
@@ -106,6 +109,7 @@ def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_
     latency = sum(r.time_s for r in records)
     prunes = [r.prune for r in records if r.prune is not None]
     kv_max = max(max(r.kv_len for r in records), max((p.kv_peak or p.kv_before for p in prunes), default=0))
+    peak = [r.kv_bytes_peak for r in records]
     return RunMetrics(
         ttft_s=records[0].time_s,
         tpot_ms=1000 * statistics.median(decode) if decode else 0.0,
@@ -117,7 +121,7 @@ def summarize(records, kv_bytes_per_token: int, rss_before_mb: float, rss_after_
         prune_time_s=sum(p.time_s for p in prunes) if prunes_visible else None,
         kv_tokens_max=kv_max,
         kv_tokens_final=records[-1].kv_len,
-        kv_bytes_max=kv_max * kv_bytes_per_token,
+        kv_bytes_max=max(peak) if None not in peak else kv_max * kv_bytes_per_token,
         rss_delta_mb=rss_after_mb - rss_before_mb,
         **_decode_kv(records, prunes, kv_bytes_per_token),
     )
@@ -128,8 +132,17 @@ def _decode_kv(records, prunes, kv_bytes_per_token: int) -> dict:
     held = max(r.kv_len for r in records)
     first = records[0].prune
     cut = (first.kv_before, first.kv_after) if first is not None and first.kv_before > first.kv_after else None
-    return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held * kv_bytes_per_token, "prompt_cut": cut,
+    return {"kv_tokens_max_decode": held, "kv_bytes_max_decode": held_bytes(records, kv_bytes_per_token),
+            "prompt_cut": cut,
             "prompt_cut_in_pieces": cut is not None and first.kv_peak is not None}
+
+
+def held_bytes(records, kv_bytes_per_token: int) -> int:
+    """The most bytes the cache held after any of `records` (their own count where they have one)."""
+    counted = [r.kv_bytes for r in records]
+    if None not in counted:
+        return max(counted)
+    return max(r.kv_len for r in records) * kv_bytes_per_token
 
 
 @dataclass(frozen=True)
@@ -156,4 +169,5 @@ def pair_figures(baseline, pruned, bytes_per_token: tuple) -> PairFigures:
     tpot = tuple(1000 * statistics.fmean(t) if t else None for t in times)
     held = tuple(max(r.kv_len for r in recs[:n]) for recs in (baseline, pruned))
     return PairFigures(n, len(baseline) == len(pruned), tpot, held,
-                       tuple(h * b for h, b in zip(held, bytes_per_token)), paired_change(*times))
+                       tuple(held_bytes(recs[:n], b) for recs, b in zip((baseline, pruned), bytes_per_token)),
+                       paired_change(*times))

@@ -141,7 +141,7 @@ class Standing:
 
 ANSWER = "Expected answer"
 LEADERBOARD = ["Rank", "Run", "ΔNLL (forced)", "Token agreement", DIVERGENCE, "TPOT change vs baseline",
-               "KV while decoding (tokens)", "Prune time (ms)", ANSWER]
+               "KV while decoding", "Prune time (ms)", ANSWER]
 
 
 def ranked(standings) -> list:
@@ -156,11 +156,12 @@ def answer_cell(kept: bool | None) -> str:
 def leaderboard_rows(standings) -> list[list[str]]:
     """The arena's leaderboard, in LEADERBOARD order: TPOT change is the paired change over the tokens
     both runs made (with its interval, a direction only where it excludes 0); KV is what the cache held
-    while decoding, with its change from the baseline's."""
+    while decoding: tokens, with their change from the baseline's, and the bytes its form counts
+    (the paged form's pool: the blocks allocated)."""
     out = []
     for i, s in enumerate(ranked(standings), start=1):
         f = s.figures
-        kv = f"{f.kv_tokens[1]} ({percent_change(*f.kv_tokens)})"
+        kv = f"{f.kv_tokens[1]} tokens ({percent_change(*f.kv_tokens)}); {f.kv_bytes[1] / 1024:.1f} KiB"
         out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), f"{s.agreement:.1%}", s.divergence,
                     interval_change(f.change), kv, _num(None if s.prune_time_s is None else s.prune_time_s * 1000,
                                                         "{:.1f}"), answer_cell(s.answer)])

@@ -158,9 +158,11 @@ class Session:
         self._states = None
         self._beam = np.zeros(1, np.int32)
         self.timings: dict | None = None  # phase -> seconds per forward, when profiling
+        self._len = self._peak = 0  # slots in the states now, and the most since cache_bytes(peak=True)
 
     def reset(self):
         self.request.reset_state()
+        self._len = self._peak = 0
 
     def close(self):
         """Free the infer request and its KV cache now, not whenever the last reference goes."""
@@ -195,6 +197,7 @@ class Session:
             raise runtime_failure(f"OpenVINO could not run the model on {inputs['input_ids'].shape[1]} tokens",
                                   e) from None
         t2 = time.perf_counter()
+        self._held(inputs["attention_mask"].shape[1])  # the mask spans every slot, old and new
         r = self.request
         logits = r.get_tensor("logits").data[0, -1].copy()
         take = np.copy if copy else np.asarray
@@ -237,6 +240,20 @@ class Session:
             for kind, a in (("k", k), ("v", v)):
                 a = a[None] if owned and a.flags.c_contiguous else np.array(a[None], order="C")
                 st[(kind, i)].state = ov.Tensor(a, shared_memory=True)
+            self._held(a.shape[2])
+
+    def _held(self, slots: int):
+        self._len = slots
+        self._peak = max(self._peak, slots)
+
+    def cache_bytes(self, peak: bool = False) -> int:
+        """Logical bytes of the states: slots x bytes per token in the cache precision (the plugin
+        sizes its own buffers; reading a state to see them costs far more than a step). peak: the
+        most since the last such call. Counted by this session, never read from the plugin."""
+        slots = self._peak if peak else self._len
+        if peak:
+            self._peak = self._len
+        return slots * self.model.kv_bytes_per_token
 
     def with_attention_mask(self) -> "Session":
         """The session that runs a mechanism needing an attention mask: this one."""

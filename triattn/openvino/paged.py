@@ -227,6 +227,13 @@ class PagedSession:
     def cache_len(self) -> int:
         return self.pool.n
 
+    def cache_bytes(self, peak: bool = False) -> int:
+        """Bytes the block pool holds: every block allocated, used or free (a run reserves room and
+        the pool grows in blocks). peak: the most it held since the last such call."""
+        if self.pool is None:
+            return 0
+        return self.pool.take_peak_bytes() if peak else self.pool.nbytes
+
     def _bind(self):
         """Point the request at the pool's arrays and tables, where they changed since last time."""
         pool, r, ov = self.pool, self.request, self._ov

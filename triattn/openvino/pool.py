@@ -45,6 +45,7 @@ class BlockPool:
         self.n = 0
         self.slots = None  # [layers, lanes, n]: table slot of each cached token; None = token i in slot i
         self.reserved = 0  # blocks the pool keeps once grown
+        self.peak = 0  # most blocks per layer held since `take_peak_bytes` (or `clear`)
         self.replaced = True  # the arrays were reallocated since last bound
         self.version = 0  # bumped whenever a block table changes (the request's copies are then stale)
 
@@ -55,7 +56,19 @@ class BlockPool:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of every block allocated (keys and values, all layers), used or free."""
         return sum(a.nbytes for a in self.keys + self.values)
+
+    def take_peak_bytes(self) -> int:
+        """The most bytes the pool held since the last call (or `clear`); counting starts afresh."""
+        peak = max(self.peak, self.capacity)
+        self.peak = self.capacity
+        return peak * self.block_bytes
+
+    @property
+    def block_bytes(self) -> int:
+        """Bytes of one block's keys and values in every layer: what the pool grows and shrinks by."""
+        return 2 * self.n_layers * int(np.prod(self.shape)) * self.dtype.itemsize
 
     def clear(self):
         """Empty the cache (the arrays stay, to be reused)."""
@@ -63,6 +76,7 @@ class BlockPool:
         self.version += 1
         self.free = [list(range(self.capacity)) for _ in range(self.n_layers)]
         self.n, self.slots = 0, None
+        self.peak = self.capacity
 
     def reserve(self, tokens: int):
         self.reserved = blocks_for(tokens)
@@ -98,6 +112,7 @@ class BlockPool:
                 new[:keep] = old[:keep]
                 getattr(self, name)[layer] = new
             self.free[layer] = [b for b in range(blocks) if b not in used]
+        self.peak = max(self.peak, blocks)
         self.replaced = True
         self.version += 1
 

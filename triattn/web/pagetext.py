@@ -18,9 +18,11 @@ earlier, the Change row's Tokens cell says so). **TTFT**: time to first token (r
 run that goes first meets colder caches, so it is shown but not compared. **TPOT**: mean time per output
 token after that. **Throughput**: output tokens per second, 1000 / TPOT. **Latency**: the whole run,
 prompt included (not compared: the runs can be of different lengths). **KV tokens / size**: the most
-tokens the KV cache held while decoding, and their size; the pruned cache grows past its budget
-between cuts (the prune interval), and a long prompt's cut, right after it is read, is said apart in the
-line above the outputs. **Prune events / time**: how often the cache was cut, and the time it took
+tokens the KV cache held while decoding, and its size: on the paged form (the default) the memory its
+block pool holds, in whole blocks of 32 tokens with the room the run reserves (a pruned run: budget +
+interval; a baseline: prompt + new tokens); on the stateful form, tokens x bytes per token. The
+pruned cache grows past its budget between cuts (the prune interval), and a long prompt's cut, right
+after it is read, is said apart in the line above the outputs. **Prune events / time**: how often the cache was cut, and the time it took
 (included in the timings). **Peak RSS**: the most memory the process held during the comparison; both
 runs go in turns in one process, so it is not split between them. **Change**: pruned relative to
 baseline. Time per token is compared step by step (step i of one run went beside step i of the
