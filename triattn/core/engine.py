@@ -31,7 +31,7 @@ from .attention import AttentionLog
 from .config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from .mechanisms import get_mechanism
 from ..policies import ScoreContext
-from ..policies.attention import SNAPKV as QUERY_AWARE
+from ..policies.attention import QUERY_SELECT as QUERY_AWARE
 from .sampling import Sampler, log_softmax
 from .prune import choose_keep
 from .store import TokenStore

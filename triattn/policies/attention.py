@@ -99,3 +99,13 @@ GENAI_LIKE = register_variant(AttentionPolicy(
     name="genai-like", view="norm_sum", window=0, block=32,
     description="OpenVINO GenAI's rule in our loop: attention summed, divided by the queries seen, "
                 "by blocks of 32 (paged form)"))
+
+# Query-aware prompt selection (EvictionConfig.prompt_select="query"; engine.py): SnapKV's choice,
+# made once after the whole prompt, for any decode policy. Its pool is wider than SnapKV's 7 because
+# at the small budgets shown here the fact asked for must survive whole: on the needle tasks of
+# `triattn eval` (SmolLM2-135M, 1,024 tokens, budget 128, 10 samples) pools of 1, 7, 15, 21, 31 and
+# 41 tokens kept the answer in 0, 0, 1, 4, 7 and 7 of 10 (a needle sentence is about 25 tokens):
+# docs/evaluation.md has the measurement. Not a policy of its own (not registered).
+QUERY_SELECT = AttentionPolicy(
+    name="query-select", view="window", window=32, kernel=31,
+    description="the prompt tokens the question's last 32 queries attend to most, pooled over 31 tokens")
