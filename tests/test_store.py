@@ -34,6 +34,20 @@ def test_compact_keeps_per_layer_slots_in_order_and_returns_fresh_copies():
     assert keys.shape[2] == 3 and s.keys.shape[2] == 4  # appending never touches the returned copy
 
 
+def test_compact_in_place_leaves_what_a_copying_compaction_leaves():
+    """copies=False (the paged pool rewrites itself) returns nothing and leaves the same slots as
+    the drawing above: per layer, and per KV head."""
+    s = filled()
+    assert s.compact(np.array([[1, 0, 1, 0, 1], [0, 1, 1, 1, 0]], bool), copies=False) == (None, None)
+    assert s.keys[0, 1, :, 0].tolist() == [10, 12, 14] and s.keys[1, 0, :, 0].tolist() == [101, 102, 103]
+    np.testing.assert_array_equal(s.values, -s.keys)
+    h = TokenStore(1, 2, 3, keep_keys=True, capacity=8, per_head=True)
+    h.append(np.arange(5), (10 * np.arange(2)[None, :, None, None] + np.arange(5)[None, None, :, None]
+                            + np.zeros(3)).astype(np.float32))
+    h.compact(np.array([[[1, 0, 0, 1, 0], [0, 1, 1, 0, 0]]], bool), copies=False)
+    assert h.keys[0, 0, :, 0].tolist() == [0, 3] and h.keys[0, 1, :, 0].tolist() == [11, 12]
+
+
 def test_compact_without_a_mirror_returns_none():
     s = TokenStore(1, 1, 2, keep_keys=False, capacity=4)
     s.append(np.arange(4), None)

@@ -69,7 +69,7 @@ class _PoolCut:
 
     def compact(self, store, keep):
         self.pool.compact(keep)
-        store.compact(keep)
+        store.compact(keep, copies=False)
         assert self.pool.n == store.n
 
 

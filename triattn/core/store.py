@@ -78,13 +78,16 @@ class TokenStore:
     def values(self) -> np.ndarray | None:
         return None if self._values is None else self._values[:, :, :self.n]
 
-    def compact(self, keep: np.ndarray):
+    def compact(self, keep: np.ndarray, copies: bool = True):
         """Drop slots: `keep` shaped like `positions`, the same count per lane, order preserved.
 
         Returns the kept keys and values as new contiguous arrays [layers, kv_heads, kept, head_dim]
         (None where not mirrored), which nothing else holds: the cache can be written from them
         without another copy. Gathered one layer (or one KV head) at a time: a single fancy index
-        over all of them builds a full index array and is several times slower.
+        over all of them builds a full index array and is several times slower. copies=False: the
+        caller rewrites its cache by itself (the paged pool), so the kept slots are moved in place
+        through one layer's scratch and nothing is returned: no new array of the whole cache, whose
+        first touch alone cost tens of ms at 8,000 tokens of gpt-oss-20b's widths.
         """
         keep = keep.reshape(self._pos.shape[:2] + (self.n,))
         counts = keep.sum(axis=2)
@@ -94,26 +97,32 @@ class TokenStore:
         self._pos[:, :, :k] = np.take_along_axis(self._pos[:, :, :self.n], idx, 2)
         self._alive[:, :, :k] = True
         self._alive[:, :, k:] = False
-        kept = [None if buf is None else self._gather(buf, idx) for buf in (self._keys, self._values)]
+        kept = [None if buf is None else self._gather(buf, idx, copies) for buf in (self._keys, self._values)]
         self.n = self.live = k
         if self._pos.shape[2] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
         return kept[0], kept[1]
 
     @staticmethod
-    def _gather(buf: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    def _gather(buf: np.ndarray, idx: np.ndarray, copies: bool = True) -> np.ndarray | None:
         """Kept slots of `buf` [layers, kv_heads, cap, D] by `idx` [layers, lanes, k], into a new
-        array that the buffer's head is then set from. mode="clip": the indices are valid, and the
-        default mode buffers the output (twice the time)."""
+        array that the buffer's head is then set from (copies), or through one layer's scratch in
+        place (not copies; returns None). mode="clip": the indices are valid, and the default mode
+        buffers the output (twice the time)."""
         k = idx.shape[2]
-        out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype)
+        out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype) if copies else None
+        scratch = None if copies else np.empty(buf.shape[1:2] + (k, buf.shape[3]), buf.dtype)
         for layer in range(buf.shape[0]):
+            dest = out[layer] if copies else scratch
             if idx.shape[1] == 1:
-                np.take(buf[layer], idx[layer, 0], axis=1, out=out[layer], mode="clip")
+                np.take(buf[layer], idx[layer, 0], axis=1, out=dest, mode="clip")
             else:
                 for head in range(buf.shape[1]):
-                    np.take(buf[layer, head], idx[layer, head], axis=0, out=out[layer, head], mode="clip")
-        buf[:, :, :k] = out
+                    np.take(buf[layer, head], idx[layer, head], axis=0, out=dest[head], mode="clip")
+            if not copies:
+                buf[layer, :, :k] = scratch
+        if copies:
+            buf[:, :, :k] = out
         return out
 
     def _shrink(self, cap: int):

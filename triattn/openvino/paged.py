@@ -330,7 +330,7 @@ class PagedSession:
 
     def compact(self, store, keep):
         self.pool.compact(keep)
-        store.compact(keep)
+        store.compact(keep, copies=False)  # the pool holds the cache: no copy for a write-back
 
     def zero(self, store, keep):
         self.pool.zero(store.alive & ~keep)
