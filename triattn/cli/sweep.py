@@ -49,7 +49,7 @@ def run(args):
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a folder")
     model, tok = open_model(args)
-    check_budgets(model.info, [m.eviction for m in modes])
+    check_budgets(model, [m.eviction for m in modes])
     res = run_sweep(model, tok, texts, modes, sampling, args.max_new_tokens, args.runs, out,
                     chat=not args.no_chat_template, bar=progress_bar, title=args.title)
     print(rows_table(res["rows"]))
