@@ -1,7 +1,7 @@
 """How well a policy's scores at a prune event predict the attention the next queries pay.
 
-TriAttention's claim (Mao et al. 2025) is that it predicts, from keys alone, which cached tokens
-future queries will attend to. At a prune event the policy ranks the tokens that compete for the
+TriAttention's claim (Mao et al. 2026, arXiv 2604.04921) is that it predicts, from keys alone,
+which cached tokens future queries will attend to. At a prune event the policy ranks the tokens that compete for the
 budget (neither sinks nor the recent window) and keeps its top k; the attention the next N decode
 queries actually paid those same tokens (summed, observed on a cache that kept them all) ranks them
 too. Two numbers per event, averaged over the lanes (layers, or KV heads of a layer):
