@@ -86,6 +86,7 @@ class Oracle(Policy):
     reports: object = None
     steps: int = 4
     prompt_len: int = 0
+    wrong_layers: tuple = ()  # layers scored the other way round (they must not be compared)
     needs_keys = False
 
     def score(self, keys, positions, ctx):
@@ -93,16 +94,21 @@ class Oracle(Policy):
         future = np.zeros(positions.shape)  # a cut too near the run's end is scored but never compared
         for j in range(first, first + self.steps):
             future += self.reports[j][:, :n] if j in self.reports else 0.0
+        future[list(self.wrong_layers)] *= -1
         return future
 
 
-def test_observer_against_an_oracle_of_the_next_steps(llama_dir, monkeypatch):
+def test_observer_against_an_oracle_of_the_next_steps(model_dir, monkeypatch):
     """A policy that knows the next 4 steps' attention (recorded by a plain loop) agrees fully at every
-    cut; the cuts come where a pruned run's would (cache at budget + interval - 1, then each interval)."""
-    model = load_model(llama_dir, "CPU", "f32", form="paged")
+    cut; the cuts come where a pruned run's would (cache at budget + interval - 1, then each interval).
+    On gpt-oss only its full-attention layers count (a sliding window's queries never see the older
+    tokens): there the oracle scores its sliding-window layers the wrong way round, unseen."""
+    model = load_model(model_dir, "CPU", "f32", form="paged")
     prompt, new, steps = list(range(3, 63)), 60, 4
     reports = _plain_future(model, prompt, new)
-    monkeypatch.setitem(base._REGISTRY, "oracle", Oracle(reports=reports, steps=steps, prompt_len=len(prompt)))
+    sliding = tuple(i for i, w in enumerate(model.info.sliding_windows) if w)
+    monkeypatch.setitem(base._REGISTRY, "oracle", Oracle(reports=reports, steps=steps, prompt_len=len(prompt),
+                                                         wrong_layers=sliding))
     e = EvictionConfig(policy="oracle", budget=40, recent_window=8, sink_tokens=4, prune_interval=8)
     knorm = EvictionConfig(policy="knorm", budget=40, recent_window=8, sink_tokens=4, prune_interval=8)
     [events, other] = observe(model.new_session(), model.info, prompt, [e, knorm], new, steps=steps)

@@ -7,6 +7,8 @@ then every prune_interval steps), its policy scores the cache as it would there,
 that compete (not sinks, nor the recent window, nor a kept prompt); `steps` decode steps later, the
 attention those tokens received in between ranks them too, and `event_agreement` compares the two.
 
+Only layers of full attention are compared: a sliding-window layer's next queries cannot see the
+older tokens at all (and under compaction it keeps its newest tokens, whatever the scores).
 The prompt is read in two forwards, its last 32 tokens apart, so that a policy reading attention
 sees what it would: the whole prompt's attention in `total`, the last 32 queries' in `window`.
 Knows nothing of text: token ids in, numbers out.
@@ -76,6 +78,8 @@ def observe(session, info, prompt_ids: Sequence[int], evictions: Sequence[Evicti
     pending = []  # (eviction index, step due, scores of the competing tokens, their mask, k, total at the cut)
     next_cut = [e.budget + e.prune_interval - 1 for e in evictions]
     eos = set(info.eos_token_ids)
+    full = np.array([w == 0 for w in info.sliding_windows])
+    full = full if full.any() else np.ones_like(full)  # a model of sliding windows only: every layer
     token = int(np.argmax(logits))
     for index in range(1, max_new_tokens):
         for i, (e, policy) in enumerate(zip(evictions, policies)):
@@ -84,8 +88,8 @@ def observe(session, info, prompt_ids: Sequence[int], evictions: Sequence[Evicti
                 mask, k = _competing(store, e, prompt.size)
                 if 0 < k < int(mask.sum()):
                     ctx = ScoreContext(prompt.size + index - 1, seed, info.config, calibrations[i],
-                                       prompt_len=prompt.size, attention=log)
-                    scores = _scores(policy, store, e, ctx)[..., mask]
+                                       prompt_len=prompt.size, attention=log, layers=full)
+                    scores = _scores(policy, store, e, ctx)[full][..., mask]
                     pending.append((i, index + steps - 1, scores, mask, k, log.total.copy()))
         if token in eos:
             break
@@ -93,7 +97,7 @@ def observe(session, info, prompt_ids: Sequence[int], evictions: Sequence[Evicti
         token = int(np.argmax(logits))
         for item in [p for p in pending if p[1] == index]:
             i, _, scores, mask, k, before = item
-            seen = log.total[:, :before.shape[1]] - before  # what the `steps` queries since the cut paid
+            seen = (log.total[:, :before.shape[1]] - before)[full]  # what the `steps` queries since the cut paid
             observed = seen[:, mask] if scores.ndim == 2 else seen[:, None][..., mask]
             results[i].append(event_agreement(scores, observed, k))
             pending.remove(item)
