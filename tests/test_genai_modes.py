@@ -110,3 +110,24 @@ def test_adaptive_rkv_refused_before_anything_runs(llama_dir, cli):
             "--max-new-tokens", "8")
     assert r.returncode == 2
     assert one_line(r.stderr).startswith("error: ov-genai-rkv cannot run with OpenVINO GenAI 2026.4")
+
+
+def test_the_page_refuses_adaptive_rkv_before_the_baseline_runs(llama_dir, prompt):
+    """The page's pair checks the pruned side's runtime first: no baseline run is spent on a choice
+    that cannot run."""
+    from triattn.core.config import SamplingConfig
+    from triattn.web.ab import Pair
+    model = load_model(llama_dir, "CPU", "f32")
+    with pytest.raises(ValueError, match="^ov-genai-rkv cannot run with OpenVINO GenAI"):
+        Pair(model, load_tokenizer(llama_dir), prompt, cfg("ov-genai-rkv"), SamplingConfig(), 10)
+    crush = Pair(model, load_tokenizer(llama_dir), prompt, cfg("ov-genai-kvcrush"), SamplingConfig(), 10)
+    list(crush.steps())
+    assert crush.pruned.done and len(crush.pruned.token_ids) == 10
+
+
+def test_a_sweep_with_adaptive_rkv_stops_before_any_run(cli, llama_dir, tmp_path):
+    r = cli("sweep", "--model-dir", llama_dir, "--budgets", "64", "--policies", "knorm", "ov-genai-rkv",
+            "--output", tmp_path / "o", "--max-new-tokens", "8")
+    assert r.returncode == 2
+    assert one_line(r.stderr).startswith("error: ov-genai-rkv cannot run with OpenVINO GenAI 2026.4")
+    assert not (tmp_path / "o").exists()
