@@ -102,8 +102,7 @@ def map_settings(eviction: EvictionConfig, block: int, prompt_len: int | None = 
 def check_adaptive_rkv(genai_version: str) -> None:
     """Refuse Adaptive R-KV where GenAI cannot run it: up to 2026.4 its pipeline stops at the first
     eviction ("Token diversity must be registered before each eviction"), with every setting tried
-    (window, SnapKV window, split prefill, prompts shorter and longer than the cache): the diversity
-    it computes is not handed to that eviction."""
+    (window, SnapKV window, split prefill, prompts shorter and longer than the cache)."""
     parts = [int(p) for p in re.findall(r"\d+", genai_version)[:2]]
     if parts and tuple(parts) <= (2026, 4):
         shown = ".".join(re.findall(r"\d+", genai_version)[:3])
