@@ -131,3 +131,8 @@ def test_a_sweep_with_adaptive_rkv_stops_before_any_run(cli, llama_dir, tmp_path
     assert r.returncode == 2
     assert one_line(r.stderr).startswith("error: ov-genai-rkv cannot run with OpenVINO GenAI 2026.4")
     assert not (tmp_path / "o").exists()
+
+
+def test_help_lists_the_variants(cli):
+    r = cli("infer", "--help")
+    assert r.returncode == 0 and "ov-genai-kvcrush" in r.stdout and "ov-genai-rkv" in r.stdout

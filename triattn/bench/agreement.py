@@ -6,6 +6,8 @@ Only policies of our loop score tokens (a runtime that evicts by itself, ov-gena
 only the paged form reports the attention paid: on the stateful form the columns stay empty and
 `note` says why. Each figure is a median over the cut points of every prompt, with its interval
 and its count; `chance_overlap` is the mean k / n, what keeping k of n tokens at random gets.
+Scores are compared per layer whatever the mechanism (mask and zero choose one set for all layers
+from their standardised mean): the figure is about the policy's ranking, not the mechanism's.
 """
 from __future__ import annotations
 

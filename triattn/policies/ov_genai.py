@@ -70,5 +70,5 @@ OV_GENAI_KVCRUSH = register_variant(OvGenAI(
                 "most representative of the blocks it would evict"))
 OV_GENAI_RKV = register_variant(OvGenAI(
     name="ov-genai-rkv", adaptive_rkv=True, options=("attention_mass", "rkv_window"),
-    description="OpenVINO GenAI's Adaptive R-KV (Cai et al. 2025): blocks holding 90% of the attention, the rest "
+    description="OpenVINO GenAI's Adaptive R-KV (Cai et al. 2025): blocks holding 0.9 of the attention, the rest "
                 "the most diverse; needs an OpenVINO GenAI later than 2026.4"))
