@@ -136,3 +136,10 @@ def test_a_sweep_with_adaptive_rkv_stops_before_any_run(cli, llama_dir, tmp_path
 def test_help_lists_the_variants(cli):
     r = cli("infer", "--help")
     assert r.returncode == 0 and "ov-genai-kvcrush" in r.stdout and "ov-genai-rkv" in r.stdout
+
+
+def test_eval_with_adaptive_rkv_stops_before_any_run(cli, llama_dir, tmp_path):
+    r = cli("eval", "--model-dir", llama_dir, "--policies", "knorm", "ov-genai-rkv", "--output", tmp_path / "o")
+    assert r.returncode == 2
+    assert one_line(r.stderr).startswith("error: ov-genai-rkv cannot run with OpenVINO GenAI 2026.4")
+    assert not (tmp_path / "o").exists()
