@@ -143,3 +143,11 @@ def test_eval_with_adaptive_rkv_stops_before_any_run(cli, llama_dir, tmp_path):
     assert r.returncode == 2
     assert one_line(r.stderr).startswith("error: ov-genai-rkv cannot run with OpenVINO GenAI 2026.4")
     assert not (tmp_path / "o").exists()
+
+
+def test_the_arena_refuses_adaptive_rkv_before_any_run(llama_dir, prompt):
+    from triattn.core.config import SamplingConfig
+    from triattn.web.arena import Arena
+    model = load_model(llama_dir, "CPU", "f32")
+    with pytest.raises(ValueError, match="^ov-genai-rkv cannot run with OpenVINO GenAI"):
+        Arena(model, load_tokenizer(llama_dir), prompt, [cfg("knorm"), cfg("ov-genai-rkv")], SamplingConfig(), 10)
