@@ -40,3 +40,36 @@ def test_sweep_bad_numbers_and_policies(cli, gptoss_dir, tmp_path):
                           (["--model-dir", tmp_path / "missing"], "model directory not found")):
         r = cli("sweep", "--model-dir", gptoss_dir, "--output", tmp_path / "o", *args)
         assert r.returncode == 2 and message in one_line(r.stderr)
+
+
+def test_sweep_reports_agreement_on_the_paged_form_only(cli, llama_dir, tmp_path):
+    """Per policy of our loop and budget: the top-k overlap and rank correlation with the next steps'
+    attention, over a counted number of cut points; none for ov-genai (it scores nothing we see), and
+    none on the stateful form, which says why in one line."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("def fibonacci(n): return the n-th number\n")
+    common = ["--model-dir", llama_dir, "--budgets", "24", "--prompts", prompts, "--max-new-tokens", "40",
+              "--recent-window", "4", "--sink-tokens", "2", "--prune-interval", "4", "--agreement-steps", "8"]
+    plot = tmp_path / "assets" / "agreement.png"
+    plot.parent.mkdir()
+    r = cli("sweep", *common, "--policies", "triattention", "ov-genai", "--output", tmp_path / "paged",
+            "--agreement-plot", plot)
+    assert r.returncode == 0, r.stderr
+    rows = {x["policy"]: x for x in csv.DictReader(open(tmp_path / "paged" / "sweep.csv"))}
+    tri = rows["triattention"]
+    assert 0.0 <= float(tri["topk_overlap"]) <= 1.0 and -1.0 <= float(tri["rank_corr"]) <= 1.0
+    # cuts where the 8 next steps fit in the run: the cache reaches 24 + 4 - 1 = 27 tokens, then every 4
+    assert int(tri["agreement_events"]) > 0
+    assert 0.0 < float(tri["chance_overlap"]) < 1.0
+    assert rows["ov-genai"]["topk_overlap"] == "" and rows["ov-genai"]["agreement_events"] == ""
+    doc = json.loads((tmp_path / "paged" / "sweep.json").read_text())
+    row = next(x for x in doc["rows"] if x["policy"] == "triattention")
+    lo, hi = row["topk_overlap_interval"]
+    assert lo <= row["topk_overlap"] <= hi and doc["settings"]["agreement_steps"] == 8
+    for png in (tmp_path / "paged" / "agreement.png", plot):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = cli("sweep", *common, "--policies", "knorm", "--form", "stateful", "--output", tmp_path / "stateful")
+    assert r.returncode == 0, r.stderr
+    assert "agreement with the attention paid not measured: only the paged cache form reports it" in r.stderr
+    assert next(csv.DictReader(open(tmp_path / "stateful" / "sweep.csv")))["topk_overlap"] == ""
+    assert not (tmp_path / "stateful" / "agreement.png").exists()

@@ -72,7 +72,7 @@ def run(args):
             raise ValueError("--plot draws the long-context runs: give --context-lengths too")
         check_output_file(args.plot)
     model, tok = open_model(args)
-    check_budgets(model.info, [m.eviction for m in modes])
+    check_budgets(model, [m.eviction for m in modes])
     budget_prompt = None
     if args.context_lengths:
         lengths = list(dict.fromkeys(args.context_lengths))

@@ -149,11 +149,14 @@ def open_model(args):
     return model, load_tokenizer(model_dir)
 
 
-def check_budgets(info, evictions) -> None:
-    """Refuse a budget the model's context can never reach before any run starts."""
+def check_budgets(model, evictions) -> None:
+    """Refuse, before any run starts, a budget the model's context can never reach and a choice
+    its runtime cannot run."""
     from ..core.engine import check_request
+    from ..core.runner import check_runnable
     for e in evictions:
-        check_request(info, 1, e, 1)
+        check_request(model.info, 1, e, 1)
+        check_runnable(model, e)
 
 
 def check_output_file(path) -> None:

@@ -82,9 +82,11 @@ def _settings(args, model):
     if min(args.lengths) < MIN_LENGTH:
         raise ValueError(f"lengths must be at least {MIN_LENGTH} tokens, got {min(args.lengths)}")
     extra = {"recent_window": args.recent_window, "sink_tokens": args.sink_tokens}
+    from ..core.runner import check_runnable
     for p in args.policies:
         for b in args.budgets:
-            EvictionConfig(policy=p, budget=b, **extra)  # a ValueError names what is wrong before any run
+            # a ValueError names what is wrong, or what the policy's runtime cannot run, before any run
+            check_runnable(model, EvictionConfig(policy=p, budget=b, **extra))
     limits = {t: check_max_new_tokens(args.max_new_tokens or MAX_NEW_TOKENS[t]) for t in args.tasks}
     longest = max(args.lengths) + max(limits.values())
     if longest > model.info.max_context:

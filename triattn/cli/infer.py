@@ -37,6 +37,7 @@ def _peak() -> str:
 
 def run(args):
     from ..core.engine import check_request
+    from ..core.runner import check_runnable
     from ..core.inputs import prompt_ids as encode
     from ..policies import get_policy
     policies, evicts = args.policy or [None], args.evict or [None]
@@ -54,6 +55,7 @@ def run(args):
     model, tok = open_model(args)
     prompt_ids = encode(tok, args.prompt, model.info.max_context, chat=not args.no_chat_template)
     check_request(model.info, len(prompt_ids), eviction, args.max_new_tokens)
+    check_runnable(model, eviction)
     if args.compare:
         return _compare(args, model, tok, prompt_ids, eviction, sampling)
     from ..core.runs import run as run_once

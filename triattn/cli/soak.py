@@ -45,7 +45,7 @@ def run(args):
         # The page's short examples: its long passages would grow OpenVINO's buffers once, after a
         # warm-up of short ones, and read as growth; long prompts are soaked with --prompt-tokens.
         prompts = read_prompts(args.prompts) if args.prompts else [p for p in example_prompts() if "\n" not in p]
-    check_budgets(model.info, [eviction])
+    check_budgets(model, [eviction])
     total = args.warmup + args.runs
 
     def progress(i, pair, rss):

@@ -3,6 +3,7 @@ import sys
 from pathlib import Path
 
 from .common import (add_genai_args, add_keep_prompt_arg, add_model_args, add_sampling_args, check_budgets,
+                     check_output_file,
                      open_model, positive_int, progress_bar, sampling_from)
 
 
@@ -33,6 +34,11 @@ def add_parser(sub):
     p.add_argument("--prompts", default=None, help="one prompt a line (default: assets/prompts/card.txt)")
     p.add_argument("--output", default="out/sweep", help="output folder (default out/sweep)")
     p.add_argument("--title", default=None, help="plot title (default: model folder, device, prompts, tokens)")
+    p.add_argument("--agreement-steps", type=positive_int, default=16, metavar="N",
+                   help="paged form: at each point a policy would cut, compare its top k with the attention "
+                        "of the next N decode steps of a full-cache run (default 16)")
+    p.add_argument("--agreement-plot", default=None, metavar="PNG",
+                   help="also write the agreement figure here (it is always in the output folder)")
     return "sweep"
 
 
@@ -49,10 +55,15 @@ def run(args):
     if out.exists() and not out.is_dir():
         raise ValueError(f"output {out} exists and is not a folder")
     model, tok = open_model(args)
-    check_budgets(model.info, [m.eviction for m in modes])
+    check_budgets(model, [m.eviction for m in modes])
+    if args.agreement_plot:
+        check_output_file(args.agreement_plot)
     res = run_sweep(model, tok, texts, modes, sampling, args.max_new_tokens, args.runs, out,
-                    chat=not args.no_chat_template, bar=progress_bar, title=args.title)
+                    chat=not args.no_chat_template, bar=progress_bar, title=args.title,
+                    agreement_steps=args.agreement_steps, agreement_plot=args.agreement_plot)
     print(rows_table(res["rows"]))
+    if res["note"]:
+        print(res["note"], file=sys.stderr)
     for f in res["files"]:
         print(f"wrote {f}", file=sys.stderr)
     return 0

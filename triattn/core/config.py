@@ -8,9 +8,8 @@ MECHANISMS = {
     "mask": "zeros in attention_mask: exact eviction, cache untouched (saves nothing)",
     "zero": "the model card's K/V zeroing: NOT a true eviction (a zero key still takes softmax mass)",
 }
-# OpenVINO GenAI's score aggregation for the ov-genai policy (its AggregationMode). ADAPTIVE_RKV is left
-# out: it needs its own settings, and with the defaults it aborted the process on CPU ("BlockAllocator
-# leaked blocks").
+# OpenVINO GenAI's score aggregation for the ov-genai policy (its AggregationMode). ADAPTIVE_RKV is a
+# choice of its own (ov-genai-rkv, policies/ov_genai.py): it has its own settings.
 GENAI_AGGREGATIONS = {
     "norm_sum": "attention scores summed over steps, divided by each token's time in the cache (GenAI's default)",
     "sum": "attention scores summed over steps",

@@ -9,7 +9,8 @@ it can do:
 - `teacher_forcing`: whether it can be fed given tokens (the quality measures need it);
 - `reports_prunes`: whether its prune events are observable;
 - `describe(used)`: one line on the settings it really ran (`used` is filled while it runs), or None;
-- `cancel()`: stop the run from another thread (a Stop): its next forward raises errors.Cancelled.
+- `cancel()`: stop the run from another thread (a Stop): its next forward raises errors.Cancelled;
+- `check(model, eviction)` (optional): refuse, before any run, what that runtime cannot run.
 """
 from __future__ import annotations
 
@@ -103,3 +104,10 @@ def runner_for(model, eviction: EvictionConfig, calibration=None, session=None):
 def can_force(eviction: EvictionConfig) -> bool:
     """Whether runs of `eviction` can be teacher-forced (fed given tokens)."""
     return _runner(eviction).teacher_forcing
+
+
+def check_runnable(model, eviction: EvictionConfig) -> None:
+    """Refuse (ValueError) before any run what the runtime that would run `eviction` cannot run."""
+    check = getattr(_runner(eviction), "check", None)
+    if check is not None:
+        check(model, eviction)

@@ -19,6 +19,7 @@ This is the only module that imports openvino_genai.
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -71,27 +72,50 @@ def snapkv_window(prompt_len: int, start_size: int) -> int:
 def map_settings(eviction: EvictionConfig, block: int, prompt_len: int | None = None) -> dict:
     """Our budget / recent window / sink tokens as GenAI's max_cache_size / recent_size / start_size.
 
-    Each is rounded to the nearest multiple of `block` (at least one block); max_cache_size is then
-    raised, if needed, to leave one evictable block between the start and recent areas (GenAI
-    requires max_cache_size > start_size + recent_size). Between steps the cache holds at most
-    max_cache_size + block - 1 tokens; with the next token, a step attends to at most
-    `kv_bound_tokens` = max_cache_size + block, in max_cache_size / block + 1 blocks. With the
-    prompt's length, the SnapKV window it runs with too (`snapkv_window`).
+    Each is rounded to the nearest multiple of `block` (at least one block); KVCrush's blocks
+    (ov-genai-kvcrush) come out of the budget; max_cache_size is then raised, if needed, to leave one
+    evictable block between the start and recent areas (GenAI requires max_cache_size > start_size
+    + recent_size). Between steps the cache holds at most max_cache_size + KVCrush's blocks +
+    block - 1 tokens; with the next token, a step attends to at most `kv_bound_tokens` = that + 1.
+    With the prompt's length, the SnapKV window it runs with too (`snapkv_window`).
     """
+    mode = eviction.policy_object()
     start = to_blocks(eviction.sink_tokens, block)
     recent = to_blocks(eviction.recent_window, block)
-    max_cache = max(to_blocks(eviction.budget, block), start + recent + block)
-    return {"block_size": block, "start_size": start, "recent_size": recent, "max_cache_size": max_cache,
-            "evictable_size": max_cache - start - recent, "aggregation": eviction.genai_aggregation,
-            "apply_rotation": False, "kv_bound_tokens": max_cache + block,
+    crush = mode.kvcrush_blocks * block
+    max_cache = max(to_blocks(eviction.budget, block) - crush, start + recent + block)
+    used = {"block_size": block, "start_size": start, "recent_size": recent, "max_cache_size": max_cache,
+            "evictable_size": max_cache - start - recent,
+            "aggregation": "adaptive_rkv" if mode.adaptive_rkv else eviction.genai_aggregation,
+            "apply_rotation": False, "kv_bound_tokens": max_cache + crush + block,
             "snapkv_window": SNAPKV_WINDOW if prompt_len is None else snapkv_window(prompt_len, start),
             "requested": {"sink_tokens": eviction.sink_tokens, "recent_window": eviction.recent_window,
                           "budget": eviction.budget},
             "not_applied": {"prune_interval": eviction.prune_interval}}
+    if mode.kvcrush_blocks:
+        used["kvcrush"] = {"blocks": mode.kvcrush_blocks, "anchor": mode.anchor, "rng_seed": mode.kvcrush_seed}
+    if mode.adaptive_rkv:
+        used["adaptive_rkv"] = {"attention_mass": mode.attention_mass, "window_size": mode.rkv_window}
+    return used
+
+
+def check_adaptive_rkv(genai_version: str) -> None:
+    """Refuse Adaptive R-KV where GenAI cannot run it: up to 2026.4 its pipeline stops at the first
+    eviction ("Token diversity must be registered before each eviction"), with every setting tried
+    (window, SnapKV window, split prefill, prompts shorter and longer than the cache)."""
+    parts = [int(p) for p in re.findall(r"\d+", genai_version)[:2]]
+    if parts and tuple(parts) <= (2026, 4):
+        shown = ".".join(re.findall(r"\d+", genai_version)[:3])
+        raise ValueError(f"ov-genai-rkv cannot run with OpenVINO GenAI {shown}: its Adaptive "
+                         f"R-KV fails at the first eviction (\"Token diversity must be registered before each "
+                         f"eviction\") whatever the settings; choose ov-genai or ov-genai-kvcrush")
 
 
 def settings(model, eviction: EvictionConfig, prompt_len: int | None = None) -> dict:
-    """What a run of `eviction` on `model` uses: the mapped sizes, device and GenAI version."""
+    """What a run of `eviction` on `model` uses: the mapped sizes, device and GenAI version.
+    Refuses (ValueError) what this GenAI cannot run."""
+    if eviction.policy_object().adaptive_rkv:
+        check_adaptive_rkv(version())
     return {"backend": "openvino_genai.ContinuousBatchingPipeline", "openvino_genai": version(),
             "device": model.device, **map_settings(eviction, block_size(model.device), prompt_len)}
 
@@ -102,19 +126,44 @@ def describe(used: dict) -> str:
     return (f"ov-genai used: start_size {used['start_size']} (sink tokens {req['sink_tokens']}), recent_size "
             f"{used['recent_size']} (recent window {req['recent_window']}), max_cache_size {used['max_cache_size']} "
             f"(budget {req['budget']}), in blocks of {used['block_size']} tokens; aggregation {used['aggregation']}; "
-            f"SnapKV window {used['snapkv_window']}; "
+            f"SnapKV window {used['snapkv_window']}; {_extra(used)}"
             f"whole blocks evicted after a decode step, none during prefill; evictions are not reported")
+
+
+def _extra(used: dict) -> str:
+    """KVCrush's or Adaptive R-KV's settings, when one ran."""
+    if "kvcrush" in used:
+        k = used["kvcrush"]
+        return (f"KVCrush {k['blocks']} block(s) beside max_cache_size, anchor {k['anchor']}, seed {k['rng_seed']}; ")
+    if "adaptive_rkv" in used:
+        a = used["adaptive_rkv"]
+        return f"Adaptive R-KV attention mass {a['attention_mass']}, window {a['window_size']}; "
+    return ""
+
+
+def eviction_config(used: dict):
+    """GenAI's CacheEvictionConfig for the mapped settings, KVCrush's and Adaptive R-KV's included."""
+    import openvino_genai as og
+    modes = {"sum": og.AggregationMode.SUM, "norm_sum": og.AggregationMode.NORM_SUM,
+             "adaptive_rkv": og.AggregationMode.ADAPTIVE_RKV}
+    crush = used.get("kvcrush")
+    kvcrush = og.KVCrushConfig(crush["blocks"], getattr(og.KVCrushAnchorPointMode, crush["anchor"].upper()),
+                               crush["rng_seed"]) if crush else None
+    config = og.CacheEvictionConfig(used["start_size"], used["recent_size"], used["max_cache_size"],
+                                    modes[used["aggregation"]], apply_rotation=used["apply_rotation"],
+                                    snapkv_window_size=used["snapkv_window"], kvcrush_config=kvcrush)
+    if "adaptive_rkv" in used:  # its class is not exported at the package's top level
+        from openvino_genai.py_openvino_genai import AdaptiveRKVConfig
+        a = used["adaptive_rkv"]
+        config.adaptive_rkv_config = AdaptiveRKVConfig(a["attention_mass"], a["window_size"])
+    return config
 
 
 def scheduler_config(used: dict, max_context: int):
     import openvino_genai as og
-    modes = {"sum": og.AggregationMode.SUM, "norm_sum": og.AggregationMode.NORM_SUM}
     sc = og.SchedulerConfig()
     sc.use_cache_eviction = True
-    sc.cache_eviction_config = og.CacheEvictionConfig(used["start_size"], used["recent_size"],
-                                                      used["max_cache_size"], modes[used["aggregation"]],
-                                                      apply_rotation=used["apply_rotation"])
-    sc.cache_eviction_config.snapkv_window_size = used["snapkv_window"]
+    sc.cache_eviction_config = eviction_config(used)
     sc.dynamic_split_fuse = False          # the prompt is prefilled in one step, as in our engine
     sc.max_num_batched_tokens = max_context
     sc.max_num_seqs = 1
@@ -159,7 +208,8 @@ class _Pipeline:
 
 def pipeline(model, used: dict) -> _Pipeline:
     key = (str(Path(model.info.model_dir).resolve()), model.device, model.precision, used["start_size"],
-           used["recent_size"], used["max_cache_size"], used["aggregation"], used["snapkv_window"])
+           used["recent_size"], used["max_cache_size"], used["aggregation"], used["snapkv_window"],
+           str(used.get("kvcrush")), str(used.get("adaptive_rkv")))
     return _pipelines.get(key, lambda: _Pipeline(_compile(model, used)))
 
 

@@ -23,6 +23,12 @@ class GenAIRunner:
     def cancel(self) -> None:
         """Nothing to do: a GenAI step cannot be interrupted; a Stop ends the run after its step."""
 
+    @staticmethod
+    def check(model, eviction: EvictionConfig) -> None:
+        """Refuse what this GenAI cannot run (settings() checks the device and the eviction mode)."""
+        from . import genai
+        genai.settings(model, eviction)
+
     def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
         from . import genai
         return genai.generate(self.model, prompt_ids, self.eviction, sampling, max_new_tokens, used=used, **kw)
@@ -50,8 +56,9 @@ class GenAIRunner:
         """Why its cache held `tokens`, more than the budget: whole blocks, and one more being filled."""
         if not used or tokens <= used["requested"]["budget"]:
             return ""
+        crush = f", plus KVCrush's {used['kvcrush']['blocks']} block(s)" if "kvcrush" in used else ""
         return (f"whole blocks of {used['block_size']}: the budget of {used['requested']['budget']} as a cache of "
-                f"{used['max_cache_size']}, plus the block being filled")
+                f"{used['max_cache_size']}{crush}, plus the block being filled")
 
 
 def _query_model(model_dir, device, precision):

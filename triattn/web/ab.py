@@ -19,7 +19,7 @@ from ..core.interleave import interleave
 from ..core.metrics import PairFigures, RunMetrics, pair_figures, peak_rss_mb, reset_peak_rss, trim_heap
 from ..policies import get_policy
 from ..core.quality import Divergence, Quality, compare, first_divergence, teacher_forced
-from ..core.runner import runner_for
+from ..core.runner import check_runnable, runner_for
 from ..core.runs import RunResult, stream_run
 from ..core.stats import speed_verdict
 from ..core.tables import BASELINE, DIVERGENCE, PRUNED, describe_divergence, metrics_table, quality_columns
@@ -48,6 +48,7 @@ class Pair:
                  max_new_tokens: int, pruned_first: bool = False, own_peak: bool = False):
         check_max_new_tokens(max_new_tokens)
         check_request(model.info, len(prompt_ids), eviction, max_new_tokens)
+        check_runnable(model, eviction)  # before the baseline runs: a choice its runtime refuses loses nothing
         # Calibration (or its absence) is settled here, before either run starts.
         self.calibration = get_policy(eviction.policy).prepare(model.info.model_dir) if eviction.prunes else None
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)

@@ -20,7 +20,7 @@ from ..core.engine import check_request
 from ..core.interleave import rotate
 from ..core.metrics import pair_figures, peak_rss_mb, reset_peak_rss, trim_heap
 from ..core.quality import compare, first_divergence, teacher_forced, token_agreement
-from ..core.runner import runner_for
+from ..core.runner import check_runnable, runner_for
 from ..core.runs import RunResult, stream_run
 from ..core.tables import BASELINE, Standing, describe_divergence, ranked
 from ..policies import get_policy
@@ -60,6 +60,7 @@ class Arena:
         check_max_new_tokens(max_new_tokens)
         for e in evictions:
             check_request(model.info, len(prompt_ids), e, max_new_tokens)
+            check_runnable(model, e)  # one choice its runtime refuses stops the arena before any run
         self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
         # Calibration is settled before any run starts, once per policy.
         self.calibrations = {e.policy: get_policy(e.policy).prepare(model.info.model_dir) for e in evictions}
