@@ -242,7 +242,7 @@ def test_a_model_the_paged_form_refuses_runs_stateful_saying_why(llama_dir, tmp_
 
     def refuse(model, info, cache_type, scores):
         raise ModelError(f"{PAGED_REFUSAL}: no PagedAttention for this graph")
-    monkeypatch.setattr(paged, "_transform", refuse)
+    monkeypatch.setattr(paged, "transform", refuse)
     model_dir = tmp_path / "m"
     shutil.copytree(llama_dir, model_dir, ignore=shutil.ignore_patterns("pytorch"))
     model = load_model(model_dir, "CPU", "f32", form="paged")

@@ -24,13 +24,13 @@ import numpy as np
 
 from ..errors import Cancelled, ModelError, reason, runtime_failure
 from .info import read_info, read_ir, resolve_device
-from .pool import BLOCK, BlockPool
+from .pagedgraph import PAGED_REFUSAL, transform
+from .pool import BlockPool
 from .settings import AUTO, PRECISIONS, model_precision
 
-__all__ = ["PagedModel", "PagedSession"]
+__all__ = ["PAGED_REFUSAL", "PagedModel", "PagedSession"]
 
 
-PAGED_REFUSAL = "the model does not take OpenVINO's paged form"  # how model.load_model tells a fallback
 
 
 # Cache element type -> pool dtype. bf16 is kept as its bits in uint16 (NumPy has no bfloat16).
@@ -73,7 +73,7 @@ class PagedModel:
         """The transformed export compiled: with `scores`, each layer also outputs the attention its
         cached tokens received. Computing them cost about 8% of a decode step at 2,000 tokens on
         the default model, so a run that reads no attention runs the form without them."""
-        model = _transform(read_ir(self._core, self.info.model_dir), self.info, self._cache_type, scores)
+        model = transform(read_ir(self._core, self.info.model_dir), self.info, self._cache_type, scores)
         cfg = {"PERFORMANCE_HINT": "LATENCY", **PRECISIONS[self.precision], "KV_CACHE_PRECISION": self._cache_type}
         try:
             return self._core.compile_model(model, self.device, cfg)
@@ -118,54 +118,6 @@ def _default_precision(core, device: str) -> str:
     except (RuntimeError, AttributeError):
         return "f16"
     return hint if hint in POOL_DTYPES else "f16"
-
-
-def _transform(model, info, cache_type: str, scores: bool):
-    """The PagedAttention form with its caches typed [blocks, kv_heads, BLOCK, head_dim] and logits
-    for the last token only; a ModelError when the export does not take it (the stateful form then
-    runs)."""
-    import openvino as ov
-    from openvino._offline_transformations import paged_attention_transformation
-    try:
-        paged_attention_transformation(model, use_block_indices_inputs=True, use_score_outputs=scores,
-                                       allow_score_aggregation=scores)
-    except RuntimeError as e:
-        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
-    names = {i.get_any_name(): i for i in model.inputs}
-    want = [f"{kind}_cache.{i}" for i in range(info.n_layers) for kind in ("key", "value")]
-    if any(n not in names for n in want + ["past_lens", "block_indices.0"]):
-        raise ModelError(f"{PAGED_REFUSAL} (no per-layer caches after it)")
-    shape = ov.PartialShape([-1, info.kv_heads, BLOCK, info.head_dim])
-    for n in want:
-        p = names[n].get_node()
-        p.set_element_type(getattr(ov.Type, cache_type))
-        p.set_partial_shape(shape)
-    _last_logits_only(model)
-    try:
-        model.validate_nodes_and_infer_types()
-    except RuntimeError as e:
-        raise ModelError(f"{PAGED_REFUSAL}: {reason(e)}") from None
-    return model
-
-
-def _last_logits_only(model):
-    """Feed the vocabulary projection the last token's hidden state only, as GenAI does before its
-    sampler: our loop reads the last logits alone, and the projection of every prompt token took
-    about 10% of a 2,000-token prefill on the default model. In the paged form tokens run along
-    axis 0 ([tokens, 1, hidden]). A graph of another shape keeps every token's logits."""
-    import openvino.opset13 as ops
-    out = next((o for o in model.outputs if "logits" in o.get_names()), None)
-    node = out.get_node().input_value(0).get_node() if out is not None else None
-    while node is not None and node.get_type_name() in ("Convert", "Multiply", "Divide", "Tanh"):  # softcaps, casts
-        node = node.input_value(0).get_node()
-    if node is None or node.get_type_name() != "MatMul":
-        return
-    hidden = node.input_value(0)
-    rank = hidden.get_partial_shape().rank
-    if not rank.is_static or rank.get_length() != 3:
-        return
-    last = ops.slice(hidden, np.array([-1]), np.array([np.iinfo(np.int64).max]), np.array([1]), np.array([0]))
-    node.input(0).replace_source_output(last.output(0))
 
 
 class PagedSession:
