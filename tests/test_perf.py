@@ -138,8 +138,8 @@ def test_a_child_process_reports_its_own_peak_not_its_parents():
 
 
 def test_perf_from_the_saved_file_prints_every_figure_with_its_runs(cli):
-    """The shipped perf.json kept 2 runs a mode: every figure says so, none is called met."""
-    r = cli("perf", "--from", "assets/perf.json", timeout=120)
+    """The stateful form's saved perf run kept 2 runs a mode: every figure says so, none is called met."""
+    r = cli("perf", "--from", "docs/data/perf-stateful-2runs.json", timeout=120)
     assert r.returncode == 0, r.stderr
     assert "out of memory" not in r.stdout and "killed (signal 9)" in r.stdout
     assert not re.search(r"\|\s+met\s+\|", r.stdout) and "not shown: 2 runs (at least 5)" in r.stdout
