@@ -75,7 +75,7 @@ def test_a_long_prompt_says_what_the_cache_held_while_decoding(page):
 
 def test_ov_genai_shows_the_sizes_it_used_and_no_evictions(page):
     page.locator("#policy input").click()
-    page.get_by_role("option", name=re.compile(r"^ov-genai")).click()
+    page.get_by_role("option", name=re.compile(r"^ov-genai — ")).click()
     set_field(page, "max-new-tokens", 60)
     status = _generate(page)
     label = page.locator("#pruned-output").inner_text()
