@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Policy, register_variant
+from .base import Policy, check_whole, register_variant
 
 
 def max_pool(x: np.ndarray, kernel: int) -> np.ndarray:
@@ -50,10 +50,6 @@ def block_mean(x: np.ndarray, block: int) -> np.ndarray:
     return np.repeat(means, block, axis=-1)[..., :n]
 
 
-def _whole(name: str, value, low: int = 1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-
 
 @dataclass(frozen=True)
 class AttentionPolicy(Policy):
@@ -67,9 +63,9 @@ class AttentionPolicy(Policy):
     options = ("window", "kernel", "block")  # a run's --policy-option window=N, kernel=N, block=N
 
     def __post_init__(self):
-        _whole("window", self.window, 0)
-        _whole("kernel", self.kernel)
-        _whole("block", self.block)
+        check_whole("window", self.window, 0)
+        check_whole("kernel", self.kernel)
+        check_whole("block", self.block)
 
     def prefill_window(self, piece: int) -> int:
         return piece if self.window == 0 else min(self.window, piece)

@@ -71,6 +71,12 @@ class Runtime:
         return None
 
 
+def check_whole(name: str, value, low: int = 1) -> None:
+    """A policy setting that must be a whole number of at least `low` (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+
+
 def register(cls):
     _REGISTRY[cls.name] = cls()
     return cls

@@ -19,14 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Runtime, register_variant
+from .base import Runtime, check_whole, register_variant
 
 KVCRUSH_ANCHORS = ("random", "zeros", "ones", "mean", "alternating")  # GenAI's KVCrushAnchorPointMode
 
-
-def _whole(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,9 +40,9 @@ class OvGenAI(Runtime):
     mechanism = "blocks"
 
     def __post_init__(self):
-        _whole("kvcrush_blocks", self.kvcrush_blocks, 0)
-        _whole("kvcrush_seed", self.kvcrush_seed, 0)
-        _whole("rkv_window", self.rkv_window, 1)
+        check_whole("kvcrush_blocks", self.kvcrush_blocks, 0)
+        check_whole("kvcrush_seed", self.kvcrush_seed, 0)
+        check_whole("rkv_window", self.rkv_window, 1)
         if self.anchor not in KVCRUSH_ANCHORS:
             raise ValueError(f"unknown KVCrush anchor {self.anchor!r}; choose one of {', '.join(KVCRUSH_ANCHORS)}")
         mass = self.attention_mass
