@@ -50,7 +50,6 @@ def block_mean(x: np.ndarray, block: int) -> np.ndarray:
     return np.repeat(means, block, axis=-1)[..., :n]
 
 
-
 @dataclass(frozen=True)
 class AttentionPolicy(Policy):
     name: str = ""

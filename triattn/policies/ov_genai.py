@@ -24,7 +24,6 @@ from .base import Runtime, check_whole, register_variant
 KVCRUSH_ANCHORS = ("random", "zeros", "ones", "mean", "alternating")  # GenAI's KVCrushAnchorPointMode
 
 
-
 @dataclass(frozen=True)
 class OvGenAI(Runtime):
     name: str = "ov-genai"
