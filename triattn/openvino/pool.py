@@ -56,8 +56,9 @@ class BlockPool:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of every block allocated (keys and values, all layers), used or free."""
-        return sum(a.nbytes for a in self.keys + self.values)
+        """Bytes of every block allocated (keys and values, all layers), used or free. (Every layer
+        holds as many blocks: read per step, so not summed over the arrays.)"""
+        return self.capacity * self.block_bytes
 
     def take_peak_bytes(self) -> int:
         """The most bytes the pool held since the last call (or `clear`); counting starts afresh."""
