@@ -124,6 +124,26 @@ def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch)
     assert table["baseline"][2] == "killed by the system (out of memory)"
 
 
+def test_baselines_read_in_pieces_when_asked(monkeypatch):
+    """--baseline-chunk: both baselines read their prompt in pieces (the same cache, one piece's
+    working memory); the pruned runs are as before, and the section's title says so."""
+    from triattn.bench import longctx, perfreport
+    jobs = []
+
+    def fake_probe(job):
+        jobs.append((job["tokens"], job["eviction"]["policy"], job["eviction"].get("prefill_chunk")))
+        return {"ttft_s": 1.0, "tpot_ms": 10.0, "tokens": [1, 2], "kv_after_prefill": 63, "loaded_mb": 500.0,
+                "peak_mb": 900.0, **({"nll": 2.0} if job["forced"] or job["own_nll"] else {})}
+
+    monkeypatch.setattr(longctx, "probe", fake_probe)
+    setup = longctx.LongSetup(context=1000, budget=64, chunk=128, recent_window=16, policy="knorm", baseline_chunk=128)
+    setup.check()
+    longctx.measure("m", setup, runs=2, form="paged")
+    assert sorted(set(jobs)) == [(64, "none", 128), (1000, "knorm", 0), (1000, "knorm", 128), (1000, "none", 128)]
+    assert "pieces of 128 (the baselines too)" in perfreport.long_title("m", setup.__dict__, 2)
+    assert "baselines" not in perfreport.long_title("m", {**setup.__dict__, "baseline_chunk": 0}, 2)
+
+
 def test_a_child_process_reports_its_own_peak_not_its_parents():
     """ru_maxrss survives fork and exec: a small probe started by a large process would report the
     parent's size. peak_rss_mb reads the process's own high-water mark."""

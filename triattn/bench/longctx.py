@@ -3,7 +3,9 @@ run that reads it in pieces, cutting its cache to the budget before each (engine
 prefill), each run in a process of its own (probe.py) so that every mode's peak RSS is its own.
 
 Modes, at `context` tokens of the shipped text unless said:
-- baseline: the whole prompt in one forward, the full cache;
+- baseline: the whole prompt in one forward, the full cache (with `baseline_chunk`, in pieces of
+  that many tokens: the same cache, and the memory of one piece's forward instead of the whole
+  prompt's, which a model whose forward needs more than the machine holds must take);
 - chunked: the pruned policy, the prompt read `chunk` tokens at a time, cut before each piece;
 - whole then cut: the pruned policy, the prompt in one forward, cut once after it (the quality
   reference for chunked; its TTFT and peak are the baseline's plus the cut); measured in run 0 only;
@@ -35,6 +37,7 @@ class LongSetup:
     sink_tokens: int = 4
     max_new_tokens: int = 32
     policy: str = "triattention"
+    baseline_chunk: int = 0  # 0: the baselines read their prompt in one forward
 
     def check(self) -> None:
         """Refuse settings no mode can run, before any run starts (a ValueError for the user)."""
@@ -49,10 +52,11 @@ class LongSetup:
         """name -> (prompt tokens, eviction settings, timed every run)."""
         pruned = dict(policy=self.policy, budget=self.budget, recent_window=self.recent_window,
                       sink_tokens=self.sink_tokens)
-        return {"baseline": (self.context, {"policy": "none"}, True),
+        base = {"policy": "none", **({"prefill_chunk": self.baseline_chunk} if self.baseline_chunk else {})}
+        return {"baseline": (self.context, base, True),
                 "chunked": (self.context, {**pruned, "prefill_chunk": self.chunk}, True),
                 "whole then cut": (self.context, {**pruned, "prefill_chunk": 0}, False),
-                "baseline at budget": (self.budget, {"policy": "none"}, True)}
+                "baseline at budget": (self.budget, base, True)}
 
 
 def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto", progress=None,

@@ -37,6 +37,10 @@ def add_parser(sub):
     p.add_argument("--budget", type=positive_int, default=2048, help="pruned runs' KV budget (default 2048)")
     p.add_argument("--chunk", type=positive_int, default=DEFAULT_PREFILL_CHUNK,
                    help=f"prefill piece in tokens (default {DEFAULT_PREFILL_CHUNK}, the pruned runs' default)")
+    p.add_argument("--baseline-chunk", type=int, default=0, metavar="N",
+                   help="read the long-context baselines in pieces of N tokens too (default 0: in one forward); "
+                        "the same cache, with one piece's working memory, for a model whose whole-prompt "
+                        "forward does not fit the machine")
     p.add_argument("--recent-window", type=positive_int, default=128,
                    help="newest tokens pruned runs always keep (default 128)")
     p.add_argument("--policy", default="triattention", help="the pruning policy (default triattention)")
@@ -88,7 +92,7 @@ def _measure(args) -> dict:
             raise ValueError(f"{d} holds {read_info(d).max_context} positions, fewer than --context "
                              f"{args.context} + {args.max_new_tokens} new tokens")
     base = dict(budget=args.budget, chunk=args.chunk, policy=args.policy, max_new_tokens=args.max_new_tokens,
-                recent_window=args.recent_window)
+                recent_window=args.recent_window, baseline_chunk=args.baseline_chunk)
     setups = {d: longctx.LongSetup(context=args.context, **base) for d in args.long_model}
     if args.real_dims:
         setups.update({(args.real_dims, n): longctx.LongSetup(context=n, **{**base, "budget": min(args.budget, n // 2)})
