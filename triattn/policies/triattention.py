@@ -43,7 +43,7 @@ from ..core.rope import layer_ropes
 from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
-BLOCK = 1024  # tokens scored at a time
+BLOCK = 512  # tokens scored at a time
 _TABLES: dict = {}
 
 
@@ -85,45 +85,87 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None) -> np.ndarray:
-    """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
-    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached."""
-    n_layers, kv_heads, length, dim = keys.shape
+def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim: int):
+    """Per layer and KV head, the GEMM operands [layers, kv, head_dim, group] (one column per query
+    head): the trigonometric weights [Re c; Im c], and the norm weights (E|q_f| - |E[q_f]|) / s in
+    rows 0..F-1 of a head_dim-row matrix whose other rows are zero (see _layer_raw)."""
     q_mean, q_abs = calibration.q_mean, calibration.q_abs_mean
-    if q_mean.shape[0] != n_layers or q_mean.shape[2] != dim // 2 or q_mean.shape[1] % kv_heads:
-        raise ValueError(f"calibration for {q_mean.shape[0]} layers x {q_mean.shape[1]} query heads x "
-                         f"{q_mean.shape[2]} bands does not fit keys of shape {keys.shape}")
-    layers = np.arange(n_layers) if layers is None else np.asarray(layers)
-    heads, half = q_mean.shape[1], dim // 2
+    n_layers, heads, half = q_mean.shape
     group = heads // kv_heads  # query head h reads KV head h // group
     # c_f = E[q_f] M_f e^{i w_f t} / s in float64 (t w_f reaches 1e5 rad), then float32 weights
     turn = tables.m * np.exp(1j * tables.inv_freq * float(query_position)) * tables.inv_scale[:, None]
     c = q_mean * turn[:, None, :]
-    w_trig = np.concatenate([c.real, c.imag], axis=-1).astype(np.float32)          # [layers, H, D]
-    w_norm = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).astype(np.float32)
-    out = np.empty((len(layers), kv_heads, group, length), np.float32)
+    trig = np.concatenate([c.real, c.imag], axis=-1).reshape(n_layers, kv_heads, group, dim)
+    norm = np.zeros((n_layers, kv_heads, group, dim))
+    norm[..., :half] = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).reshape(n_layers, kv_heads, group, half)
+    return tuple(np.ascontiguousarray(w.transpose(0, 1, 3, 2), np.float32) for w in (trig, norm))
+
+
+def _layer_raw(keys, w_trig, w_norm, out):
+    """One layer's raw scores into `out` [kv, group, L] from its keys [kv, L, head_dim], a block of
+    tokens at a time (the temporaries stay in cache).
+
+    Why this shape: keys [B, head_dim] times weights [head_dim, group] is several times faster than
+    the transposed product (a GEMM with 8 rows); and the band magnitudes |k_f| = sqrt(k_f^2 +
+    k_{f+F}^2) are taken on the flat block shifted by F, contiguous ops at full SIMD speed: entry
+    t*head_dim + f (f < F) is the band's, the other half is finite filler that the norm weights'
+    zero rows drop (numpy's per-row loops over the 32-wide halves cost twice as much)."""
+    kv, length, dim = keys.shape
+    half, group = dim // 2, w_trig.shape[-1]
+    block = min(length, BLOCK)
+    flat = np.empty((2, kv * block * dim), np.float32)
+    s, s2 = np.empty((2, kv, block, group), np.float32)
+    for a in range(0, length, block):
+        k = keys[:, a:a + block]
+        b = k.shape[1]
+        sq, mag = flat[0, :kv * b * dim], flat[1, :kv * b * dim]
+        np.square(k, out=sq.reshape(kv, b, dim))
+        np.add(sq[:-half], sq[half:], out=mag[:-half])
+        mag[-half:] = 0.0
+        np.sqrt(mag, out=mag)
+        np.matmul(k, w_trig, out=s[:, :b])
+        np.matmul(mag.reshape(kv, b, dim), w_norm, out=s2[:, :b])
+        s[:, :b] += s2[:, :b]
+        out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
+
+
+def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None) -> np.ndarray:
+    """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
+    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached."""
+    n_layers, kv_heads, length, dim = keys.shape
+    _check(calibration, keys.shape)
+    layers = np.arange(n_layers) if layers is None else np.asarray(layers)
+    w_trig, w_norm = _weights(calibration, tables, query_position, kv_heads, dim)
+    out = np.empty((len(layers), kv_heads, w_trig.shape[-1], length), np.float32)
     for j, i in enumerate(layers):
-        for a in range(0, length, BLOCK):  # blocks of tokens: the temporaries stay in cache
-            k = keys[i, :, a:a + BLOCK]                                              # [kv, B, D]
-            sq = np.square(k)
-            mag = sq[..., :half]
-            mag += sq[..., half:]
-            np.sqrt(mag, out=mag)                                                    # |k_rot_f|
-            s = w_trig[i].reshape(kv_heads, group, dim) @ k.transpose(0, 2, 1)      # [kv, group, B]
-            s += w_norm[i].reshape(kv_heads, group, half) @ mag.transpose(0, 2, 1)
-            out[j, :, :, a:a + BLOCK] = s
-    return out.reshape(len(layers), heads, length)
+        _layer_raw(keys[i], w_trig[i], w_norm[i], out[j])
+    return out.reshape(len(layers), -1, length)
 
 
-def standardise(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
-    """z-score each head's row [..., heads, L] over the `scored` slots (broadcastable mask, or None)."""
-    if scored is None or scored.all():
-        mu, sd = raw.mean(axis=-1, keepdims=True), raw.std(axis=-1, keepdims=True)
-    else:  # dead (mask/zero) or pinned slots would drag the statistics: leave them out
-        n = np.maximum(scored.sum(axis=-1, keepdims=True), 1)
-        mu = np.where(scored, raw, 0).sum(axis=-1, keepdims=True) / n
-        sd = np.sqrt(np.where(scored, np.square(raw - mu), 0).sum(axis=-1, keepdims=True) / n)
-    return (raw - mu) / np.maximum(sd, 1e-6)
+def _check(calibration, shape):
+    n_layers, kv_heads, _, dim = shape
+    q = calibration.q_mean.shape
+    if q[0] != n_layers or q[2] != dim // 2 or q[1] % kv_heads:
+        raise ValueError(f"calibration for {q[0]} layers x {q[1]} query heads x {q[2]} bands does not fit "
+                         f"keys of shape {tuple(shape)}")
+
+
+def group_max_z(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
+    """raw [kv, group, L] of one layer, z-scored in place per query head over the `scored` slots
+    ([L] or [kv, L] bool, or None: all), then the max over each KV head's group: [kv, L].
+
+    The sums are matrix-vector products with the 0/1 mask (dead or pinned slots would drag the
+    statistics: they count for nothing); the mean is taken twice, the second time of the centred
+    scores, so that float32 sums over thousands of tokens lose nothing to a large common offset."""
+    kv, group, length = raw.shape
+    weights = np.ones((1, length, 1), np.float32) if scored is None else \
+        scored.reshape(-1, length, 1).astype(np.float32)
+    n = np.maximum(weights.sum(axis=1, keepdims=True), 1)                      # [kv or 1, 1, 1]
+    for _ in range(2):
+        raw -= (raw @ weights) / n
+    sd = np.sqrt((np.square(raw) @ weights) / n)
+    raw *= 1 / np.maximum(sd, 1e-6)
+    return raw.max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -147,16 +189,17 @@ class TriAttention(Policy):
     def score(self, keys, positions, ctx):
         if ctx.calibration is None:
             raise ValueError("the triattention policy needs calibration (policy.prepare(model_dir))")
-        n_layers, kv_heads, length, _ = keys.shape
+        n_layers, kv_heads, length, dim = keys.shape
+        _check(ctx.calibration, keys.shape)
         layers = np.arange(n_layers) if ctx.layers is None else np.flatnonzero(ctx.layers)
         tables = rope_tables(ctx.model_config, n_layers, self.offset_max)
+        w_trig, w_norm = _weights(ctx.calibration, tables, ctx.query_position, kv_heads, dim)
+        raw = np.empty((kv_heads, w_trig.shape[-1], length), np.float32)  # one layer's, reused
+        z = np.empty((len(layers), kv_heads, length), np.float32)
         with one_blas_thread():
-            raw = head_scores(keys, ctx.query_position, ctx.calibration, tables, layers)
-        group = raw.shape[1] // kv_heads
-        scored = None if ctx.scored is None else ctx.scored[layers]
-        if scored is not None:  # one mask row per query head
-            scored = np.repeat(scored, group, axis=1) if self.per_kv_head else scored[:, None, :]
-        z = standardise(raw, scored).reshape(len(layers), kv_heads, group, length).max(axis=2)
+            for j, i in enumerate(layers):  # a layer at a time: its raw scores stay in cache
+                _layer_raw(keys[i], w_trig[i], w_norm[i], raw)
+                z[j] = group_max_z(raw, None if ctx.scored is None else ctx.scored[i])
         if self.per_kv_head:
             return self._per_kv_head(z, positions, layers, n_layers)
         out = np.zeros((n_layers, length), np.float32)
