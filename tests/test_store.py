@@ -81,3 +81,24 @@ def test_per_head_compaction_keeps_a_set_per_kv_head():
     np.testing.assert_array_equal(values, -keys)
     s.append(np.array([25]), np.zeros((1, 2, 1, 3), np.float32), np.zeros((1, 2, 1, 3), np.float32))
     assert s.positions.tolist() == [[[20, 23, 25], [21, 22, 25]]]
+
+
+def test_keys_of_some_layers_only():
+    """keep_keys a layer mask: layer 1's keys follow appends, growth, compaction (in place, and
+    copying) and the shrink after it exactly as a store keeping every layer's; layer 0 reads zeros."""
+    full = TokenStore(2, 2, 3, keep_keys=True, capacity=2)
+    part = TokenStore(2, 2, 3, keep_keys=np.array([False, True]), capacity=2)
+    keys = np.random.default_rng(0).normal(size=(2, 2, 300, 3)).astype(np.float32)
+    for s in (full, part):
+        s.append(np.arange(300), keys)  # grows from 2
+    keep = np.zeros((2, 300), bool)
+    keep[:, ::7] = True
+    for s in (full, part):
+        s.compact(keep, copies=False)  # 43 of 300: the buffer shrinks
+    assert part.n == full.n == 43 and part.keys.shape == full.keys.shape
+    np.testing.assert_array_equal(part.keys[1], full.keys[1])
+    assert not part.keys[0].any()
+    keys, _ = part.compact(np.ones((2, 43), bool) & (np.arange(43) % 2 == 0))
+    assert not keys[0].any() and not part.keys[0].any()
+    np.testing.assert_array_equal(keys[1], full.keys[1, :, ::2])
+    assert TokenStore(2, 1, 1, keep_keys=np.array([False, True]), keep_values=True).key_layers.tolist() == [0, 1]

@@ -9,6 +9,12 @@ in the steady state.
 With `per_head=True` every KV head of a layer is a lane of its own: compaction may keep a different
 set of tokens per KV head (each keeps the same count, so one all-ones attention mask still serves
 every layer), and positions and liveness are [layers, kv_heads, L] instead of [layers, L].
+
+Keys may be kept for some layers only (`keep_keys` a [layers] mask): a run without a mirror keeps
+them for the policy alone, and layers whose choice does not follow scores (sliding-window layers
+under compaction keep their newest tokens) need none. The other layers read as zeros and are
+never written or moved: their pages are never touched, and a compaction moves half the bytes
+on gpt-oss.
 """
 from __future__ import annotations
 
@@ -22,8 +28,10 @@ def _widen(a: np.ndarray, axis: int, size: int) -> np.ndarray:
 
 
 class TokenStore:
-    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys: bool, keep_values: bool = False,
+    def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys, keep_values: bool = False,
                  capacity: int = 256, per_head: bool = False):
+        """keep_keys: True (every layer), False, or a [layers] bool mask of the layers whose keys
+        are kept (a mirror, keep_values, keeps every layer's)."""
         self.n = 0
         self.live = 0  # live slots per lane (every lane holds the same number)
         self.per_head = per_head
@@ -31,7 +39,9 @@ class TokenStore:
         self._pos = np.zeros((n_layers, lanes, capacity), np.int64)
         self._alive = np.zeros((n_layers, lanes, capacity), bool)
         shape = (n_layers, kv_heads, capacity, head_dim)
-        self._keys = np.zeros(shape, np.float32) if keep_keys or keep_values else None
+        mask = np.broadcast_to(np.asarray(keep_keys, bool), (n_layers,))
+        self.key_layers = np.arange(n_layers) if keep_values else np.flatnonzero(mask)
+        self._keys = np.zeros(shape, np.float32) if self.key_layers.size else None
         self._values = np.zeros(shape, np.float32) if keep_values else None
 
     def _grow(self, need: int):
@@ -41,7 +51,7 @@ class TokenStore:
         new = max(need, 2 * cap)
         self._pos, self._alive = _widen(self._pos, 2, new), _widen(self._alive, 2, new)
         if self._keys is not None:
-            self._keys = _widen(self._keys, 2, new)
+            self._keys = self._copy_keys(new)
         if self._values is not None:
             self._values = _widen(self._values, 2, new)
 
@@ -51,8 +61,8 @@ class TokenStore:
         self._grow(self.n + t)
         self._pos[:, :, self.n:self.n + t] = positions
         self._alive[:, :, self.n:self.n + t] = True
-        if self._keys is not None:
-            self._keys[:, :, self.n:self.n + t] = keys
+        for layer in () if self._keys is None else self.key_layers:
+            self._keys[layer, :, self.n:self.n + t] = keys[layer]
         if self._values is not None:
             self._values[:, :, self.n:self.n + t] = values
         self.n += t
@@ -97,40 +107,48 @@ class TokenStore:
         self._pos[:, :, :k] = np.take_along_axis(self._pos[:, :, :self.n], idx, 2)
         self._alive[:, :, :k] = True
         self._alive[:, :, k:] = False
-        kept = [None if buf is None else self._gather(buf, idx, copies) for buf in (self._keys, self._values)]
+        kept = [None if buf is None else self._gather(buf, idx, copies, self.key_layers)
+                for buf in (self._keys, self._values)]
         self.n = self.live = k
         if self._pos.shape[2] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
         return kept[0], kept[1]
 
     @staticmethod
-    def _gather(buf: np.ndarray, idx: np.ndarray, copies: bool = True) -> np.ndarray | None:
+    def _gather(buf: np.ndarray, idx: np.ndarray, copies: bool = True, layers=None) -> np.ndarray | None:
         """Kept slots of `buf` [layers, kv_heads, cap, D] by `idx` [layers, lanes, k], into a new
         array that the buffer's head is then set from (copies), or through one layer's scratch in
         place (not copies; returns None). mode="clip": the indices are valid, and the default mode
-        buffers the output (twice the time)."""
+        buffers the output (twice the time). Only `layers` move (all if None)."""
         k = idx.shape[2]
-        out = np.empty(buf.shape[:2] + (k, buf.shape[3]), buf.dtype) if copies else None
+        layers = range(buf.shape[0]) if layers is None else layers
+        out = np.zeros(buf.shape[:2] + (k, buf.shape[3]), buf.dtype) if copies else None
         scratch = None if copies else np.empty(buf.shape[1:2] + (k, buf.shape[3]), buf.dtype)
-        for layer in range(buf.shape[0]):
+        for layer in layers:
             dest = out[layer] if copies else scratch
             if idx.shape[1] == 1:
                 np.take(buf[layer], idx[layer, 0], axis=1, out=dest, mode="clip")
             else:
                 for head in range(buf.shape[1]):
                     np.take(buf[layer, head], idx[layer, head], axis=0, out=dest[head], mode="clip")
-            if not copies:
-                buf[layer, :, :k] = scratch
-        if copies:
-            buf[:, :, :k] = out
+            buf[layer, :, :k] = dest
         return out
 
     def _shrink(self, cap: int):
         self._pos, self._alive = self._pos[:, :, :cap].copy(), self._alive[:, :, :cap].copy()
         if self._keys is not None:
-            self._keys = self._keys[:, :, :cap].copy()
+            self._keys = self._copy_keys(cap)
         if self._values is not None:
             self._values = self._values[:, :, :cap].copy()
+
+    def _copy_keys(self, cap: int) -> np.ndarray:
+        """The key buffer at `cap` slots, copied layer by layer where keys are kept (the rest stay
+        untouched zeros)."""
+        new = np.zeros(self._keys.shape[:2] + (cap,) + self._keys.shape[3:], np.float32)
+        n = min(cap, self._keys.shape[2])
+        for layer in self.key_layers:
+            new[layer, :, :n] = self._keys[layer, :, :n]
+        return new
 
     def mark(self, keep: np.ndarray):
         """Evict without moving slots (mask and zero mechanisms)."""
