@@ -15,6 +15,12 @@ them for the policy alone, and layers whose choice does not follow scores (slidi
 under compaction keep their newest tokens) need none. The other layers read as zeros and are
 never written or moved: their pages are never touched, and a compaction moves half the bytes
 on gpt-oss.
+
+Without a mirror, the keys serve a policy alone, and a policy whose scores do not depend on the
+order of the tokens (`order_free`) may read them in any row order: then a compaction in place
+moves only the kept keys that sit at or past the new length into the rows freed below it,
+O(evicted) rows as the paged pool moves them, instead of shifting every kept key down. `rows`
+says where each slot's key sits; `keys` puts them back in slot order for any other reader.
 """
 from __future__ import annotations
 
@@ -43,6 +49,8 @@ class TokenStore:
         self.key_layers = np.arange(n_layers) if keep_values else np.flatnonzero(mask)
         self._keys = np.zeros(shape, np.float32) if self.key_layers.size else None
         self._values = np.zeros(shape, np.float32) if keep_values else None
+        self._rows = np.broadcast_to(np.arange(capacity), self._pos.shape).copy()  # row of each slot's key
+        self._ordered = True  # rows are the identity
 
     def _grow(self, need: int):
         cap = self._pos.shape[2]
@@ -50,6 +58,7 @@ class TokenStore:
             return
         new = max(need, 2 * cap)
         self._pos, self._alive = _widen(self._pos, 2, new), _widen(self._alive, 2, new)
+        self._rows = np.concatenate([self._rows, np.broadcast_to(np.arange(cap, new), self._rows.shape[:2] + (new - cap,))], 2)
         if self._keys is not None:
             self._keys = self._copy_keys(new)
         if self._values is not None:
@@ -61,6 +70,7 @@ class TokenStore:
         self._grow(self.n + t)
         self._pos[:, :, self.n:self.n + t] = positions
         self._alive[:, :, self.n:self.n + t] = True
+        self._rows[:, :, self.n:self.n + t] = np.arange(self.n, self.n + t)  # rows 0..n-1 are all taken
         for layer in () if self._keys is None else self.key_layers:
             self._keys[layer, :, self.n:self.n + t] = keys[layer]
         if self._values is not None:
@@ -82,7 +92,26 @@ class TokenStore:
 
     @property
     def keys(self) -> np.ndarray | None:
+        """[layers, kv_heads, L, head_dim], slot i's key at i (put back in slot order if moved)."""
+        if self._keys is not None and not self._ordered:
+            for layer in self.key_layers:
+                for lane, heads in self._lane_heads():
+                    self._keys[layer, heads, :self.n] = self._keys[layer, heads][:, self._rows[layer, lane, :self.n]]
+            self._rows[:, :, :self.n] = np.arange(self.n)
+            self._ordered = True
         return None if self._keys is None else self._keys[:, :, :self.n]
+
+    def keys_by_row(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The keys as they sit [layers, kv_heads, L, head_dim], and `rows` shaped like
+        `positions`: slot i's key is at row rows[..., i]; rows None when slot i's key is at i."""
+        keys = None if self._keys is None else self._keys[:, :, :self.n]
+        return keys, None if self._ordered else self._lanes(self._rows[:, :, :self.n])
+
+    def _lane_heads(self):
+        """(lane, the KV heads whose rows it orders): one lane for all heads, or one per head."""
+        if not self.per_head:
+            return [(0, slice(None))]
+        return [(h, slice(h, h + 1)) for h in range(self._pos.shape[1])]
 
     @property
     def values(self) -> np.ndarray | None:
@@ -107,8 +136,14 @@ class TokenStore:
         self._pos[:, :, :k] = np.take_along_axis(self._pos[:, :, :self.n], idx, 2)
         self._alive[:, :, :k] = True
         self._alive[:, :, k:] = False
-        kept = [None if buf is None else self._gather(buf, idx, copies, self.key_layers)
-                for buf in (self._keys, self._values)]
+        if not copies and self._values is None and self._keys is not None:
+            self._fill(keep.reshape(self._pos.shape[:2] + (self.n,)), idx, k)
+            kept = [None, None]
+        else:
+            if not self._ordered:
+                self.keys  # noqa: B018 - back in slot order first
+            kept = [None if buf is None else self._gather(buf, idx, copies, self.key_layers)
+                    for buf in (self._keys, self._values)]
         self.n = self.live = k
         if self._pos.shape[2] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
@@ -134,8 +169,26 @@ class TokenStore:
             buf[layer, :, :k] = dest
         return out
 
+    def _fill(self, keep: np.ndarray, idx: np.ndarray, k: int):
+        """Compact the keys in place by moving the kept ones at rows >= k into the rows below k that
+        evicted keys leave: O(evicted) rows move; `rows` follows."""
+        rows = np.broadcast_to(np.arange(k), idx.shape).copy()  # layers without keys: any order
+        rows[self.key_layers] = np.take_along_axis(self._rows[self.key_layers, :, :self.n], idx[self.key_layers], 2)
+        for layer in self.key_layers:  # rows of the kept slots, in slot order
+            for lane, heads in self._lane_heads():
+                kept = rows[layer, lane]
+                high = kept >= k
+                if high.any():
+                    free = np.setdiff1d(np.arange(k), kept[~high], assume_unique=True)
+                    buf = self._keys[layer, heads]
+                    buf[:, free] = buf[:, kept[high]]
+                    kept[high] = free
+        self._rows[:, :, :k] = rows
+        self._ordered = bool((rows == np.arange(k)).all())
+
     def _shrink(self, cap: int):
         self._pos, self._alive = self._pos[:, :, :cap].copy(), self._alive[:, :, :cap].copy()
+        self._rows = self._rows[:, :, :cap].copy()
         if self._keys is not None:
             self._keys = self._copy_keys(cap)
         if self._values is not None:

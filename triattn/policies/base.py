@@ -41,6 +41,9 @@ class Policy:
     per_kv_head = False
     per_layer_variant: str | None = None  # for messages: the same policy selecting per layer
     reads_attention = False  # scores from the attention the model paid (ScoreContext.attention)
+    # True: a token's score depends on its key and position and on statistics over the whole set,
+    # not on the order the tokens come in; score() may then get them in any order (prune.py).
+    order_free = False
 
     def prefill_window(self, piece: int) -> int:
         """How many of a prompt piece's last queries the attention report sums, for a policy

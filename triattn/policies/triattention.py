@@ -177,6 +177,7 @@ class TriAttention(Policy):
     per_layer_variant: str | None = None  # per KV head: the policy that selects per layer instead
     offset_max: int = PAPER_OFFSET_MAX
     options = ("offset_max",)  # a run's --policy-option offset_max=N
+    order_free = True  # per-token scores, z-scored over the set
 
     def __post_init__(self):
         if isinstance(self.offset_max, bool) or not isinstance(self.offset_max, int) or self.offset_max < 1:
