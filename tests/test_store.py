@@ -1,5 +1,6 @@
 """TokenStore: the host mirror of the cache. Tiny synthetic tensors whose values name their slot."""
 import numpy as np
+import pytest
 
 from triattn.core.store import TokenStore
 
@@ -106,7 +107,7 @@ def test_keys_of_some_layers_only():
 
 def test_in_place_compaction_without_a_mirror_moves_only_keys_past_the_new_length():
     """Keys are 1000*layer + 100*head + position; after rounds of appends and cuts (per layer and
-    per KV head, some layers keyless), each slot's key, read where it sits (keys_by_row) or in slot
+    per KV head, some layers keyless), each slot's key, read where it sits (by_row) or in slot
     order (keys), is its own position's, and every cut moved at most as many rows as it evicted."""
     rng = np.random.default_rng(1)
     for per_head in (False, True):
@@ -122,10 +123,10 @@ def test_in_place_compaction_without_a_mirror_moves_only_keys_past_the_new_lengt
             keep = np.zeros((3, lanes, n), bool)
             for lane in np.ndindex(3, lanes):
                 keep[lane][rng.choice(n, k, replace=False)] = True
-            before, _ = s.keys_by_row()
+            before, _, _ = s.by_row()
             before = before.copy()
             s.compact(keep.reshape(s.positions.shape), copies=False)
-            keys, rows = s.keys_by_row()
+            keys, _, rows = s.by_row()
             assert ((keys != before[:, :, :k]).any(axis=-1).sum(axis=-1) <= n - k).all()  # rows written
             pos = s.positions.reshape(3, lanes, k)
             rows = np.broadcast_to(np.arange(k), pos.shape) if rows is None else rows.reshape(3, lanes, k)
@@ -138,3 +139,27 @@ def test_in_place_compaction_without_a_mirror_moves_only_keys_past_the_new_lengt
                     want = (1000 * layer + 100 * head + pos[layer, head if per_head else 0]) * (layer != 1)
                     np.testing.assert_array_equal(s.keys[layer, head, :, 0], want)
             n = k
+
+
+def test_band_norms_follow_their_keys():
+    """band_norms=True: beside each key, |k_f| = sqrt(k_f^2 + k_{f+2}^2) of its 2 bands (head_dim 4),
+    written out here, through appends, growth and in-place cuts (rows moved), by row and in slot order."""
+    rng = np.random.default_rng(2)
+    s = TokenStore(2, 2, 4, keep_keys=True, capacity=4, band_norms=True)
+    n = 0
+    for _ in range(5):
+        keys = rng.normal(size=(2, 2, 30, 4)).astype(np.float32)
+        s.append(np.arange(n, n + 30), keys)
+        n += 30
+        keep = np.zeros((2, n), bool)
+        for layer in range(2):
+            keep[layer, rng.choice(n, n // 2, replace=False)] = True
+        s.compact(keep, copies=False)
+        n //= 2
+        k, norms, _ = s.by_row()
+        plain = np.sqrt(k[..., 0:2].astype(np.float64) ** 2 + k[..., 2:4] ** 2)
+        np.testing.assert_allclose(norms, plain, rtol=1e-6)
+    assert s.keys.shape == (2, 2, n, 4)
+    np.testing.assert_allclose(s.band_norms, np.hypot(s.keys[..., :2], s.keys[..., 2:]), rtol=1e-6)
+    with pytest.raises(ValueError, match="mirror"):
+        TokenStore(1, 1, 4, keep_keys=True, keep_values=True, band_norms=True)

@@ -112,7 +112,8 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     key_layers = (policy.prunes and policy.needs_keys) & (True if recency is None else ~recency)
     store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, key_layers, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
-                       per_head=policy.prunes and policy.per_kv_head)
+                       per_head=policy.prunes and policy.per_kv_head,
+                       band_norms=policy.prunes and policy.reads_band_norms and not mirror)
     feed = _Feed(session, store, mech, np.ones(prompt.size + limit + 1, np.int64), mirror,
                  policy.prunes and policy.needs_keys, log)
     ceiling = eviction.budget + eviction.prune_interval - 1

@@ -21,6 +21,10 @@ order of the tokens (`order_free`) may read them in any row order: then a compac
 moves only the kept keys that sit at or past the new length into the rows freed below it,
 O(evicted) rows as the paged pool moves them, instead of shifting every kept key down. `rows`
 says where each slot's key sits; `keys` puts them back in slot order for any other reader.
+
+`band_norms=True` keeps beside each key the magnitudes of its RoPE bands, |k_f| = sqrt(k_f^2 +
+k_{f+F}^2) for f < F = head_dim/2, which rotation leaves unchanged: taken once when the key
+arrives instead of at every prune event (TriAttention's norm term reads them).
 """
 from __future__ import annotations
 
@@ -35,9 +39,13 @@ def _widen(a: np.ndarray, axis: int, size: int) -> np.ndarray:
 
 class TokenStore:
     def __init__(self, n_layers: int, kv_heads: int, head_dim: int, keep_keys, keep_values: bool = False,
-                 capacity: int = 256, per_head: bool = False):
+                 capacity: int = 256, per_head: bool = False, band_norms: bool = False):
         """keep_keys: True (every layer), False, or a [layers] bool mask of the layers whose keys
-        are kept (a mirror, keep_values, keeps every layer's)."""
+        are kept (a mirror, keep_values, keeps every layer's). band_norms: not with a mirror (its
+        keys are written to the cache as they are)."""
+        if band_norms and keep_values:
+            raise ValueError("band norms are kept beside keys that serve a policy only, not beside a mirror")
+        self.head_dim = head_dim
         self.n = 0
         self.live = 0  # live slots per lane (every lane holds the same number)
         self.per_head = per_head
@@ -47,7 +55,8 @@ class TokenStore:
         shape = (n_layers, kv_heads, capacity, head_dim)
         mask = np.broadcast_to(np.asarray(keep_keys, bool), (n_layers,))
         self.key_layers = np.arange(n_layers) if keep_values else np.flatnonzero(mask)
-        self._keys = np.zeros(shape, np.float32) if self.key_layers.size else None
+        width = head_dim + (head_dim // 2 if band_norms else 0)  # a key row and its band norms
+        self._keys = np.zeros(shape[:3] + (width,), np.float32) if self.key_layers.size else None
         self._values = np.zeros(shape, np.float32) if keep_values else None
         self._rows = np.broadcast_to(np.arange(capacity), self._pos.shape).copy()  # row of each slot's key
         self._ordered = True  # rows are the identity
@@ -71,8 +80,12 @@ class TokenStore:
         self._pos[:, :, self.n:self.n + t] = positions
         self._alive[:, :, self.n:self.n + t] = True
         self._rows[:, :, self.n:self.n + t] = np.arange(self.n, self.n + t)  # rows 0..n-1 are all taken
+        d, half = self.head_dim, self.head_dim // 2
         for layer in () if self._keys is None else self.key_layers:
-            self._keys[layer, :, self.n:self.n + t] = keys[layer]
+            row = self._keys[layer, :, self.n:self.n + t]
+            row[..., :d] = keys[layer]
+            if row.shape[-1] > d:
+                np.sqrt(np.square(keys[layer, ..., :half]) + np.square(keys[layer, ..., half:]), out=row[..., d:])
         if self._values is not None:
             self._values[:, :, self.n:self.n + t] = values
         self.n += t
@@ -99,13 +112,22 @@ class TokenStore:
                     self._keys[layer, heads, :self.n] = self._keys[layer, heads][:, self._rows[layer, lane, :self.n]]
             self._rows[:, :, :self.n] = np.arange(self.n)
             self._ordered = True
-        return None if self._keys is None else self._keys[:, :, :self.n]
+        return None if self._keys is None else self._keys[:, :, :self.n, :self.head_dim]
 
-    def keys_by_row(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """The keys as they sit [layers, kv_heads, L, head_dim], and `rows` shaped like
+    @property
+    def band_norms(self) -> np.ndarray | None:
+        """[layers, kv_heads, L, head_dim/2] beside `keys` (in slot order), or None if not kept."""
+        keys = self.keys
+        return None if keys is None or self._keys.shape[3] == self.head_dim else self._keys[:, :, :self.n, self.head_dim:]
+
+    def by_row(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """The keys and band norms as they sit, [layers, kv_heads, L, ...], and `rows` shaped like
         `positions`: slot i's key is at row rows[..., i]; rows None when slot i's key is at i."""
-        keys = None if self._keys is None else self._keys[:, :, :self.n]
-        return keys, None if self._ordered else self._lanes(self._rows[:, :, :self.n])
+        if self._keys is None:
+            return None, None, None
+        rows = None if self._ordered else self._lanes(self._rows[:, :, :self.n])
+        norms = None if self._keys.shape[3] == self.head_dim else self._keys[:, :, :self.n, self.head_dim:]
+        return self._keys[:, :, :self.n, :self.head_dim], norms, rows
 
     def _lane_heads(self):
         """(lane, the KV heads whose rows it orders): one lane for all heads, or one per head."""
@@ -144,6 +166,7 @@ class TokenStore:
                 self.keys  # noqa: B018 - back in slot order first
             kept = [None if buf is None else self._gather(buf, idx, copies, self.key_layers)
                     for buf in (self._keys, self._values)]
+            kept[0] = None if kept[0] is None else kept[0][..., :self.head_dim]
         self.n = self.live = k
         if self._pos.shape[2] > 4 * max(k, 64):  # after a long prompt: give the memory back
             self._shrink(2 * max(k, 64))
