@@ -156,7 +156,9 @@ def test_band_norms_follow_their_keys():
             keep[layer, rng.choice(n, n // 2, replace=False)] = True
         s.compact(keep, copies=False)
         n //= 2
-        k, norms, _ = s.by_row()
+        k, rows, _ = s.by_row()
+        np.testing.assert_array_equal(rows[..., :4], k)
+        norms = rows[..., 4:]
         plain = np.sqrt(k[..., 0:2].astype(np.float64) ** 2 + k[..., 2:4] ** 2)
         np.testing.assert_allclose(norms, plain, rtol=1e-6)
     assert s.keys.shape == (2, 2, n, 4)

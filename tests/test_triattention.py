@@ -205,17 +205,19 @@ def test_group_max_z_holds_float64_precision_over_a_large_offset(per_head):
 
 @pytest.mark.parametrize("name", ["triattention", "triattention-head"])
 def test_band_norms_kept_by_the_store_give_the_same_scores(name):
-    """ScoreContext.band_norms (|k_f|, written out here) replace the ones taken from the keys."""
+    """ScoreContext.key_rows (each key followed by its |k_f|, written out here) replace the norms
+    taken from the keys."""
     keys, positions, cal = _random(length=11, group=4)
     positions = np.repeat(positions[:1], 2, axis=0)
     policy = get_policy(name)
     if policy.per_kv_head:
         positions = np.repeat(positions[:, None, :], 2, axis=1)
     norms = np.sqrt(keys[..., :4].astype(np.float64) ** 2 + keys[..., 4:] ** 2).astype(np.float32)
+    rows = np.concatenate([keys, norms], axis=-1)
     cfg = dict(CONFIG, num_attention_heads=8)
-    got = policy.score(keys, positions, ScoreContext(310, model_config=cfg, calibration=cal, band_norms=norms))
+    got = policy.score(rows[..., :8], positions, ScoreContext(310, model_config=cfg, calibration=cal, key_rows=rows))
     want = policy.score(keys, positions, ScoreContext(310, model_config=cfg, calibration=cal))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     rope = from_config(cfg)
-    np.testing.assert_allclose(head_scores(keys, 310, cal, RopeTables.of([rope, rope], 64), band_norms=norms),
+    np.testing.assert_allclose(head_scores(keys, 310, cal, RopeTables.of([rope, rope], 64), key_rows=rows),
                                head_scores(keys, 310, cal, RopeTables.of([rope, rope], 64)), rtol=1e-5, atol=1e-5)

@@ -26,7 +26,7 @@ def choose_keep(store, policy, eviction, ctx, shared: bool, recency: np.ndarray 
 
 
 def _score(store, policy, positions, ctx) -> np.ndarray:
-    keys, ctx.band_norms, rows = store.by_row() if policy.order_free else (store.keys, store.band_norms, None)
+    keys, ctx.key_rows, rows = store.by_row() if policy.order_free else (store.keys, None, None)
     if rows is None:
         return policy.score(keys, positions, ctx)
     slot_of_row = np.empty_like(rows)

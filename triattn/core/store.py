@@ -121,13 +121,14 @@ class TokenStore:
         return None if keys is None or self._keys.shape[3] == self.head_dim else self._keys[:, :, :self.n, self.head_dim:]
 
     def by_row(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-        """The keys and band norms as they sit, [layers, kv_heads, L, ...], and `rows` shaped like
-        `positions`: slot i's key is at row rows[..., i]; rows None when slot i's key is at i."""
+        """The keys as they sit [layers, kv_heads, L, head_dim]; the same rows each followed by its
+        band norms [..., head_dim * 3/2] (None if not kept); and `rows` shaped like `positions`:
+        slot i's key is at row rows[..., i] (None when slot i's key is at i)."""
         if self._keys is None:
             return None, None, None
         rows = None if self._ordered else self._lanes(self._rows[:, :, :self.n])
-        norms = None if self._keys.shape[3] == self.head_dim else self._keys[:, :, :self.n, self.head_dim:]
-        return self._keys[:, :, :self.n, :self.head_dim], norms, rows
+        full = self._keys[:, :, :self.n]
+        return full[..., :self.head_dim], None if full.shape[3] == self.head_dim else full, rows
 
     def _lane_heads(self):
         """(lane, the KV heads whose rows it orders): one lane for all heads, or one per head."""

@@ -101,49 +101,54 @@ def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim
     return tuple(np.ascontiguousarray(w.transpose(0, 1, 3, 2), np.float32) for w in (trig, norm))
 
 
-def _layer_raw(keys, w_trig, w_norm, out, norms=None):
-    """One layer's raw scores into `out` [kv, group, L] from its keys [kv, L, head_dim] (and their
-    band norms [kv, L, head_dim/2] when the store keeps them), a block of tokens at a time (the
-    temporaries stay in cache).
+def _layer_raw(keys, w_trig, w_norm, out, rows=None):
+    """One layer's raw scores into `out` [kv, group, L] from its keys [kv, L, head_dim], a block of
+    tokens at a time (the temporaries stay in cache). `rows` [kv, L, head_dim + F]: the keys each
+    followed by its band norms, as the store keeps them: then one GEMM of the whole rows by the
+    trigonometric and norm weights stacked (a GEMM of the strided halves costs twice as much).
 
     Why this shape: keys [B, head_dim] times weights [head_dim, group] is several times faster than
-    the transposed product (a GEMM with 8 rows); and the band magnitudes |k_f| = sqrt(k_f^2 +
-    k_{f+F}^2) are taken on the flat block shifted by F, contiguous ops at full SIMD speed: entry
-    t*head_dim + f (f < F) is the band's, the other half is finite filler that the norm weights'
-    zero rows drop (numpy's per-row loops over the 32-wide halves cost twice as much)."""
+    the transposed product (a GEMM with 8 rows); and without `rows`, the band magnitudes |k_f| =
+    sqrt(k_f^2 + k_{f+F}^2) are taken on the flat block shifted by F, contiguous ops at full SIMD
+    speed: entry t*head_dim + f (f < F) is the band's, the other half is finite filler that the
+    norm weights' zero rows drop (numpy's per-row loops over the 32-wide halves cost twice as much)."""
     kv, length, dim = keys.shape
     half, group = dim // 2, w_trig.shape[-1]
     block = min(length, BLOCK)
-    flat = np.empty((2, kv * block * dim), np.float32) if norms is None else None
     s, s2 = np.empty((2, kv, block, group), np.float32)
+    if rows is not None:
+        w = np.concatenate([w_trig, w_norm[:, :half]], axis=1)  # [kv, head_dim + F, group]
+        for a in range(0, length, block):
+            b = min(block, length - a)
+            np.matmul(rows[:, a:a + b], w, out=s[:, :b])
+            out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
+        return
+    flat = np.empty((2, kv * block * dim), np.float32)
     for a in range(0, length, block):
         k = keys[:, a:a + block]
         b = k.shape[1]
+        sq, mag = flat[0, :kv * b * dim], flat[1, :kv * b * dim]
+        np.square(k, out=sq.reshape(kv, b, dim))
+        np.add(sq[:-half], sq[half:], out=mag[:-half])
+        mag[-half:] = 0.0
+        np.sqrt(mag, out=mag)
         np.matmul(k, w_trig, out=s[:, :b])
-        if norms is not None:
-            np.matmul(norms[:, a:a + block], w_norm[:, :half], out=s2[:, :b])
-        else:
-            sq, mag = flat[0, :kv * b * dim], flat[1, :kv * b * dim]
-            np.square(k, out=sq.reshape(kv, b, dim))
-            np.add(sq[:-half], sq[half:], out=mag[:-half])
-            mag[-half:] = 0.0
-            np.sqrt(mag, out=mag)
-            np.matmul(mag.reshape(kv, b, dim), w_norm, out=s2[:, :b])
+        np.matmul(mag.reshape(kv, b, dim), w_norm, out=s2[:, :b])
         s[:, :b] += s2[:, :b]
         out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
 
 
-def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None, band_norms=None) -> np.ndarray:
+def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None, key_rows=None) -> np.ndarray:
     """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
-    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached; band_norms (optional) their
-    |k_f| [layers, kv_heads, L, head_dim/2]."""
+    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached; key_rows (optional) the keys
+    each followed by its |k_f| [layers, kv_heads, L, head_dim + head_dim/2]."""
     n_layers, kv_heads, length, dim = keys.shape
     _check(calibration, keys.shape)
     layers = np.arange(n_layers) if layers is None else np.asarray(layers)
     w_trig, w_norm = _weights(calibration, tables, query_position, kv_heads, dim)
     out = np.empty((len(layers), kv_heads, w_trig.shape[-1], length), np.float32)
     for j, i in enumerate(layers):
-        _layer_raw(keys[i], w_trig[i], w_norm[i], out[j], None if band_norms is None else band_norms[i])
+        _layer_raw(keys[i], w_trig[i], w_norm[i], out[j], None if key_rows is None else key_rows[i])
     return out.reshape(len(layers), -1, length)
 
 
@@ -205,8 +210,8 @@ class TriAttention(Policy):
         z = np.empty((len(layers), kv_heads, length), np.float32)
         with one_blas_thread():
             for j, i in enumerate(layers):  # a layer at a time: its raw scores stay in cache
-                norms = None if ctx.band_norms is None else ctx.band_norms[i]
-                _layer_raw(keys[i], w_trig[i], w_norm[i], raw, norms)
+                rows = None if ctx.key_rows is None else ctx.key_rows[i]
+                _layer_raw(keys[i], w_trig[i], w_norm[i], raw, rows)
                 z[j] = group_max_z(raw, None if ctx.scored is None else ctx.scored[i])
         if self.per_kv_head:
             return self._per_kv_head(z, positions, layers, n_layers)
