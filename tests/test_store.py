@@ -107,36 +107,37 @@ def test_keys_of_some_layers_only():
 
 def test_in_place_compaction_without_a_mirror_moves_only_keys_past_the_new_length():
     """Keys are 1000*layer + 100*head + position; after rounds of appends and cuts (per layer and
-    per KV head, some layers keyless), each slot's key, read where it sits (by_row) or in slot
+    per KV head; layer 2 keyless, so the kept layers 0, 1, 3 are no slice), each slot's key, read where it sits (by_row) or in slot
     order (keys), is its own position's, and every cut moved at most as many rows as it evicted."""
     rng = np.random.default_rng(1)
     for per_head in (False, True):
-        s = TokenStore(3, 2, 4, keep_keys=np.array([True, False, True]), capacity=4, per_head=per_head)
+        L = 4
+        s = TokenStore(L, 2, 4, keep_keys=np.array([True, True, False, True]), capacity=4, per_head=per_head)
         lanes, n, nxt = (2 if per_head else 1), 0, 0
         for _ in range(12):
             t = int(rng.integers(5, 40))
             pos = np.arange(nxt, nxt + t)
-            s.append(pos, (1000 * np.arange(3)[:, None, None, None] + 100 * np.arange(2)[None, :, None, None]
+            s.append(pos, (1000 * np.arange(L)[:, None, None, None] + 100 * np.arange(2)[None, :, None, None]
                            + pos[None, None, :, None] + np.zeros(4)).astype(np.float32))
             n, nxt = n + t, nxt + t
             k = int(rng.integers(1, n))
-            keep = np.zeros((3, lanes, n), bool)
-            for lane in np.ndindex(3, lanes):
+            keep = np.zeros((L, lanes, n), bool)
+            for lane in np.ndindex(L, lanes):
                 keep[lane][rng.choice(n, k, replace=False)] = True
             before, _, _ = s.by_row()
             before = before.copy()
             s.compact(keep.reshape(s.positions.shape), copies=False)
             keys, _, rows = s.by_row()
             assert ((keys != before[:, :, :k]).any(axis=-1).sum(axis=-1) <= n - k).all()  # rows written
-            pos = s.positions.reshape(3, lanes, k)
-            rows = np.broadcast_to(np.arange(k), pos.shape) if rows is None else rows.reshape(3, lanes, k)
-            for layer, head in np.ndindex(3, 2):
+            pos = s.positions.reshape(L, lanes, k)
+            rows = np.broadcast_to(np.arange(k), pos.shape) if rows is None else rows.reshape(L, lanes, k)
+            for layer, head in np.ndindex(L, 2):
                 lane = head if per_head else 0
-                want = (1000 * layer + 100 * head + pos[layer, lane]) * (layer != 1)
+                want = (1000 * layer + 100 * head + pos[layer, lane]) * (layer != 2)
                 np.testing.assert_array_equal(keys[layer, head, rows[layer, lane], 0], want)
             if s.n < 12:  # once in a while: back in slot order, where any reader finds them
-                for layer, head in np.ndindex(3, 2):
-                    want = (1000 * layer + 100 * head + pos[layer, head if per_head else 0]) * (layer != 1)
+                for layer, head in np.ndindex(L, 2):
+                    want = (1000 * layer + 100 * head + pos[layer, head if per_head else 0]) * (layer != 2)
                     np.testing.assert_array_equal(s.keys[layer, head, :, 0], want)
             n = k
 
@@ -145,7 +146,7 @@ def test_band_norms_follow_their_keys():
     """band_norms=True: beside each key, |k_f| = sqrt(k_f^2 + k_{f+2}^2) of its 2 bands (head_dim 4),
     written out here, through appends, growth and in-place cuts (rows moved), by row and in slot order."""
     rng = np.random.default_rng(2)
-    s = TokenStore(2, 2, 4, keep_keys=True, capacity=4, band_norms=True)
+    s = TokenStore(2, 2, 4, keep_keys=True, capacity=4, band_norms=True)  # a slice of layers, 0:2
     n = 0
     for _ in range(5):
         keys = rng.normal(size=(2, 2, 30, 4)).astype(np.float32)
