@@ -228,7 +228,9 @@ class TokenStore:
                 kept = rows[layer, lane]
                 high = kept >= k
                 if high.any():
-                    free = np.setdiff1d(np.arange(k), kept[~high], assume_unique=True)
+                    free = np.ones(k, bool)  # rows below k that no kept key holds (a mask: no sort)
+                    free[kept[~high]] = False
+                    free = np.flatnonzero(free)
                     buf = self._keys[layer, heads]
                     buf[:, free] = buf[:, kept[high]]
                     kept[high] = free
