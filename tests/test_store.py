@@ -166,3 +166,15 @@ def test_band_norms_follow_their_keys():
     np.testing.assert_allclose(s.band_norms, np.hypot(s.keys[..., :2], s.keys[..., 2:]), rtol=1e-6)
     with pytest.raises(ValueError, match="mirror"):
         TokenStore(1, 1, 4, keep_keys=True, keep_values=True, band_norms=True)
+
+
+def test_a_long_piece_is_written_whole():
+    """A piece longer than the store writes at a time (head_dim 64: 2,048 tokens of 2 heads), its
+    length no multiple of that: every key and its band norms land, in kept layers 1 and 3 of 4."""
+    keys = np.random.default_rng(4).normal(size=(4, 2, 5000, 64)).astype(np.float32)
+    s = TokenStore(4, 2, 64, keep_keys=np.array([False, True, False, True]), capacity=16, band_norms=True)
+    s.append(np.arange(3), keys[:, :, :3])
+    s.append(np.arange(3, 5000), keys[:, :, 3:])
+    np.testing.assert_array_equal(s.keys[1::2], keys[1::2])
+    assert not s.keys[0::2].any()
+    np.testing.assert_allclose(s.band_norms[1::2], np.hypot(keys[1::2, ..., :32], keys[1::2, ..., 32:]), rtol=1e-6)

@@ -103,14 +103,18 @@ class TokenStore:
         self._alive[:, :, self.n:self.n + t] = True
         self._rows[:, :, self.n:self.n + t] = np.arange(self.n, self.n + t)  # rows 0..n-1 are all taken
         if self._keys is not None:
-            d, kl = self.head_dim, self.key_layers
-            group = max(1, (1 << 18) // keys[0].size)  # layers at a time: temporaries of ~1 MB stay in cache
+            d, kl, n = self.head_dim, self.key_layers, self.n
+            rows = (1 << 18) // d  # key rows at a time: temporaries of ~1 MB stay in cache
+            tokens = min(t, max(1, rows // keys.shape[1]))
+            group = max(1, rows // (keys.shape[1] * tokens))
             for a in range(0, kl.size, group):
                 layers = self._key_slice if group >= kl.size else _as_slice(kl[a:a + group])
-                k = keys[layers]
-                self._keys[layers, :, self.n:self.n + t, :d] = k
-                if self._keys.shape[3] > d:
-                    self._keys[layers, :, self.n:self.n + t, d:] = _band_norms(k)
+                for b in range(0, t, tokens):
+                    e = min(t, b + tokens)
+                    k = keys[layers, :, b:e]
+                    self._keys[layers, :, n + b:n + e, :d] = k
+                    if self._keys.shape[3] > d:
+                        self._keys[layers, :, n + b:n + e, d:] = _band_norms(k)
         if self._values is not None:
             self._values[:, :, self.n:self.n + t] = values
         self.n += t
