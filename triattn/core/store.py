@@ -30,23 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .rope import band_norms
+
 
 def _widen(a: np.ndarray, axis: int, size: int) -> np.ndarray:
     pad = list(a.shape)
     pad[axis] = size - a.shape[axis]
     return np.concatenate([a, np.zeros(pad, a.dtype)], axis)
-
-
-def _band_norms(keys: np.ndarray) -> np.ndarray:
-    """|k_f| = sqrt(k_f^2 + k_{f+F}^2) [..., F] of keys [..., 2F]: the squares summed on the flat
-    array shifted by F (entry i*2F + f, f < F, is band f's; the rest is dropped), contiguous ops
-    that run several times faster than the same on the strided halves."""
-    half = keys.shape[-1] // 2
-    sq = np.square(keys, dtype=np.float32).reshape(-1)
-    out = np.empty_like(sq)
-    np.add(sq[:-half], sq[half:], out=out[:-half])
-    out[-half:] = 0.0
-    return np.sqrt(out, out=out).reshape(keys.shape)[..., :half]
 
 
 def _as_slice(idx: np.ndarray):
@@ -114,7 +104,7 @@ class TokenStore:
                     k = keys[layers, :, b:e]
                     self._keys[layers, :, n + b:n + e, :d] = k
                     if self._keys.shape[3] > d:
-                        self._keys[layers, :, n + b:n + e, d:] = _band_norms(k)
+                        self._keys[layers, :, n + b:n + e, d:] = band_norms(k)
         if self._values is not None:
             self._values[:, :, self.n:self.n + t] = values
         self.n += t

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.rope import layer_ropes
+from ..core.rope import band_norms, layer_ropes
 from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
@@ -85,56 +85,43 @@ def one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
-def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim: int):
-    """Per layer and KV head, the GEMM operands [layers, kv, head_dim, group] (one column per query
-    head): the trigonometric weights [Re c; Im c], and the norm weights (E|q_f| - |E[q_f]|) / s in
-    rows 0..F-1 of a head_dim-row matrix whose other rows are zero (see _layer_raw)."""
+def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim: int) -> np.ndarray:
+    """Per layer and KV head, the GEMM operand [layers, kv, head_dim + F, group] (one column per
+    query head) that a key row followed by its band norms is multiplied by: the trigonometric
+    weights [Re c; Im c], then the norm weights (E|q_f| - |E[q_f]|) / s."""
     q_mean, q_abs = calibration.q_mean, calibration.q_abs_mean
     n_layers, heads, half = q_mean.shape
     group = heads // kv_heads  # query head h reads KV head h // group
     # c_f = E[q_f] M_f e^{i w_f t} / s in float64 (t w_f reaches 1e5 rad), then float32 weights
     turn = tables.m * np.exp(1j * tables.inv_freq * float(query_position)) * tables.inv_scale[:, None]
     c = q_mean * turn[:, None, :]
-    trig = np.concatenate([c.real, c.imag], axis=-1).reshape(n_layers, kv_heads, group, dim)
-    norm = np.zeros((n_layers, kv_heads, group, dim))
-    norm[..., :half] = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).reshape(n_layers, kv_heads, group, half)
-    return tuple(np.ascontiguousarray(w.transpose(0, 1, 3, 2), np.float32) for w in (trig, norm))
+    norm = (q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]
+    w = np.concatenate([c.real, c.imag, norm], axis=-1).reshape(n_layers, kv_heads, group, dim + half)
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 2), np.float32)
 
 
-def _layer_raw(keys, w_trig, w_norm, out, rows=None):
+def _layer_raw(keys, w, out, rows=None):
     """One layer's raw scores into `out` [kv, group, L] from its keys [kv, L, head_dim], a block of
-    tokens at a time (the temporaries stay in cache). `rows` [kv, L, head_dim + F]: the keys each
-    followed by its band norms, as the store keeps them: then one GEMM of the whole rows by the
-    trigonometric and norm weights stacked (a GEMM of the strided halves costs twice as much).
+    tokens at a time (the temporaries stay in cache): each key followed by its band norms, times
+    `w` [kv, head_dim + F, group]. `rows` [kv, L, head_dim + F]: those rows as the store keeps them
+    (else they are made here, a block at a time).
 
-    Why this shape: keys [B, head_dim] times weights [head_dim, group] is several times faster than
-    the transposed product (a GEMM with 8 rows); and without `rows`, the band magnitudes |k_f| =
-    sqrt(k_f^2 + k_{f+F}^2) are taken on the flat block shifted by F, contiguous ops at full SIMD
-    speed: entry t*head_dim + f (f < F) is the band's, the other half is finite filler that the
-    norm weights' zero rows drop (numpy's per-row loops over the 32-wide halves cost twice as much)."""
+    Why this shape: rows [B, head_dim + F] times weights [head_dim + F, group] is several times
+    faster than the transposed product (a GEMM with 8 rows), and one GEMM of whole rows twice as
+    fast as one per strided half."""
     kv, length, dim = keys.shape
-    half, group = dim // 2, w_trig.shape[-1]
     block = min(length, BLOCK)
-    s, s2 = np.empty((2, kv, block, group), np.float32)
-    if rows is not None:
-        w = np.concatenate([w_trig, w_norm[:, :half]], axis=1)  # [kv, head_dim + F, group]
-        for a in range(0, length, block):
-            b = min(block, length - a)
-            np.matmul(rows[:, a:a + b], w, out=s[:, :b])
-            out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
-        return
-    flat = np.empty((2, kv * block * dim), np.float32)
+    s = np.empty((kv, block, w.shape[-1]), np.float32)
+    made = np.empty((kv, block, w.shape[1]), np.float32) if rows is None else None
     for a in range(0, length, block):
-        k = keys[:, a:a + block]
-        b = k.shape[1]
-        sq, mag = flat[0, :kv * b * dim], flat[1, :kv * b * dim]
-        np.square(k, out=sq.reshape(kv, b, dim))
-        np.add(sq[:-half], sq[half:], out=mag[:-half])
-        mag[-half:] = 0.0
-        np.sqrt(mag, out=mag)
-        np.matmul(k, w_trig, out=s[:, :b])
-        np.matmul(mag.reshape(kv, b, dim), w_norm, out=s2[:, :b])
-        s[:, :b] += s2[:, :b]
+        b = min(block, length - a)
+        if rows is None:
+            x = made[:, :b]
+            x[..., :dim] = keys[:, a:a + b]
+            x[..., dim:] = band_norms(keys[:, a:a + b])
+        else:
+            x = rows[:, a:a + b]
+        np.matmul(x, w, out=s[:, :b])
         out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
 
 
@@ -145,10 +132,10 @@ def head_scores(keys, query_position, calibration, tables: RopeTables, layers=No
     n_layers, kv_heads, length, dim = keys.shape
     _check(calibration, keys.shape)
     layers = np.arange(n_layers) if layers is None else np.asarray(layers)
-    w_trig, w_norm = _weights(calibration, tables, query_position, kv_heads, dim)
-    out = np.empty((len(layers), kv_heads, w_trig.shape[-1], length), np.float32)
+    w = _weights(calibration, tables, query_position, kv_heads, dim)
+    out = np.empty((len(layers), kv_heads, w.shape[-1], length), np.float32)
     for j, i in enumerate(layers):
-        _layer_raw(keys[i], w_trig[i], w_norm[i], out[j], None if key_rows is None else key_rows[i])
+        _layer_raw(keys[i], w[i], out[j], None if key_rows is None else key_rows[i])
     return out.reshape(len(layers), -1, length)
 
 
@@ -205,13 +192,13 @@ class TriAttention(Policy):
         _check(ctx.calibration, keys.shape)
         layers = np.arange(n_layers) if ctx.layers is None else np.flatnonzero(ctx.layers)
         tables = rope_tables(ctx.model_config, n_layers, self.offset_max)
-        w_trig, w_norm = _weights(ctx.calibration, tables, ctx.query_position, kv_heads, dim)
-        raw = np.empty((kv_heads, w_trig.shape[-1], length), np.float32)  # one layer's, reused
+        w = _weights(ctx.calibration, tables, ctx.query_position, kv_heads, dim)
+        raw = np.empty((kv_heads, w.shape[-1], length), np.float32)  # one layer's, reused
         z = np.empty((len(layers), kv_heads, length), np.float32)
         with one_blas_thread():
             for j, i in enumerate(layers):  # a layer at a time: its raw scores stay in cache
                 rows = None if ctx.key_rows is None else ctx.key_rows[i]
-                _layer_raw(keys[i], w_trig[i], w_norm[i], raw, rows)
+                _layer_raw(keys[i], w[i], raw, rows)
                 z[j] = group_max_z(raw, None if ctx.scored is None else ctx.scored[i])
         if self.per_kv_head:
             return self._per_kv_head(z, positions, layers, n_layers)
