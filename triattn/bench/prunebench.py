@@ -7,7 +7,9 @@ it), and the cache is compacted as the run's cache form does it (`CUTS`, chosen 
 - paged (the default form, issue 27): the block pool we own is compacted in place
   (`BlockPool.compact`, as `PagedSession.compact` does: O(evicted) rows move per layer, per KV
   head for a per-head policy, sliding-window layers keep their newest 128 in order) and the
-  store's keys follow. That is the whole event on the paged form: nothing is written back.
+  store's keys follow (store.py, as a paged run keeps them: only the layers that follow scores,
+  each key with its band norms, moved O(evicted) too). That is the whole event on the paged form:
+  nothing is written back.
 - stateful: the host mirror of keys and values is compacted (store.py). Writing the compacted
   arrays into the OpenVINO states is not included: it depends on the device, not on the policy.
 
