@@ -135,8 +135,8 @@ def _one_event(policy, eviction, keys, cal, cfg: dict, form: str = "paged") -> t
     layers, kv, length, dim = keys.shape
     recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
     cut = CUTS[form](keys, cfg)
-    store = TokenStore(layers, kv, dim, ~recency, cut.mirror, capacity=length, per_head=policy.per_kv_head,
-                       band_norms=policy.reads_band_norms and not cut.mirror)  # as the engine keeps them
+    store = TokenStore(layers, kv, dim, policy.needs_keys & ~recency, cut.mirror, capacity=length,  # as the engine
+                       per_head=policy.per_kv_head, band_norms=policy.reads_band_norms and not cut.mirror)
     store.append(np.arange(length), keys, keys if cut.mirror else None)
     ctx = ScoreContext(length, 0, cfg, cal, attention=_attention(layers, length) if policy.reads_attention else None)
     t0 = time.perf_counter()
