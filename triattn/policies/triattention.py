@@ -45,6 +45,7 @@ from .base import Policy, register_variant
 PAPER_OFFSET_MAX = 65536
 BLOCK = 512  # tokens scored at a time
 _TABLES: dict = {}
+_BLAS: list = []  # the threadpoolctl controller, once made
 
 
 def offsets(offset_max: int) -> np.ndarray:
@@ -75,14 +76,17 @@ def rope_tables(cfg: dict, n_layers: int, offset_max: int) -> RopeTables:
 
 
 def one_blas_thread():
-    """The GEMMs here are small ([group x head_dim] by [head_dim x L] per KV head): on a busy 2-core
+    """The GEMMs here are small ([L x head_dim] by [head_dim x group] per KV head): on a busy 2-core
     machine OpenBLAS's own threads made them 50-200x slower than one thread (58 ms against 0.27 ms
-    per layer at 2,176 tokens). Limited while scoring when threadpoolctl is there."""
+    per layer at 2,176 tokens). Limited while scoring when threadpoolctl is there, through one
+    controller made at the first event (finding the loaded libraries anew took ~1 ms per event)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - listed in requirements.txt
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim: int) -> np.ndarray:
