@@ -99,3 +99,13 @@ def test_unrotated_model_keys_and_queries_equal_pytorch_projections(model_dir):
         np.testing.assert_allclose(ropes[i].unrotate(queries[i], pos), q_pre, atol=2e-6)
         np.testing.assert_allclose(ropes[i].unrotate(keys[i], pos), k_pre, atol=2e-6)
         assert np.abs(queries[i] - q_pre).max() > 1e-2  # RoPE really was applied
+
+
+def test_band_norms_are_each_bands_magnitude_and_survive_rotation():
+    """band_norms against hypot of the two halves, written out here, on a shape whose rows are no
+    multiple of anything; rotating the vectors leaves them unchanged."""
+    x = np.random.default_rng(5).normal(size=(3, 7, 10)).astype(np.float32)
+    np.testing.assert_allclose(rope.band_norms(x), np.hypot(x[..., :5], x[..., 5:]), rtol=1e-6)
+    r = rope.Rope(np.array([0.5, 0.1, 0.02, 0.004, 0.001], np.float32))
+    rotated = r.rotate(x, np.arange(7)[None, :] * 100).astype(np.float32)
+    np.testing.assert_allclose(rope.band_norms(rotated), rope.band_norms(x), rtol=1e-4)

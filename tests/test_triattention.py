@@ -7,8 +7,8 @@ import pytest
 
 from triattn.core.calibration import Calibration
 from triattn.policies import ScoreContext, get_policy
-from triattn.policies.triattention import (PAPER_OFFSET_MAX, RopeTables, TriAttention, head_scores, offsets,
-                                           rope_tables)
+from triattn.policies.triattention import (PAPER_OFFSET_MAX, RopeTables, TriAttention, group_max_z, head_scores,
+                                           offsets, rope_tables)
 from triattn.core.rope import Rope, from_config
 
 CONFIG = {"head_dim": 8, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
@@ -186,3 +186,38 @@ def test_needs_matching_calibration():
     with pytest.raises(ValueError, match="does not fit keys"):
         policy.score(keys[:1], positions[:1], _ctx(cal))
 
+
+
+@pytest.mark.parametrize("per_head", [False, True])
+def test_group_max_z_holds_float64_precision_over_a_large_offset(per_head):
+    """Scores 1e4 apart from their spread, over 5,000 tokens, some not scored: the in-place float32
+    z-scores and group max match a float64 computation written out here."""
+    rng = np.random.default_rng(3)
+    raw = (1e4 + rng.normal(size=(2, 3, 5000))).astype(np.float32)
+    scored = rng.random((2, 5000) if per_head else 5000) > 0.2
+    mask = np.broadcast_to(scored.reshape(-1, 1, 5000), raw.shape)
+    x = raw.astype(np.float64)
+    mu = np.where(mask, x, 0).sum(-1, keepdims=True) / mask.sum(-1, keepdims=True)
+    sd = np.sqrt(np.where(mask, (x - mu) ** 2, 0).sum(-1, keepdims=True) / mask.sum(-1, keepdims=True))
+    want = ((x - mu) / sd).max(axis=1)
+    np.testing.assert_allclose(group_max_z(raw.copy(), scored), want, atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["triattention", "triattention-head"])
+def test_band_norms_kept_by_the_store_give_the_same_scores(name):
+    """ScoreContext.key_rows (each key followed by its |k_f|, written out here) replace the norms
+    taken from the keys."""
+    keys, positions, cal = _random(length=11, group=4)
+    positions = np.repeat(positions[:1], 2, axis=0)
+    policy = get_policy(name)
+    if policy.per_kv_head:
+        positions = np.repeat(positions[:, None, :], 2, axis=1)
+    norms = np.sqrt(keys[..., :4].astype(np.float64) ** 2 + keys[..., 4:] ** 2).astype(np.float32)
+    rows = np.concatenate([keys, norms], axis=-1)
+    cfg = dict(CONFIG, num_attention_heads=8)
+    got = policy.score(rows[..., :8], positions, ScoreContext(310, model_config=cfg, calibration=cal, key_rows=rows))
+    want = policy.score(keys, positions, ScoreContext(310, model_config=cfg, calibration=cal))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    rope = from_config(cfg)
+    np.testing.assert_allclose(head_scores(keys, 310, cal, RopeTables.of([rope, rope], 64), key_rows=rows),
+                               head_scores(keys, 310, cal, RopeTables.of([rope, rope], 64)), rtol=1e-5, atol=1e-5)

@@ -7,7 +7,9 @@ it), and the cache is compacted as the run's cache form does it (`CUTS`, chosen 
 - paged (the default form, issue 27): the block pool we own is compacted in place
   (`BlockPool.compact`, as `PagedSession.compact` does: O(evicted) rows move per layer, per KV
   head for a per-head policy, sliding-window layers keep their newest 128 in order) and the
-  store's keys follow. That is the whole event on the paged form: nothing is written back.
+  store's keys follow (store.py, as a paged run keeps them: only the layers that follow scores,
+  each key with its band norms, moved O(evicted) too). That is the whole event on the paged form:
+  nothing is written back.
 - stateful: the host mirror of keys and values is compacted (store.py). Writing the compacted
   arrays into the OpenVINO states is not included: it depends on the device, not on the policy.
 
@@ -133,7 +135,8 @@ def _one_event(policy, eviction, keys, cal, cfg: dict, form: str = "paged") -> t
     layers, kv, length, dim = keys.shape
     recency = np.array([t == "sliding_attention" for t in cfg["layer_types"]])
     cut = CUTS[form](keys, cfg)
-    store = TokenStore(layers, kv, dim, True, cut.mirror, capacity=length, per_head=policy.per_kv_head)
+    store = TokenStore(layers, kv, dim, policy.needs_keys & ~recency, cut.mirror, capacity=length,  # as the engine
+                       per_head=policy.per_kv_head, band_norms=policy.reads_band_norms and not cut.mirror)
     store.append(np.arange(length), keys, keys if cut.mirror else None)
     ctx = ScoreContext(length, 0, cfg, cal, attention=_attention(layers, length) if policy.reads_attention else None)
     t0 = time.perf_counter()

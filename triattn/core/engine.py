@@ -108,9 +108,12 @@ def generate(session, prompt_ids: Sequence[int], eviction: EvictionConfig,
     ctx = ScoreContext(0, sampling.seed, info.config, calibration, prompt_len=prompt.size, attention=log)
     sampler = Sampler(sampling)
     mirror = policy.prunes and mech.writes_cache and session.needs_mirror  # K and V on the host, to rewrite from
-    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, policy.prunes and policy.needs_keys, mirror,
+    # keys for the policy: not of layers whose choice ignores scores (they keep their newest tokens)
+    key_layers = (policy.prunes and policy.needs_keys) & (True if recency is None else ~recency)
+    store = TokenStore(info.n_layers, info.kv_heads, info.head_dim, key_layers, mirror,
                        capacity=max(256, prompt.size + eviction.budget + eviction.prune_interval),
-                       per_head=policy.prunes and policy.per_kv_head)
+                       per_head=policy.prunes and policy.per_kv_head,
+                       band_norms=policy.prunes and policy.reads_band_norms and not mirror)
     feed = _Feed(session, store, mech, np.ones(prompt.size + limit + 1, np.int64), mirror,
                  policy.prunes and policy.needs_keys, log)
     ceiling = eviction.budget + eviction.prune_interval - 1

@@ -155,3 +155,16 @@ def layer_ropes(cfg: dict, n_layers: int) -> list[Rope]:
     types = cfg.get("layer_types") or [None] * n_layers
     cache: dict = {}
     return [cache.setdefault(t, from_config(cfg, t)) for t in types[:n_layers]]
+
+
+def band_norms(x: np.ndarray) -> np.ndarray:
+    """|x_f| = sqrt(x_f^2 + x_{f+F}^2) [..., F] of vectors [..., 2F]: each band's magnitude, which
+    rotation leaves unchanged. The squares are summed on the flat array shifted by F (entry
+    i*2F + f, f < F, is band f's; the rest is dropped): contiguous ops, several times faster than
+    the same on the strided halves."""
+    half = x.shape[-1] // 2
+    sq = np.square(x, dtype=np.float32).reshape(-1)
+    out = np.empty_like(sq)
+    np.add(sq[:-half], sq[half:], out=out[:-half])
+    out[-half:] = 0.0
+    return np.sqrt(out, out=out).reshape(x.shape)[..., :half]

@@ -180,7 +180,9 @@ class BlockPool:
         dest = np.empty(k, np.int32)
         dest[k - w:] = np.arange(k - w, k, dtype=np.int32)
         dest[:k - w] = head
-        dest[:k - w][~stay] = np.setdiff1d(np.arange(k - w, dtype=np.int32), head[stay], assume_unique=True)
+        free = np.ones(k - w, bool)  # the slots below k - w that no staying token holds (a mask: no sort)
+        free[head[stay]] = False
+        dest[:k - w][~stay] = np.flatnonzero(free)
         moving = kept != dest
         return kept[moving], dest[moving], dest
 

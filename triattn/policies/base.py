@@ -24,6 +24,10 @@ class ScoreContext:
     # compaction, keep their newest tokens); a policy may leave the rest unscored. None: all.
     layers: np.ndarray | None = None
     prompt_len: int = 0                       # tokens of the prompt (positions 0 .. prompt_len - 1)
+    # [layers, kv_heads, L, head_dim + head_dim/2], in the order of `keys`: each key followed by the
+    # magnitudes |k_f| of its RoPE bands, as the store keeps them for a policy that reads them
+    # (`reads_band_norms`); None: not kept (the policy takes them from the keys).
+    key_rows: np.ndarray | None = None
     attention: object = None                  # core.attention.AttentionLog, for policies that read it
 
 
@@ -41,6 +45,10 @@ class Policy:
     per_kv_head = False
     per_layer_variant: str | None = None  # for messages: the same policy selecting per layer
     reads_attention = False  # scores from the attention the model paid (ScoreContext.attention)
+    # True: a token's score depends on its key and position and on statistics over the whole set,
+    # not on the order the tokens come in; score() may then get them in any order (prune.py).
+    order_free = False
+    reads_band_norms = False  # ScoreContext.key_rows saves it work: the run's store keeps them
 
     def prefill_window(self, piece: int) -> int:
         """How many of a prompt piece's last queries the attention report sums, for a policy

@@ -13,6 +13,7 @@ from .base import Policy, register
 class KNorm(Policy):
     name = "knorm"
     description = "keeps LOW key-norm tokens, evicts high (Devoto et al. 2024, kvpress KnormPress)"
+    order_free = True  # one key, one score
 
     def score(self, keys, positions, ctx):
         return -np.linalg.norm(keys, axis=-1).mean(axis=1)

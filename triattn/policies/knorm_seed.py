@@ -11,6 +11,7 @@ from .base import Policy, register
 class KNormSeed(Policy):
     name = "knorm-seed"
     description = "the model card's rule: keeps HIGH key-norm tokens, evicts low"
+    order_free = True  # one key, one score
 
     def score(self, keys, positions, ctx):
         return np.linalg.norm(keys, axis=-1).mean(axis=1)

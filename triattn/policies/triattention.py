@@ -39,12 +39,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.rope import layer_ropes
+from ..core.rope import band_norms, layer_ropes
 from .base import Policy, register_variant
 
 PAPER_OFFSET_MAX = 65536
-BLOCK = 1024  # tokens scored at a time
+BLOCK = 512  # tokens scored at a time
 _TABLES: dict = {}
+_BLAS: list = []  # the threadpoolctl controller, once made
 
 
 def offsets(offset_max: int) -> np.ndarray:
@@ -75,55 +76,97 @@ def rope_tables(cfg: dict, n_layers: int, offset_max: int) -> RopeTables:
 
 
 def one_blas_thread():
-    """The GEMMs here are small ([group x head_dim] by [head_dim x L] per KV head): on a busy 2-core
+    """The GEMMs here are small ([L x head_dim] by [head_dim x group] per KV head): on a busy 2-core
     machine OpenBLAS's own threads made them 50-200x slower than one thread (58 ms against 0.27 ms
-    per layer at 2,176 tokens). Limited while scoring when threadpoolctl is there."""
+    per layer at 2,176 tokens). Limited while scoring when threadpoolctl is there, through one
+    controller made at the first event (finding the loaded libraries anew took ~1 ms per event)."""
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - listed in requirements.txt
         return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
-def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None) -> np.ndarray:
-    """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
-    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached."""
-    n_layers, kv_heads, length, dim = keys.shape
+def _weights(calibration, tables: RopeTables, query_position, kv_heads: int, dim: int) -> np.ndarray:
+    """Per layer and KV head, the GEMM operand [layers, kv, head_dim + F, group] (one column per
+    query head) that a key row followed by its band norms is multiplied by: the trigonometric
+    weights [Re c; Im c], then the norm weights (E|q_f| - |E[q_f]|) / s."""
     q_mean, q_abs = calibration.q_mean, calibration.q_abs_mean
-    if q_mean.shape[0] != n_layers or q_mean.shape[2] != dim // 2 or q_mean.shape[1] % kv_heads:
-        raise ValueError(f"calibration for {q_mean.shape[0]} layers x {q_mean.shape[1]} query heads x "
-                         f"{q_mean.shape[2]} bands does not fit keys of shape {keys.shape}")
-    layers = np.arange(n_layers) if layers is None else np.asarray(layers)
-    heads, half = q_mean.shape[1], dim // 2
+    n_layers, heads, half = q_mean.shape
     group = heads // kv_heads  # query head h reads KV head h // group
     # c_f = E[q_f] M_f e^{i w_f t} / s in float64 (t w_f reaches 1e5 rad), then float32 weights
     turn = tables.m * np.exp(1j * tables.inv_freq * float(query_position)) * tables.inv_scale[:, None]
     c = q_mean * turn[:, None, :]
-    w_trig = np.concatenate([c.real, c.imag], axis=-1).astype(np.float32)          # [layers, H, D]
-    w_norm = ((q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]).astype(np.float32)
-    out = np.empty((len(layers), kv_heads, group, length), np.float32)
+    norm = (q_abs - np.abs(q_mean)) * tables.inv_scale[:, None, None]
+    w = np.concatenate([c.real, c.imag, norm], axis=-1).reshape(n_layers, kv_heads, group, dim + half)
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 2), np.float32)
+
+
+def _layer_raw(keys, w, out, rows=None):
+    """One layer's raw scores into `out` [kv, group, L] from its keys [kv, L, head_dim], a block of
+    tokens at a time (the temporaries stay in cache): each key followed by its band norms, times
+    `w` [kv, head_dim + F, group]. `rows` [kv, L, head_dim + F]: those rows as the store keeps them
+    (else they are made here, a block at a time).
+
+    Why this shape: rows [B, head_dim + F] times weights [head_dim + F, group] is several times
+    faster than the transposed product (a GEMM with 8 rows), and one GEMM of whole rows twice as
+    fast as one per strided half."""
+    kv, length, dim = keys.shape
+    block = min(length, BLOCK)
+    s = np.empty((kv, block, w.shape[-1]), np.float32)
+    made = np.empty((kv, block, w.shape[1]), np.float32) if rows is None else None
+    for a in range(0, length, block):
+        b = min(block, length - a)
+        if rows is None:
+            x = made[:, :b]
+            x[..., :dim] = keys[:, a:a + b]
+            x[..., dim:] = band_norms(keys[:, a:a + b])
+        else:
+            x = rows[:, a:a + b]
+        np.matmul(x, w, out=s[:, :b])
+        out[:, :, a:a + b] = s[:, :b].transpose(0, 2, 1)
+
+
+def head_scores(keys, query_position, calibration, tables: RopeTables, layers=None, key_rows=None) -> np.ndarray:
+    """Raw per-query-head scores S, float32 [len(layers), q_heads, L], for the layers listed (all if
+    None). keys [layers, kv_heads, L, head_dim] post-RoPE, as cached; key_rows (optional) the keys
+    each followed by its |k_f| [layers, kv_heads, L, head_dim + head_dim/2]."""
+    n_layers, kv_heads, length, dim = keys.shape
+    _check(calibration, keys.shape)
+    layers = np.arange(n_layers) if layers is None else np.asarray(layers)
+    w = _weights(calibration, tables, query_position, kv_heads, dim)
+    out = np.empty((len(layers), kv_heads, w.shape[-1], length), np.float32)
     for j, i in enumerate(layers):
-        for a in range(0, length, BLOCK):  # blocks of tokens: the temporaries stay in cache
-            k = keys[i, :, a:a + BLOCK]                                              # [kv, B, D]
-            sq = np.square(k)
-            mag = sq[..., :half]
-            mag += sq[..., half:]
-            np.sqrt(mag, out=mag)                                                    # |k_rot_f|
-            s = w_trig[i].reshape(kv_heads, group, dim) @ k.transpose(0, 2, 1)      # [kv, group, B]
-            s += w_norm[i].reshape(kv_heads, group, half) @ mag.transpose(0, 2, 1)
-            out[j, :, :, a:a + BLOCK] = s
-    return out.reshape(len(layers), heads, length)
+        _layer_raw(keys[i], w[i], out[j], None if key_rows is None else key_rows[i])
+    return out.reshape(len(layers), -1, length)
 
 
-def standardise(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
-    """z-score each head's row [..., heads, L] over the `scored` slots (broadcastable mask, or None)."""
-    if scored is None or scored.all():
-        mu, sd = raw.mean(axis=-1, keepdims=True), raw.std(axis=-1, keepdims=True)
-    else:  # dead (mask/zero) or pinned slots would drag the statistics: leave them out
-        n = np.maximum(scored.sum(axis=-1, keepdims=True), 1)
-        mu = np.where(scored, raw, 0).sum(axis=-1, keepdims=True) / n
-        sd = np.sqrt(np.where(scored, np.square(raw - mu), 0).sum(axis=-1, keepdims=True) / n)
-    return (raw - mu) / np.maximum(sd, 1e-6)
+def _check(calibration, shape):
+    n_layers, kv_heads, _, dim = shape
+    q = calibration.q_mean.shape
+    if q[0] != n_layers or q[2] != dim // 2 or q[1] % kv_heads:
+        raise ValueError(f"calibration for {q[0]} layers x {q[1]} query heads x {q[2]} bands does not fit "
+                         f"keys of shape {tuple(shape)}")
+
+
+def group_max_z(raw: np.ndarray, scored: np.ndarray | None) -> np.ndarray:
+    """raw [kv, group, L] of one layer, z-scored in place per query head over the `scored` slots
+    ([L] or [kv, L] bool, or None: all), then the max over each KV head's group: [kv, L].
+
+    The sums are matrix-vector products with the 0/1 mask (dead or pinned slots would drag the
+    statistics: they count for nothing); the mean is taken twice, the second time of the centred
+    scores, so that float32 sums over thousands of tokens lose nothing to a large common offset."""
+    kv, group, length = raw.shape
+    weights = np.ones((1, length, 1), np.float32) if scored is None else \
+        scored.reshape(-1, length, 1).astype(np.float32)
+    n = np.maximum(weights.sum(axis=1, keepdims=True), 1)                      # [kv or 1, 1, 1]
+    for _ in range(2):
+        raw -= (raw @ weights) / n
+    sd = np.sqrt((np.square(raw) @ weights) / n)
+    raw *= 1 / np.maximum(sd, 1e-6)
+    return raw.max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -135,6 +178,8 @@ class TriAttention(Policy):
     per_layer_variant: str | None = None  # per KV head: the policy that selects per layer instead
     offset_max: int = PAPER_OFFSET_MAX
     options = ("offset_max",)  # a run's --policy-option offset_max=N
+    order_free = True  # per-token scores, z-scored over the set
+    reads_band_norms = True
 
     def __post_init__(self):
         if isinstance(self.offset_max, bool) or not isinstance(self.offset_max, int) or self.offset_max < 1:
@@ -147,16 +192,18 @@ class TriAttention(Policy):
     def score(self, keys, positions, ctx):
         if ctx.calibration is None:
             raise ValueError("the triattention policy needs calibration (policy.prepare(model_dir))")
-        n_layers, kv_heads, length, _ = keys.shape
+        n_layers, kv_heads, length, dim = keys.shape
+        _check(ctx.calibration, keys.shape)
         layers = np.arange(n_layers) if ctx.layers is None else np.flatnonzero(ctx.layers)
         tables = rope_tables(ctx.model_config, n_layers, self.offset_max)
+        w = _weights(ctx.calibration, tables, ctx.query_position, kv_heads, dim)
+        raw = np.empty((kv_heads, w.shape[-1], length), np.float32)  # one layer's, reused
+        z = np.empty((len(layers), kv_heads, length), np.float32)
         with one_blas_thread():
-            raw = head_scores(keys, ctx.query_position, ctx.calibration, tables, layers)
-        group = raw.shape[1] // kv_heads
-        scored = None if ctx.scored is None else ctx.scored[layers]
-        if scored is not None:  # one mask row per query head
-            scored = np.repeat(scored, group, axis=1) if self.per_kv_head else scored[:, None, :]
-        z = standardise(raw, scored).reshape(len(layers), kv_heads, group, length).max(axis=2)
+            for j, i in enumerate(layers):  # a layer at a time: its raw scores stay in cache
+                rows = None if ctx.key_rows is None else ctx.key_rows[i]
+                _layer_raw(keys[i], w[i], raw, rows)
+                z[j] = group_max_z(raw, None if ctx.scored is None else ctx.scored[i])
         if self.per_kv_head:
             return self._per_kv_head(z, positions, layers, n_layers)
         out = np.zeros((n_layers, length), np.float32)
