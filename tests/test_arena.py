@@ -221,3 +221,34 @@ def test_bench_arena_prints_the_median_ratio_of_alternating_repeats(gptoss_dir, 
     assert res["ratio"]["lo"] == pytest.approx(min(ratios)) and res["ratio"]["hi"] == pytest.approx(max(ratios))
     assert res["met"] == (0.95 <= min(ratios) and max(ratios) <= 1.05)
     assert "in an arena of 5 runs / in an A/B pair" in r.stdout and "target: within 5%" in r.stdout
+
+
+def test_bench_arena_repeat_runs_each_side_twice_in_mirrored_order(monkeypatch):
+    """A drift that is linear over a repeat (each run slower than the one before) cancels: arena,
+    pair, pair, arena give the same mean position to both sides, so equal runs give ratio 1."""
+    from types import SimpleNamespace
+
+    from triattn.bench import arena as bench_arena
+    order = []
+
+    def fake(kind):
+        class Fake:
+            def __init__(self, *args, **kw):
+                order.append(kind)
+                t = 10.0 + len(order)  # every run 1 ms per token slower than the one before
+                side = SimpleNamespace(records=[None] + [SimpleNamespace(time_s=t / 1000)] * 3)
+                self.sides = {"knorm/hard@64": side}
+                self.baseline = self.pruned = side
+
+            def steps(self):
+                return iter(())
+        return Fake
+    monkeypatch.setattr(bench_arena, "Arena", fake("arena"))
+    monkeypatch.setattr(bench_arena, "Pair", fake("pair"))
+    cfgs = bench_arena.configs("knorm", 64, 16, 4)
+    got = bench_arena.one_repeat(None, None, [1], cfgs, None, 4, arena_first=True)
+    assert order == ["arena", "pair", "pair", "arena"]
+    assert got["arena"] == pytest.approx(got["pair"]) and got["arena"] == pytest.approx(12.5)
+    order.clear()
+    bench_arena.one_repeat(None, None, [1], cfgs, None, 4, arena_first=False)
+    assert order == ["pair", "arena", "arena", "pair"]

@@ -1,13 +1,17 @@
 """Does sharing the machine with four other runs change a run's speed? The arena (web/arena.py)
 against the A/B pair (web/ab.py), measured side by side in one process.
 
-One repeat runs the same pruned configuration twice: once in an arena of five runs (the baseline,
-it and three other policies, all taking turns token by token) and once in an A/B pair (the
-baseline and it). Its time per token is the mean of its decode steps; the figure is the ratio
-arena / pair per repeat, the order of the two alternating between repeats so that neither always
-meets a warmer machine. Reported: the median ratio with its distribution-free interval over the
-repeats (stats.median_interval); the target (within 5%) is met only when the whole interval lies
-in 0.95..1.05.
+One repeat runs the same pruned configuration in an arena of five runs (the baseline, it and three
+other policies, all taking turns token by token) and in an A/B pair (the baseline and it), each
+twice, in the order arena, pair, pair, arena (or pair, arena, arena, pair in every other repeat).
+Its time per token is the mean of its decode steps; the figure is the ratio arena / pair per
+repeat, each side's two runs averaged. Why twice, mirrored: on a shared 2-core VM whatever ran
+second in a repeat often ran slower, whichever it was (five bare sessions stepped in turn against
+two, 7 repeats: 0.93, 1.13, 0.97, 1.08, 1.00, 0.92, 1.12, the first of each pair leading in turn),
+so one run of each made the interval as wide as that drift; the mirrored order cancels a drift
+that is linear over the repeat. Reported: the median ratio with its distribution-free interval
+over the repeats (stats.median_interval); the target (within 5%) is met only when the whole
+interval lies in 0.95..1.05.
 """
 from __future__ import annotations
 
@@ -35,23 +39,26 @@ def configs(policy: str, budget: int, recent: int, sinks: int) -> list[EvictionC
 
 
 def one_repeat(model, tok, prompt_ids, cfgs, sampling, max_new: int, arena_first: bool) -> dict:
-    """{'arena': ms, 'pair': ms} for the measured run (cfgs[0]); also the baseline's."""
-    out = {}
+    """{'arena': ms, 'pair': ms} for the measured run (cfgs[0]), and the baseline's, each the mean
+    of its two runs in the mirrored order (see above)."""
+    got = {"arena": [], "arena_baseline": [], "pair": [], "pair_baseline": []}
 
     def arena():
         a = Arena(model, tok, prompt_ids, cfgs, sampling, max_new)
         for _ in a.steps():
             pass
-        out["arena"], out["arena_baseline"] = _tpot_ms(a.sides[label(cfgs[0])]), _tpot_ms(a.baseline)
+        got["arena"].append(_tpot_ms(a.sides[label(cfgs[0])]))
+        got["arena_baseline"].append(_tpot_ms(a.baseline))
 
     def pair():
         p = Pair(model, tok, prompt_ids, cfgs[0], sampling, max_new)
         for _ in p.steps():
             pass
-        out["pair"], out["pair_baseline"] = _tpot_ms(p.pruned), _tpot_ms(p.baseline)
-    for f in ((arena, pair) if arena_first else (pair, arena)):
+        got["pair"].append(_tpot_ms(p.pruned))
+        got["pair_baseline"].append(_tpot_ms(p.baseline))
+    for f in ((arena, pair, pair, arena) if arena_first else (pair, arena, arena, pair)):
         f()
-    return out
+    return {k: statistics.fmean(v) for k, v in got.items()}
 
 
 def run(model, tok, prompt_ids, cfgs, max_new: int, repeats: int, progress=print) -> dict:
