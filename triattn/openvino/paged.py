@@ -26,12 +26,9 @@ from ..errors import Cancelled, ModelError, reason, runtime_failure
 from .info import read_info, read_ir, resolve_device
 from .pagedgraph import PAGED_REFUSAL, transform
 from .pool import BlockPool
-from .settings import AUTO, PRECISIONS, model_precision
+from .settings import AUTO, PRECISIONS, device_precision, model_precision
 
 __all__ = ["PAGED_REFUSAL", "PagedModel", "PagedSession"]
-
-
-
 
 # Cache element type -> pool dtype. bf16 is kept as its bits in uint16 (NumPy has no bfloat16).
 # The CPU kernel wants the cache in its inference precision: f32 at f32, else the device's default.
@@ -52,7 +49,7 @@ class PagedModel:
         if self.device != "CPU":  # other plugins lay out their caches otherwise (GPU: blocks of 16, keys transposed)
             raise ModelError(f"{PAGED_REFUSAL} on {self.device} (its cache layout here is the CPU plugin's)")
         self._core = core = ov.Core()
-        cache_type = "f32" if precision == "f32" else _default_precision(core, self.device)
+        cache_type = "f32" if precision == "f32" else device_precision(core, self.device, tuple(POOL_DTYPES))
         self.dtype, self.bf16, self._cache_type = POOL_DTYPES[cache_type], cache_type == "bf16", cache_type
         self.compiled = self._compile(scores=False)
         self._scored = None  # the form with score outputs, compiled when a run first reads attention
@@ -109,15 +106,6 @@ class PagedModel:
 
     def live_sessions(self) -> int:
         return sum(1 for s in list(self._sessions) if s.request is not None)
-
-
-def _default_precision(core, device: str) -> str:
-    """The element type the device computes in by default (its KV cache must match it)."""
-    try:
-        hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
-    except (RuntimeError, AttributeError):
-        return "f16"
-    return hint if hint in POOL_DTYPES else "f16"
 
 
 class PagedSession:

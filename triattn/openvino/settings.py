@@ -37,3 +37,13 @@ def model_precision(model_dir, requested: str | None = AUTO) -> str:
         return requested
     chosen = read_settings(model_dir).get("precision")
     return chosen if chosen in PRECISION_CHOICES else "default"
+
+
+def device_precision(core, device: str, known: tuple) -> str:
+    """The element type `device` computes in by default, one of `known` (else f16): a paged KV
+    cache must be in it."""
+    try:
+        hint = core.get_property(device, "INFERENCE_PRECISION_HINT").to_string()
+    except (RuntimeError, AttributeError):
+        return "f16"
+    return hint if hint in known else "f16"
