@@ -205,3 +205,12 @@ def test_a_probe_runs_the_form_it_is_asked_for(llama_dir):
     mask = run_job({**job, "eviction": {"policy": "knorm", "evict": "mask", "budget": 32, "recent_window": 8}})
     assert mask["form"] == "paged" and mask["form_note"].startswith("mask runs on the stateful form")
     assert mask["kv_after_prefill"] == 48  # mask keeps every slot: the cut is in the mask, not the cache
+
+
+def test_a_mode_without_figures_is_labelled_by_its_failure():
+    """The long-context plot names why a bar is missing: a killed run is not one that never ran."""
+    from triattn.bench.perfplot import _why_missing
+    assert _why_missing([{"failed": "killed (signal 9), last peak RSS 23140 MB"}]) == "killed"
+    assert _why_missing([{"failed": "killed by the system (out of memory)"}]) == "out of\nmemory"
+    assert _why_missing([{"failed": "not run: the baseline could not read the whole prompt"}]) == "not run"
+    assert _why_missing([]) == "not run"

@@ -114,6 +114,12 @@ def _median(answers, key):
     return None if not answers or any("failed" in a for a in answers) else statistics.median(a[key] for a in answers)
 
 
+def _why_missing(answers) -> str:
+    """The bar's label where a mode has no figure: what its failure says, in a word or two."""
+    why = " ".join(str(a.get("failed", "")) for a in answers or [])
+    return "out of\nmemory" if "memory" in why else "killed" if "killed" in why else "not run"
+
+
 def _plot_long(plt, name: str, section: dict, path):
     modes = section["modes"]
     labels = [m.replace("baseline at budget", f"baseline at {section['setup']['budget']}").replace(" ", "\n", 1)
@@ -127,7 +133,7 @@ def _plot_long(plt, name: str, section: dict, path):
         values = [None if _median(a, key) is None else _median(a, key) * scale for a in modes.values()]
         for j, (m, v) in enumerate(zip(modes, values)):
             if v is None:
-                ax.annotate("out of\nmemory" if "memory" in str(modes[m]) else "not run", (j, 0.03), ha="center",
+                ax.annotate(_why_missing(modes[m]), (j, 0.03), ha="center",
                             va="bottom", fontsize=8, color="red", xycoords=("data", "axes fraction"))
             else:
                 ax.bar(j, v, 0.7, color=MODE_COLOURS.get(m, "tab:purple"))
@@ -144,9 +150,10 @@ def _plot_long(plt, name: str, section: dict, path):
                       fontsize=7)
         ax.set(ylabel="ms per token", title="Prefill: one forward at a time")
         ax.grid(axis="y", alpha=0.3)
+    from .perfreport import baseline_pieces
     s = section["setup"]
     return save_figure(plt, fig, f"{name}: {s['context']:,} tokens, {s['policy']} budget {s['budget']:,}, "
-                                 f"pieces of {s['chunk']}", path)
+                                 f"pieces of {s['chunk']}{baseline_pieces(s)}", path)
 
 
 def _figures_panel(ax, figures: list[dict]):

@@ -48,12 +48,12 @@ def long_title(model_dir, setup: dict, runs: int, real_dims: bool = False, preci
     from pathlib import Path
     what = (f"3. Real dims: {Path(model_dir).name}" if real_dims else f"2. Long context: {Path(model_dir).name}")
     return (f"{what}, {setup['context']} tokens, {setup['policy']} budget {setup['budget']}, pieces of "
-            f"{setup['chunk']}{_baseline_pieces(setup)}, cache form {form}, precision {precision} ({runs} runs alternating, medians of "
+            f"{setup['chunk']}{baseline_pieces(setup)}, cache form {form}, precision {precision} ({runs} runs alternating, medians of "
             f"each round's ratio"
             + ("; no targets)" if real_dims else ")"))
 
 
-def _baseline_pieces(setup: dict) -> str:
+def baseline_pieces(setup: dict) -> str:
     n = setup.get("baseline_chunk") or 0  # saved runs before it read their baselines whole
     return " (the baselines too)" if n == setup["chunk"] else (f" (the baselines in pieces of {n})" if n else "")
 
