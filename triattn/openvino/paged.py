@@ -147,6 +147,7 @@ class PagedSession:
         if self._twin is not None:
             self._twin.close()
         self.request, self._requests, self.pool, self._twin = None, {}, None, None
+        self._logits = {}  # its keys are the requests: holding them would keep their memory
 
     def with_attention_mask(self):
         """The session that runs a mechanism needing an attention mask (the paged form has none):
