@@ -223,32 +223,63 @@ def test_bench_arena_prints_the_median_ratio_of_alternating_repeats(gptoss_dir, 
     assert "in an arena of 5 runs / in an A/B pair" in r.stdout and "target: within 5%" in r.stdout
 
 
-def test_bench_arena_repeat_runs_each_side_twice_in_mirrored_order(monkeypatch):
-    """A drift that is linear over a repeat (each run slower than the one before) cancels: arena,
-    pair, pair, arena give the same mean position to both sides, so equal runs give ratio 1."""
+def _fake_setting(kind, clock, trace, slow_after_switch=40.0):
+    """A stand-in for Arena or Pair whose steps take 10 ms (the arena's 11 ms: `kind` sets it), and
+    40 ms more for a run's first step after the other setting has stepped (what a turn's first step
+    may pay). Every step is appended to `trace` as (kind, run)."""
+    from types import SimpleNamespace
+
+    from triattn.core.tables import BASELINE, PRUNED
+
+    class Fake:
+        def __init__(self, model, tok, ids, cfgs, sampling, max_new, **kw):
+            runs = [BASELINE, "knorm/hard@64", "a", "b", "c"] if kind == "arena" else [BASELINE, PRUNED]
+            self.sides = {r: SimpleNamespace(records=[]) for r in runs}
+            self.baseline, self.pruned = self.sides[BASELINE], self.sides[runs[1]]
+            self.max_new = max_new
+
+        def steps(self):
+            last = {}
+            for _ in range(self.max_new):
+                for run, side in self.sides.items():
+                    switched = last.get(run) is not None and clock[0] - last[run] > len(self.sides)
+                    ms = (11.0 if kind == "arena" else 10.0) + (slow_after_switch if switched else 0.0)
+                    side.records.append(SimpleNamespace(index=len(side.records), time_s=ms / 1000))
+                    clock[0] += 1
+                    last[run] = clock[0]
+                    trace.append((kind, run))
+                    yield run
+    return Fake
+
+
+def test_bench_arena_advances_both_settings_in_turns_and_leaves_out_each_turns_first_step(monkeypatch):
+    """Arena and pair alive at once, in turns of `turn` steps of the measured run:
+        arena: 4 rounds of 5 runs | pair: 4 rounds of 2 | arena: 4 rounds | pair ...
+    A run's first step of each turn (slow here: 50 ms) is not timed, so the figures are the steps'
+    own: 11 ms in the arena, 10 ms in the pair."""
+    from triattn.bench import arena as bench_arena
+    clock, trace = [0], []
+    monkeypatch.setattr(bench_arena, "Arena", _fake_setting("arena", clock, trace))
+    monkeypatch.setattr(bench_arena, "Pair", _fake_setting("pair", clock, trace))
+    cfgs = bench_arena.configs("knorm", 64, 16, 4)
+    got = bench_arena.one_repeat(None, None, [1], cfgs, None, 12, arena_first=True, turn=4)
+    kinds = [k for k, _ in trace]
+    blocks = [kinds[0]] + [b for a, b in zip(kinds, kinds[1:]) if a != b]
+    assert blocks[:6] == ["arena", "pair"] * 3  # then the arena's last round ends (the runs after the measured one)
+    assert blocks[6:] in ([], ["arena"])
+    assert kinds.count("arena") == 60 and kinds.count("pair") == 24
+    assert got == {"arena": pytest.approx(11.0), "arena_baseline": pytest.approx(11.0),
+                   "pair": pytest.approx(10.0), "pair_baseline": pytest.approx(10.0)}
+    trace.clear()
+    bench_arena.one_repeat(None, None, [1], cfgs, None, 12, arena_first=False, turn=4)
+    assert trace[0][0] == "pair"
+
+
+def test_bench_arena_counts_a_turns_first_step_when_it_is_timed():
+    """The check above can fail: timing every step lets the slow first steps of turns in."""
     from types import SimpleNamespace
 
     from triattn.bench import arena as bench_arena
-    order = []
-
-    def fake(kind):
-        class Fake:
-            def __init__(self, *args, **kw):
-                order.append(kind)
-                t = 10.0 + len(order)  # every run 1 ms per token slower than the one before
-                side = SimpleNamespace(records=[None] + [SimpleNamespace(time_s=t / 1000)] * 3)
-                self.sides = {"knorm/hard@64": side}
-                self.baseline = self.pruned = side
-
-            def steps(self):
-                return iter(())
-        return Fake
-    monkeypatch.setattr(bench_arena, "Arena", fake("arena"))
-    monkeypatch.setattr(bench_arena, "Pair", fake("pair"))
-    cfgs = bench_arena.configs("knorm", 64, 16, 4)
-    got = bench_arena.one_repeat(None, None, [1], cfgs, None, 4, arena_first=True)
-    assert order == ["arena", "pair", "pair", "arena"]
-    assert got["arena"] == pytest.approx(got["pair"]) and got["arena"] == pytest.approx(12.5)
-    order.clear()
-    bench_arena.one_repeat(None, None, [1], cfgs, None, 4, arena_first=False)
-    assert order == ["pair", "arena", "arena", "pair"]
+    recs = [SimpleNamespace(index=i, time_s=t / 1000) for i, t in enumerate([99, 10, 50, 10, 50, 10])]
+    assert bench_arena._tpot_ms(recs, {0, 2, 4}) == pytest.approx(10.0)
+    assert bench_arena._tpot_ms(recs, set()) == pytest.approx(26.0)
