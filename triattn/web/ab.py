@@ -7,42 +7,26 @@ The table is in tables.py; the eviction view (which tokens the cache forgot) in 
 from __future__ import annotations
 
 import math
-import warnings
-from typing import Iterator
 
 import pandas as pd
 
-from ..core.config import DEFAULT_PREFILL_CHUNK, EvictionConfig, SamplingConfig, check_max_new_tokens, full_cache
+from ..core.config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from ..core.engine import check_request
 from .evictview import eviction_summary, eviction_view
 from ..core.interleave import interleave
-from ..core.metrics import PairFigures, RunMetrics, pair_figures, peak_rss_mb, reset_peak_rss, trim_heap
+from ..core.metrics import PairFigures, RunMetrics, pair_figures
 from ..policies import get_policy
 from ..core.quality import Divergence, Quality, compare, first_divergence, teacher_forced
 from ..core.runner import check_runnable, runner_for
-from ..core.runs import RunResult, stream_run
+from ..core.runs import RunResult
 from ..core.stats import speed_verdict
 from ..core.tables import BASELINE, DIVERGENCE, PRUNED, describe_divergence, metrics_table, quality_columns
-
-# The baseline reads a long prompt in pieces too: a Stop ends a run between two forwards, and one
-# forward over a whole prompt of thousands of tokens takes tens of seconds on a busy CPU. With nothing
-# evicted, pieces give the cache and logits of a whole prefill (engine.py). Its pieces are smaller than
-# the pruned run's (which attend to at most budget - 1 + piece tokens): late in a 5,262-token prompt a
-# piece attends to all that came before, and on a loaded 2-core machine the longest of 256 tokens took
-# 12 s against 21-27 s at 512, for the same whole prefill (135-150 s both).
-BASELINE_CHUNK = DEFAULT_PREFILL_CHUNK // 2
-BASELINE_EVICTION = full_cache(prefill_chunk=BASELINE_CHUNK)
+from .runset import BASELINE_EVICTION, RunSet
 
 
-class Pair:
-    """Baseline and pruned generations on one compiled model, advanced alternately.
-
-    Each run is a `stream_run` (the one streaming path) with its own session, hence its own KV
-    cache; the steps never overlap, so each step's time is its own. `steps()` yields after every
-    token; `notices` collects engine warnings. own_peak: measure the process's peak RSS over the
-    comparison (`peak_mb`) by starting the process's high-water mark again, for a caller whose
-    process does nothing else meanwhile (the page, `infer --compare`; not a soak that reads its own).
-    """
+class Pair(RunSet):
+    """Baseline and pruned generations on one compiled model, advanced alternately (runset.RunSet:
+    `steps()` yields after every token, one cancel() stops both; own_peak as there)."""
 
     def __init__(self, model, tokenizer, prompt_ids, eviction: EvictionConfig, sampling: SamplingConfig,
                  max_new_tokens: int, pruned_first: bool = False, own_peak: bool = False):
@@ -51,87 +35,30 @@ class Pair:
         check_runnable(model, eviction)  # before the baseline runs: a choice its runtime refuses loses nothing
         # Calibration (or its absence) is settled here, before either run starts.
         self.calibration = get_policy(eviction.policy).prepare(model.info.model_dir) if eviction.prunes else None
-        self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
         # The runners are made here, not when the streams start, so that cancel() reaches them.
-        self.sides = {name: RunResult(e, self.prompt_ids, runner=runner_for(model, e, self.calibration if e.prunes
-                                                                             else None))
-                      for name, e in ((BASELINE, BASELINE_EVICTION), (PRUNED, eviction))}
+        sides = {name: RunResult(e, list(prompt_ids), runner=runner_for(model, e, self.calibration if e.prunes
+                                                                         else None))
+                 for name, e in ((BASELINE, BASELINE_EVICTION), (PRUNED, eviction))}
         # The first prefill meets colder caches (its TTFT is a single sample); callers alternate the lead.
-        self.order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
-        self.sampling, self.max_new_tokens = sampling, max_new_tokens
-        self.notices: list[str] = []
+        order = [PRUNED, BASELINE] if pruned_first else [BASELINE, PRUNED]
+        super().__init__(model, tokenizer, prompt_ids, sides, order, interleave, {eviction.policy: self.calibration},
+                         sampling, max_new_tokens, own_peak)
         self.quality: Quality | None = None
-        self.own_peak = own_peak
-        self.peak_mb: float | None = None  # the process's peak RSS over both runs (own_peak, where it can be reset)
-        self._quality_session = None
-        self.cancelled = False
-
-    def cancel(self) -> None:
-        """Stop both runs, or the quality measurement, from another thread (the page's Stop): each
-        ends at its next forward with errors.Cancelled."""
-        self.cancelled = True
-        for side in self.sides.values():
-            side.runner.cancel()
-        if self._quality_session is not None:
-            self._quality_session.cancel()
-
-    @property
-    def baseline(self) -> RunResult:
-        return self.sides[BASELINE]
 
     @property
     def pruned(self) -> RunResult:
         return self.sides[PRUNED]
 
-    def _stream(self, side: RunResult):
-        stream = stream_run(self.model, self.tokenizer, self.prompt_ids, side.eviction, self.sampling,
-                            self.max_new_tokens, calibration=self.calibration, result=side)
-        try:
-            yield self._first_step(stream)
-            yield from stream
-        except StopIteration:
-            return
-        finally:
-            stream.close()  # the session and its KV cache go now, also on Stop or a closed tab
-
-    def _first_step(self, stream):
-        # The engine warns (e.g. budget below a sliding window) when it starts: keep that for the page.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                return next(stream)
-            finally:
-                self.notices += [m for m in dict.fromkeys(str(w.message) for w in caught) if m not in self.notices]
-
-    def steps(self) -> Iterator[str]:
-        """Run both generations to the end; yields the name of the side that just stepped."""
-        streams = {name: self._stream(self.sides[name]) for name in self.order}
-        reset = self.own_peak and reset_peak_rss()  # the peak of this comparison, not of the process's past
-        try:
-            for name, _ in interleave(streams):
-                yield name
-        finally:
-            for s in streams.values():
-                s.close()
-            self.peak_mb = peak_rss_mb() if reset else None
-            trim_heap()  # the runs' buffers are free now: give the pages back (see trim_heap)
-
     def measure_quality(self) -> Quality:
         """Teacher-forced cost of the pruned run over the baseline's tokens (after both have run).
         Raises errors.Cancelled after cancel()."""
-        session = self._quality_session = self.model.new_session()
-        if self.cancelled:
-            session.cancel()
-        try:
+        with self.quality_session() as session:
             b = self.baseline.token_ids
             # the baseline forced over its own tokens, its prompt read in pieces (a Stop ends it between them)
             forced = b and self.pruned.runner.teacher_forcing
             full = teacher_forced(session, self.prompt_ids, b, BASELINE_EVICTION) if forced else None
             self.quality = compare(session, self.prompt_ids, b, self.pruned.token_ids, self.pruned.eviction,
                                    self.calibration, full_forced=full)
-        finally:
-            self._quality_session = None
-            session.close()
         return self.quality
 
     def figures(self, final: bool) -> dict:

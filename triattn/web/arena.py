@@ -1,7 +1,7 @@
 """Arena: one baseline (full KV cache) and up to four pruned runs of the same prompt, side by side.
 
 Scope: what the page's Arena and `infer --compare --policy a b c` run, without Gradio. It is the A/B
-pair (ab.py) for N runs: each run a `runs.stream_run` with its own session and cache, all advanced
+pair (ab.py) for N runs, on the same RunSet (runset.py): each run with its own session and cache, advanced
 one token at a time in turn, the lead rotating each round (interleave.rotate) so that no run always
 steps first and every run meets the machine's slow moments alike; one cancel() stops them all. The
 leaderboard (tables.leaderboard) ranks the pruned runs by their quality cost against the baseline
@@ -11,20 +11,18 @@ the prompt carries an expected answer (answers.py), each run says whether it kep
 """
 from __future__ import annotations
 
-import warnings
-from typing import Iterator
-
 from ..core.answers import contains_answer
 from ..core.config import EvictionConfig, SamplingConfig, check_max_new_tokens
 from ..core.engine import check_request
 from ..core.interleave import rotate
-from ..core.metrics import pair_figures, peak_rss_mb, reset_peak_rss, trim_heap
+from ..core.metrics import pair_figures
 from ..core.quality import compare, first_divergence, teacher_forced, token_agreement
 from ..core.runner import check_runnable, runner_for
-from ..core.runs import RunResult, stream_run
+from ..core.runs import RunResult
 from ..core.tables import BASELINE, Standing, describe_divergence, ranked
 from ..policies import get_policy
-from .ab import BASELINE_EVICTION, plot_frames
+from .ab import plot_frames
+from .runset import BASELINE_EVICTION, RunSet
 
 MAX_PRUNED = 4
 
@@ -46,7 +44,7 @@ def check_arena(evictions) -> None:
         raise ValueError("the same policy, mechanism and budget is chosen twice")
 
 
-class Arena:
+class Arena(RunSet):
     """The baseline and the pruned runs on one compiled model, advanced in turn (see module doc).
 
     `sides` maps each run's label to its RunResult, the baseline first. `expected`: the strings a
@@ -61,18 +59,15 @@ class Arena:
         for e in evictions:
             check_request(model.info, len(prompt_ids), e, max_new_tokens)
             check_runnable(model, e)  # one choice its runtime refuses stops the arena before any run
-        self.model, self.tokenizer, self.prompt_ids = model, tokenizer, list(prompt_ids)
         # Calibration is settled before any run starts, once per policy.
-        self.calibrations = {e.policy: get_policy(e.policy).prepare(model.info.model_dir) for e in evictions}
-        runs = [(BASELINE, BASELINE_EVICTION, None)] + [(label(e), e, self.calibrations[e.policy]) for e in evictions]
+        calibrations = {e.policy: get_policy(e.policy).prepare(model.info.model_dir) for e in evictions}
+        runs = [(BASELINE, BASELINE_EVICTION, None)] + [(label(e), e, calibrations[e.policy]) for e in evictions]
         # The runners are made here, not when the streams start, so that cancel() reaches them.
-        self.sides = {name: RunResult(e, self.prompt_ids, runner=runner_for(model, e, cal)) for name, e, cal in runs}
-        self.sampling, self.max_new_tokens, self.expected = sampling, max_new_tokens, tuple(expected)
-        self.notices: list[str] = []
+        sides = {name: RunResult(e, list(prompt_ids), runner=runner_for(model, e, cal)) for name, e, cal in runs}
+        super().__init__(model, tokenizer, prompt_ids, sides, list(sides), rotate, calibrations, sampling,
+                         max_new_tokens, own_peak)
+        self.expected = tuple(expected)
         self.quality: dict = {}
-        self.own_peak, self.peak_mb = own_peak, None
-        self._quality_session = None
-        self.cancelled = False
 
     @property
     def names(self) -> list[str]:
@@ -82,58 +77,10 @@ class Arena:
     def pruned_names(self) -> list[str]:
         return self.names[1:]
 
-    @property
-    def baseline(self) -> RunResult:
-        return self.sides[BASELINE]
-
-    def cancel(self) -> None:
-        """Stop every run, or the quality measurement, from another thread: each ends at its next forward."""
-        self.cancelled = True
-        for side in self.sides.values():
-            side.runner.cancel()
-        if self._quality_session is not None:
-            self._quality_session.cancel()
-
-    def _stream(self, name: str):
-        side = self.sides[name]
-        cal = self.calibrations.get(side.eviction.policy) if side.eviction.prunes else None
-        stream = stream_run(self.model, self.tokenizer, self.prompt_ids, side.eviction, self.sampling,
-                            self.max_new_tokens, calibration=cal, result=side)
-        try:
-            with warnings.catch_warnings(record=True) as caught:  # the engine warns when a run starts
-                warnings.simplefilter("always")
-                try:
-                    first = next(stream)
-                finally:
-                    self.notices += [m for m in dict.fromkeys(str(w.message) for w in caught)
-                                     if m not in self.notices]
-            yield first
-            yield from stream
-        except StopIteration:
-            return
-        finally:
-            stream.close()  # the session and its KV cache go now, also on Stop
-
-    def steps(self) -> Iterator[str]:
-        """Run every generation to its end, in turn; yields the name of the run that just stepped."""
-        streams = {name: self._stream(name) for name in self.sides}
-        reset = self.own_peak and reset_peak_rss()
-        try:
-            for name, _ in rotate(streams):
-                yield name
-        finally:
-            for s in streams.values():
-                s.close()
-            self.peak_mb = peak_rss_mb() if reset else None
-            trim_heap()
-
     def measure_quality(self) -> dict:
         """Teacher-forced cost of each pruned run over the baseline's tokens (the baseline forced once).
         Raises errors.Cancelled after cancel()."""
-        session = self._quality_session = self.model.new_session()
-        if self.cancelled:
-            session.cancel()
-        try:
+        with self.quality_session() as session:
             b = self.baseline.token_ids
             forced = b and any(self.sides[n].runner.teacher_forcing for n in self.pruned_names)
             full = teacher_forced(session, self.prompt_ids, b, BASELINE_EVICTION) if forced else None
@@ -141,9 +88,6 @@ class Arena:
                 side = self.sides[n]
                 self.quality[n] = compare(session, self.prompt_ids, b, side.token_ids, side.eviction,
                                           self.calibrations[side.eviction.policy], full_forced=full)
-        finally:
-            self._quality_session = None
-            session.close()
         return self.quality
 
     def kept(self, name: str) -> bool | None:
