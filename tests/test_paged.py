@@ -77,6 +77,40 @@ def test_pool_compaction_keeps_each_tokens_rows(lanes):
         assert pool.capacity <= max(blocks_for(96), blocks_for(k))
 
 
+def test_pool_read_returns_the_rows_just_written_one_slot_or_several():
+    """read(start, t) gives what the model wrote at table slots start..start+t-1, [layers, heads, t,
+    dim], after compactions have scattered the tables over the blocks; a decode step's single slot
+    (read by plain indexing) and a prompt's several (index arrays) agree with the plain reference."""
+    rng = np.random.default_rng(3)
+    pool = BlockPool(3, 2, 4, np.float32, (0, 8, 0))
+    pool.clear()
+    pool.reserve(256)
+    pool.ensure(256)  # room for every token below, then an empty table again
+    pool.clear()
+    for free in pool.free:  # each layer takes its free blocks in its own order: the tables differ
+        rng.shuffle(free)
+    ref = [[[] for _ in range(2)] for _ in range(3)]
+    for cycle in range(5):
+        for t in (int(rng.integers(2, 40)), 1, 1):
+            start = pool.n
+            _write(pool, rng, ref, t)
+            k, v = pool.read(start, t)
+            assert k.shape == v.shape == (3, 2, t, 4)
+            for layer in range(3):
+                for h in range(2):
+                    want = ref[layer][h][start:start + t]
+                    np.testing.assert_array_equal(k[layer, h], np.stack([w[0] for w in want]))
+                    np.testing.assert_array_equal(v[layer, h], np.stack([w[1] for w in want]))
+            k_only, none = pool.read(start, t, values=False)
+            assert none is None
+            np.testing.assert_array_equal(k_only, k)
+        keep = np.zeros((3, 1, pool.n), bool)
+        for layer in range(3):
+            keep[layer, 0, rng.choice(pool.n, pool.n // 2, replace=False)] = True
+        pool.compact(keep)
+        ref = [[[x for x, m in zip(ref[layer][h], keep[layer, 0]) if m] for h in range(2)] for layer in range(3)]
+
+
 def test_pool_zero_clears_only_evicted_rows():
     rng = np.random.default_rng(0)
     pool = BlockPool(2, 2, 4, np.float32)

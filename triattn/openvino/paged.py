@@ -229,11 +229,11 @@ class PagedSession:
         if logits is None:
             logits = self.request.get_tensor("logits").data
         logits = logits.reshape(-1, logits.shape[-1])[-1].copy()
-        k, v = self.pool.read(past, t) if keys or values else (None, None)
+        k, v = self.pool.read(past, t, values) if keys or values else (None, None)
         if self.timings is not None:
             for phase, dt in (("inputs", t1 - t0), ("infer", t2 - t1), ("outputs", time.perf_counter() - t2)):
                 self.timings[phase].append(dt)
-        return logits, k, (v if values else None)
+        return logits, k, v
 
     def _inputs(self, ids, positions, past: int, blocks: int, window: int) -> dict | None:
         """The forward's small inputs. A one-token step writes them into arrays bound to the request

@@ -127,18 +127,21 @@ class BlockPool:
             self.slots = np.concatenate([self.slots, new], axis=2)
         self.n += t
 
-    def read(self, start: int, t: int):
-        """Keys and values at table slots start..start+t-1, as f32 [layers, kv_heads, t, head_dim]."""
-        slots = np.arange(start, start + t)
-        out = []
-        for pool in (self.keys, self.values):
-            rows = []
-            for layer in range(self.n_layers):
-                blk, row = self._where(layer, slots)
-                rows.append(pool[layer][blk, :, row].transpose(1, 0, 2))
-            x = np.stack(rows)
-            out.append((x.astype(np.uint32) << 16).view(np.float32) if self.bf16 else x.astype(np.float32, copy=False))
-        return out[0], out[1]
+    def read(self, start: int, t: int, values: bool = True):
+        """Keys and values (None unless `values`) at table slots start..start+t-1, as f32
+        [layers, kv_heads, t, head_dim]."""
+        return self._gather(self.keys, start, t), (self._gather(self.values, start, t) if values else None)
+
+    def _gather(self, pool: list, start: int, t: int) -> np.ndarray:
+        if t == 1:  # a decode step: one slot, read by plain indexing in every layer (fancy indexing
+            # with its index arrays cost ~10 us a layer: 0.6 ms of a 13 ms step on the default model)
+            blk, row = divmod(start, BLOCK)
+            x = np.stack([pool[layer][self.tables[layer][blk], :, row] for layer in range(self.n_layers)])[:, :, None]
+        else:
+            slots = np.arange(start, start + t)
+            x = np.stack([pool[layer][self.tables[layer][slots // BLOCK], :, slots % BLOCK].transpose(1, 0, 2)
+                          for layer in range(self.n_layers)])
+        return (x.astype(np.uint32) << 16).view(np.float32) if self.bf16 else x.astype(np.float32, copy=False)
 
     def _slot_map(self, lanes: int) -> np.ndarray:
         if self.slots is None or self.slots.shape[1] != lanes:
