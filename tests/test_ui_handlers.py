@@ -86,3 +86,33 @@ def test_long_runs_refresh_less_often():
     sent = [(t, *r.due(t, long=True)) for t in clock]
     assert [t for t, text, _ in sent if text] == [F(k, 2) for k in range(7)]
     assert [t for t, _, detail in sent if detail] == [0, 3]
+
+
+@pytest.mark.parametrize("error, line", [
+    (ValueError("the prompt is empty: type one or pick an example"), "the prompt is empty: type one or pick an example"),
+    (KeyError("slot"), "the arena failed: KeyError: 'slot'"),
+])
+def test_a_failing_handler_gives_one_line_and_leaves_the_control_ready(error, line, capsys):
+    """The pair's and the arena's handlers run through RunControl.guard: what they yielded stays
+    delivered, a mistake (ValueError) or a bug becomes one gr.Error line kept for the status line,
+    and the control is idle again with no run attached."""
+    control = RunControl()
+    control.pair = object()
+
+    def outputs():
+        yield "first"
+        raise error
+    got = []
+    with pytest.raises(gr.Error) as e:
+        for out in control.guard(outputs, "the arena failed"):
+            got.append(out)
+    assert got == ["first"] and e.value.message == line == control.error
+    assert control.idle.is_set() and control.pair is None
+    assert "comparison ended" in capsys.readouterr().err
+
+
+def test_a_handler_that_ends_well_leaves_no_error():
+    control = RunControl()
+    control.error = "an earlier failure"
+    assert list(control.guard(lambda: iter(["a", "b"]), "generation failed")) == ["a", "b"]
+    assert control.error == "" and control.idle.is_set()

@@ -7,10 +7,8 @@ buttons.
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
-import traceback
 import warnings
 from pathlib import Path
 
@@ -20,13 +18,13 @@ from ..core.answers import expected_for
 from ..core.config import EvictionConfig, MECHANISMS
 from ..core.inputs import parse_settings, prompt_ids
 from ..core.tables import leaderboard
-from ..errors import Cancelled, redact
+from ..errors import Cancelled
 from ..policies import get_policy, list_policies
 from . import arenareport
 from .arena import MAX_PRUNED, Arena
 
 from .pagetext import precision_label, run_notes, timing_line
-from .ui import DETAIL_EVERY_S, RUN_ENDED, TEXT_EVERY_S, _open, _plot
+from .ui import DETAIL_EVERY_S, TEXT_EVERY_S, _open, _plot
 
 SEP = " / "
 
@@ -82,27 +80,12 @@ VIEWS = MAX_PRUNED
 def run_arena(prompt, model_value, device, runs, budgets, evict, budget, recent, sinks, interval, max_new,
               temperature, seed, control, progress=gr.Progress(), *, catalog):
     """Stream the arena: (status, SLOTS boxes, leaderboard, 2 plots, VIEWS eviction views, HTML, JSON)."""
-    control.stop.clear()
-    control.idle.clear()
-    control.error = ""
-    try:
+    def outputs():
         evictions = arena_evictions(runs, budgets, budget, recent, sinks, interval)
-        _, sampling, max_new = parse_settings("knorm", evict, budget, recent, sinks, interval, max_new,
-                                              temperature, seed)
-        yield from _run(prompt, model_value, device, evictions, sampling, max_new, control, progress, catalog)
-    except ValueError as e:
-        control.error = redact(str(e))
-        raise gr.Error(control.error, print_exception=False) from None
-    except gr.Error:
-        raise
-    except Exception as e:  # a bug must not take the page down; the log keeps the details
-        traceback.print_exc()
-        control.error = redact(f"the arena failed: {type(e).__name__}: {e}")
-        raise gr.Error(control.error, print_exception=False) from None
-    finally:
-        control.pair = None
-        control.idle.set()
-        print(RUN_ENDED, file=sys.stderr, flush=True)
+        _, sampling, max_new_ = parse_settings("knorm", evict, budget, recent, sinks, interval, max_new,
+                                               temperature, seed)
+        yield from _run(prompt, model_value, device, evictions, sampling, max_new_, control, progress, catalog)
+    yield from control.guard(outputs, "the arena failed")
 
 
 def _run(prompt, model_value, device, evictions, sampling, max_new, control, progress, catalog):

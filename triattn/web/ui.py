@@ -82,6 +82,32 @@ class RunControl:
     def __deepcopy__(self, memo):  # gr.State copies its initial value for every visitor
         return RunControl()
 
+    def guard(self, outputs, failed: str):
+        """Stream a handler's `outputs` (a zero-argument generator function: its settings are read
+        inside, so their mistakes are caught too). Bad input (ValueError: settings, ModelError, a
+        prompt too long, OpenVINO's runtime errors as the model module words them) becomes one gr.Error
+        line; any other exception is a bug, logged, and one line too (`failed: ...`): the page stays.
+        `error` keeps that line for the status; the run's end is written to the server log."""
+        self.stop.clear()
+        self.idle.clear()
+        self.error = ""
+        try:
+            yield from outputs()
+        except ValueError as e:
+            self.error = redact(str(e))
+            raise gr.Error(self.error, print_exception=False) from None  # a user mistake, not a bug
+        except gr.Error as e:
+            self.error = str(e.message)
+            raise
+        except Exception as e:  # a bug must not take the page down; the log keeps the details
+            traceback.print_exc()
+            self.error = redact(f"{failed}: {type(e).__name__}: {e}")
+            raise gr.Error(self.error, print_exception=False) from None
+        finally:
+            self.pair = None
+            self.idle.set()
+            print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
+
 
 FORM = "paged"  # the cache form the page runs: OpenVINO's paged form where the model takes it (model.load_model)
 RUN_ENDED = "triattn: comparison ended, infer requests freed"
@@ -92,31 +118,14 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
     """Stream both runs: (baseline text, pruned text, status, divergence, table, 2 plots, eviction view,
     eviction summary, the Generate button). The button says a comparison is running from the first
     output to the last (a second click is not dropped without a word)."""
-    control.stop.clear()
-    control.idle.clear()
-    control.error = ""
-    try:
+    def outputs():
         button = busy_button()
-        for out in _compare(prompt, model_value, device, parse_settings(
-                policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens, temperature, seed,
-                prompt_select),
-                control, progress, catalog):
+        settings = parse_settings(policy, evict, budget, recent_window, sink_tokens, prune_interval, max_new_tokens,
+                                  temperature, seed, prompt_select)
+        for out in _compare(prompt, model_value, device, settings, control, progress, catalog):
             yield out if len(out) == len(OUTPUTS) else out + (button,)  # the last outputs carry the ready button
             button = gr.skip()
-    except ValueError as e:  # bad settings, ModelError, a prompt too long for the model's context
-        control.error = redact(str(e))
-        raise gr.Error(control.error, print_exception=False) from None  # a user mistake, not a bug
-    except gr.Error as e:
-        control.error = str(e.message)
-        raise
-    except Exception as e:  # a bug must not take the page down; the log keeps the details
-        traceback.print_exc()
-        control.error = redact(f"generation failed: {type(e).__name__}: {e}")
-        raise gr.Error(control.error, print_exception=False) from None
-    finally:
-        control.pair = None
-        control.idle.set()
-        print(RUN_ENDED, file=sys.stderr, flush=True)  # the server log's record that a comparison let go
+    yield from control.guard(outputs, "generation failed")
 
 
 def show_failure(control: RunControl):
