@@ -7,7 +7,7 @@ import openvino as ov
 import openvino_genai as og
 import pytest
 
-from triattn.openvino import genai
+from triattn.openvino import genai, genaiset
 from triattn.core.config import EvictionConfig, SamplingConfig
 from triattn.core.engine import generate
 from triattn.openvino.model import PRECISIONS, load_model
@@ -28,7 +28,7 @@ def cfg(budget=128, recent=32, sinks=4, **kw):
     (16, 4, 32, 100, (16, 32, 96)),      # GPU blocks of 16: 4 -> 16, 100 = 6.25 blocks -> 96
 ])
 def test_map_settings_to_block_multiples(block, sinks, recent, budget, expected):
-    used = genai.map_settings(cfg(budget, recent, sinks), block)
+    used = genaiset.map_settings(cfg(budget, recent, sinks), block)
     assert (used["start_size"], used["recent_size"], used["max_cache_size"]) == expected
     assert used["evictable_size"] == expected[2] - expected[0] - expected[1] > 0
     assert used["kv_bound_tokens"] == expected[2] + block
@@ -37,16 +37,16 @@ def test_map_settings_to_block_multiples(block, sinks, recent, budget, expected)
 
 def test_mapped_settings_are_accepted_by_genai():
     for sinks, recent, budget in [(0, 0, 2), (4, 16, 21), (31, 33, 65), (100, 200, 301), (4, 32, 4096)]:
-        used = genai.map_settings(cfg(budget, recent, sinks), 32)
+        used = genaiset.map_settings(cfg(budget, recent, sinks), 32)
         sizes = [used[k] for k in ("start_size", "recent_size", "max_cache_size")]
         assert all(s > 0 and s % 32 == 0 for s in sizes)
         og.CacheEvictionConfig(*sizes, og.AggregationMode.NORM_SUM)   # raises if invalid
 
 
 def test_block_size_by_device():
-    assert genai.block_size("CPU") == 32 and genai.block_size("GPU.1") == 16
+    assert genaiset.block_size("CPU") == 32 and genaiset.block_size("GPU.1") == 16
     with pytest.raises(ValueError, match="runs on CPU or GPU"):
-        genai.block_size("NPU")
+        genaiset.block_size("NPU")
 
 
 def test_config_gives_ov_genai_its_own_mechanism():
@@ -99,10 +99,10 @@ def test_same_tokens_as_llm_pipeline(llama_dir, prompt):
     model, tok = _setup(llama_dir)
     e = cfg(budget=64, recent=16)
     mine = run(model, tok, prompt, e, max_new_tokens=150)
-    used = genai.settings(model, e)
-    pipe = og.LLMPipeline(llama_dir, "CPU", scheduler_config=genai.scheduler_config(used, model.info.max_context),
+    used = genaiset.settings(model, e)
+    pipe = og.LLMPipeline(llama_dir, "CPU", scheduler_config=genaiset.scheduler_config(used, model.info.max_context),
                           **PRECISIONS["f32"])
-    config = genai.generation_config(SamplingConfig(), 150, model.info.eos_token_ids, False)
+    config = genaiset.generation_config(SamplingConfig(), 150, model.info.eos_token_ids, False)
     theirs = pipe.generate(ov.Tensor(np.array([prompt], np.int64)), config)
     assert mine.token_ids == list(theirs.tokens[0])
     live = [x.kv_live for x in mine.records]
@@ -122,7 +122,7 @@ def test_abandoned_run_frees_the_pipeline(llama_dir, prompt):
     steps = genai.generate(model, prompt, cfg(), max_new_tokens=40)
     assert [next(steps).token for _ in range(5)] == full[:5]
     steps.close()
-    pl = genai.pipeline(model, genai.settings(model, cfg()))
+    pl = genai.pipeline(model, genaiset.settings(model, cfg()))
     assert pl.lock.acquire(timeout=5)
     pl.lock.release()
     assert not pl.pipe.has_non_finished_requests()
@@ -164,7 +164,7 @@ def test_prompt_just_past_the_start_area_runs(llama_dir, past_start):
     ids = list(range(3, 3 + 32 + past_start))
     records = list(genai.generate(model, ids, cfg(96, 32, 32), max_new_tokens=80, used=used))
     assert len(records) == 80
-    assert used["snapkv_window"] == min(past_start, genai.SNAPKV_WINDOW)
+    assert used["snapkv_window"] == min(past_start, genaiset.SNAPKV_WINDOW)
     assert max(r.kv_len for r in records) <= used["kv_bound_tokens"]
 
 
@@ -175,7 +175,7 @@ def test_a_failure_inside_genai_is_one_line_and_the_next_run_works(llama_dir, mo
     model = load_model(llama_dir, "CPU")
     ids = list(range(3, 3 + 36))
     with monkeypatch.context() as m:
-        m.setattr(genai, "snapkv_window", lambda prompt_len, start: genai.SNAPKV_WINDOW)
+        m.setattr(genaiset, "snapkv_window", lambda prompt_len, start: genaiset.SNAPKV_WINDOW)
         with pytest.raises(RuntimeFailure, match="^OpenVINO GenAI failed while generating: internal check failed: "
                                                  "new_scores_size >= num_snapkv_scores$"):
             list(genai.generate(model, ids, cfg(96, 32, 32), max_new_tokens=20))

@@ -6,7 +6,7 @@ import pytest
 from triattn.core.config import EvictionConfig
 from triattn.core.runs import run
 from triattn.core.text import load_tokenizer
-from triattn.openvino import genai
+from triattn.openvino import genai, genaiset
 from triattn.openvino.model import load_model
 from triattn.policies import get_policy, list_policies
 
@@ -31,19 +31,19 @@ def test_variants_are_listed_and_say_where_they_come_from():
 def test_kvcrush_blocks_come_out_of_the_budget():
     # budget 192 = 6 blocks: 1 KVCrush block leaves max_cache_size 160; 3 leave 96
     for blocks, max_cache in [(1, 160), (3, 96)]:
-        used = genai.map_settings(cfg("ov-genai-kvcrush", 192, kvcrush_blocks=blocks), 32)
+        used = genaiset.map_settings(cfg("ov-genai-kvcrush", 192, kvcrush_blocks=blocks), 32)
         assert used["max_cache_size"] == max_cache
         assert used["kv_bound_tokens"] == max_cache + 32 * blocks + 32
         assert used["kvcrush"] == {"blocks": blocks, "anchor": "random", "rng_seed": 0}
     # too few blocks left for start + one evictable + recent: raised, as for ov-genai
-    assert genai.map_settings(cfg("ov-genai-kvcrush", 128, kvcrush_blocks=2), 32)["max_cache_size"] == 96
-    plain = genai.map_settings(cfg("ov-genai", 192), 32)
+    assert genaiset.map_settings(cfg("ov-genai-kvcrush", 128, kvcrush_blocks=2), 32)["max_cache_size"] == 96
+    plain = genaiset.map_settings(cfg("ov-genai", 192), 32)
     assert plain["max_cache_size"] == 192 and "kvcrush" not in plain and "adaptive_rkv" not in plain
 
 
 def test_genai_gets_the_kvcrush_settings():
-    used = genai.map_settings(cfg("ov-genai-kvcrush", 192, anchor="alternating", kvcrush_seed=7, kvcrush_blocks=2), 32)
-    config = genai.eviction_config(used)
+    used = genaiset.map_settings(cfg("ov-genai-kvcrush", 192, anchor="alternating", kvcrush_seed=7, kvcrush_blocks=2), 32)
+    config = genaiset.eviction_config(used)
     assert config.kvcrush_config.budget == 2 and config.kvcrush_config.rng_seed == 7
     assert config.kvcrush_config.anchor_point_mode == og.KVCrushAnchorPointMode.ALTERNATING
     assert config.aggregation_mode == og.AggregationMode.NORM_SUM
@@ -51,8 +51,8 @@ def test_genai_gets_the_kvcrush_settings():
 
 
 def test_genai_gets_the_adaptive_rkv_settings():
-    used = genai.map_settings(cfg("ov-genai-rkv", attention_mass=0.5, rkv_window=4), 32)
-    config = genai.eviction_config(used)
+    used = genaiset.map_settings(cfg("ov-genai-rkv", attention_mass=0.5, rkv_window=4), 32)
+    config = genaiset.eviction_config(used)
     assert config.aggregation_mode == og.AggregationMode.ADAPTIVE_RKV
     assert config.adaptive_rkv_config.attention_mass == 0.5 and config.adaptive_rkv_config.window_size == 4
     assert used["aggregation"] == "adaptive_rkv"
@@ -78,9 +78,9 @@ def test_adaptive_rkv_refused_up_to_2026_4(version, refused):
     if refused:
         with pytest.raises(ValueError, match="^ov-genai-rkv cannot run with OpenVINO GenAI 20[0-9.]+: its Adaptive "
                                              "R-KV fails at the first eviction"):
-            genai.check_adaptive_rkv(version)
+            genaiset.check_adaptive_rkv(version)
     else:
-        genai.check_adaptive_rkv(version)
+        genaiset.check_adaptive_rkv(version)
 
 
 def test_kvcrush_runs_and_keeps_its_extra_block(llama_dir):
@@ -96,7 +96,7 @@ def test_kvcrush_runs_and_keeps_its_extra_block(llama_dir):
     live = lambda r: [x.kv_live for x in r.records[2:]]  # noqa: E731 (after the prompt's first decode step)
     assert max(live(plain)) == 128 and max(live(crush)) == 160
     assert all(x.kv_live <= x.kv_len <= 160 for x in crush.records[2:])
-    assert "KVCrush 1 block(s)" in genai.describe(crush.used) and len(crush.token_ids) == 120
+    assert "KVCrush 1 block(s)" in genaiset.describe(crush.used) and len(crush.token_ids) == 120
 
 
 def test_adaptive_rkv_refused_before_anything_runs(llama_dir, cli):

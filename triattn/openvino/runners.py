@@ -26,8 +26,8 @@ class GenAIRunner:
     @staticmethod
     def check(model, eviction: EvictionConfig) -> None:
         """Refuse what this GenAI cannot run (settings() checks the device and the eviction mode)."""
-        from . import genai
-        genai.settings(model, eviction)
+        from . import genaiset
+        genaiset.settings(model, eviction)
 
     def stream(self, prompt_ids, sampling, max_new_tokens, used: dict | None = None, **kw):
         from . import genai
@@ -37,8 +37,8 @@ class GenAIRunner:
         return used.get("kv_bytes_per_token", self.model.kv_bytes_per_token)  # its own cache's precision
 
     def describe(self, used: dict) -> str | None:
-        from . import genai
-        return genai.describe(used) if used else None
+        from . import genaiset
+        return genaiset.describe(used) if used else None
 
     def label(self, eviction: EvictionConfig, used: dict) -> str:
         if not used:
