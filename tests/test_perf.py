@@ -113,7 +113,8 @@ def test_a_baseline_the_machine_cannot_hold_is_reported_not_retried(monkeypatch)
     got = longctx.measure("m", setup, runs=3, form="stateful")
     assert forms == {"stateful"}  # the form asked for reaches every probe's job
     assert jobs.count((1000, None)) == 1 and jobs.count((1000, 128)) == 3 and jobs.count((64, None)) == 3
-    assert got["whole then cut"] == [{"failed": "not run: the baseline could not read the whole prompt"}]
+    assert got["whole then cut"] == [{"failed": "not run: the baseline failed (killed by the system (out of "
+                                                "memory)), and this run reads the whole prompt in one forward"}]
     rows = {r["what"]: r for r in longctx.figures(got, setup)}
     ttft = rows["chunked / baseline TTFT"]
     assert ttft["value"] is None and ttft["met"] is None

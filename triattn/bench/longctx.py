@@ -74,7 +74,9 @@ def measure(model_dir: str, setup: LongSetup, runs: int, precision: str = "auto"
             if (not timed and r > 0) or failed(got[name]):
                 continue  # a run the machine could not hold is not tried again
             if name == "whole then cut" and failed(got["baseline"]):
-                got[name].append({"failed": "not run: the baseline could not read the whole prompt"})
+                # it reads the whole prompt in one forward: more working memory than the baseline needed
+                got[name].append({"failed": f"not run: the baseline failed ({failed(got['baseline'])}), and this "
+                                            f"run reads the whole prompt in one forward"})
                 continue
             first = r == 0 and tokens == setup.context
             job = {"model_dir": str(model_dir), "precision": precision, "form": form, "tokens": tokens,
