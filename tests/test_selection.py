@@ -81,3 +81,27 @@ def test_top_k_matches_a_sort_with_ties_to_the_newest():
         for row, kept in zip(s, got):
             order = sorted(range(30), key=lambda i: (row[i], i))  # ascending score, then slot
             assert np.flatnonzero(kept).tolist() == sorted(order[30 - k:])
+
+
+def _plain_keep(scores, alive, keep, sinks, recent):
+    """One lane by hand: protect sinks (by position) and the `recent` newest live slots, then the
+    highest scores, ties to the newer slot, `min(keep, live)` in all."""
+    live = [i for i in range(len(scores)) if alive[i]]
+    forced = {i for i in live if i < sinks} | set(live[::-1][:recent])
+    rest = sorted((i for i in live if i not in forced), key=lambda i: (scores[i], i), reverse=True)
+    return sorted(forced | set(rest[:max(0, min(keep, len(live)) - len(forced))]))
+
+
+def test_select_keep_matches_a_plain_loop_on_whole_and_holey_caches_with_and_without_ties():
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        lanes, n = int(rng.integers(1, 5)), int(rng.integers(4, 40))
+        ties = trial % 2 == 0
+        s = (rng.integers(0, 3, (lanes, n)) if ties else rng.standard_normal((lanes, n))).astype(np.float32)
+        alive = np.ones((lanes, n), bool) if trial % 3 else np.tile(rng.random(n) < 0.8, (lanes, 1))
+        keep, sinks, recent = int(rng.integers(1, n)), int(rng.integers(0, 3)), int(rng.integers(0, 5))
+        if min(keep, int(alive[0].sum())) < min(int(alive[0].sum()), sinks + recent):
+            continue  # the protected slots alone exceed the budget: not a state the engine makes
+        got = select_keep(s, np.tile(np.arange(n), (lanes, 1)), alive, keep, sinks, recent)
+        for lane in range(lanes):
+            assert np.flatnonzero(got[lane]).tolist() == _plain_keep(s[lane].tolist(), alive[lane], keep, sinks, recent)

@@ -21,8 +21,11 @@ import numpy as np
 def protected(positions: np.ndarray, alive: np.ndarray, sink_tokens: int, recent_window: int) -> np.ndarray:
     """Live slots that must be kept: sinks by absolute position, recent by live-slot rank from the end."""
     sinks = positions < sink_tokens
-    rank_from_end = np.cumsum(alive[..., ::-1], axis=-1)[..., ::-1]  # 1 for the newest live slot
-    recent = rank_from_end <= recent_window
+    if alive.all():  # a compacted cache: the newest live slots are the last ones
+        recent = np.arange(alive.shape[-1]) >= alive.shape[-1] - recent_window
+    else:
+        rank_from_end = np.cumsum(alive[..., ::-1], axis=-1)[..., ::-1]  # 1 for the newest live slot
+        recent = rank_from_end <= recent_window
     return alive & (sinks | recent)
 
 
@@ -49,6 +52,8 @@ def top_k(s: np.ndarray, k: int) -> np.ndarray:
     cut = np.partition(s, n - k, axis=-1)[:, n - k:n - k + 1]
     above, at = s > cut, s == cut
     need = k - above.sum(axis=-1, keepdims=True)
+    if (at.sum(axis=-1, keepdims=True) == need).all():  # no row has more ties at its cut than it keeps
+        return above | at
     at_from_end = np.cumsum(at[:, ::-1], axis=-1)[:, ::-1]
     return above | (at & (at_from_end <= need))
 
@@ -63,10 +68,15 @@ def select_keep(scores: np.ndarray, positions: np.ndarray, alive: np.ndarray, ke
     that keep their newest tokens whatever the scores say (sliding-window layers under compaction
     stay exact only that way).
     """
-    s = shared_scores(scores, alive) if shared else scores.astype(np.float64)
+    # ranked in the scores' own float type (float32 scores are not widened: positions, used as scores
+    # below, stay exact in float32 up to 2**24)
+    if shared:
+        s = shared_scores(scores, alive)
+    else:
+        s = scores if scores.dtype in (np.float32, np.float64) else scores.astype(np.float64)
     if recency_layers is not None and recency_layers.any():
         rows = recency_layers.reshape((-1,) + (1,) * (s.ndim - 1))
-        s = np.where(rows, positions.astype(np.float64), s)
+        s = np.where(rows, positions.astype(s.dtype), s)
     s = np.where(alive, s, -np.inf)
     s = np.where(protected(positions, alive, sink_tokens, recent_window), np.inf, s)
     flat, live = s.reshape(-1, s.shape[-1]), alive.reshape(-1, s.shape[-1]).sum(axis=1)
