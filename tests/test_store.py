@@ -178,3 +178,25 @@ def test_a_long_piece_is_written_whole():
     np.testing.assert_array_equal(s.keys[1::2], keys[1::2])
     assert not s.keys[0::2].any()
     np.testing.assert_allclose(s.band_norms[1::2], np.hypot(keys[1::2, ..., :32], keys[1::2, ..., 32:]), rtol=1e-6)
+
+
+def test_kept_slots_and_take_lanes_match_numpys_whole_array_forms():
+    """Lane by lane, the same as np.nonzero(keep)[-1] and np.take_along_axis:
+
+        keep  1 0 1 1      slots 0 2 3      take from 10 11 12 13 -> 10 12 13
+              0 1 1 1            1 2 3                20 21 22 23 -> 21 22 23
+    """
+    from triattn.core.store import kept_slots, take_lanes
+    keep = np.array([[[1, 0, 1, 1], [0, 1, 1, 1]]], bool)
+    idx = kept_slots(keep, 3)
+    assert idx.tolist() == [[[0, 2, 3], [1, 2, 3]]]
+    a = np.array([[[10, 11, 12, 13], [20, 21, 22, 23]]])
+    assert take_lanes(a, idx).tolist() == [[[10, 12, 13], [21, 22, 23]]]
+    rng = np.random.default_rng(0)
+    keep = np.zeros((3, 4, 50), bool)
+    for lane in keep.reshape(-1, 50):
+        lane[rng.choice(50, 20, replace=False)] = True
+    idx = kept_slots(keep, 20)
+    np.testing.assert_array_equal(idx, np.nonzero(keep)[2].reshape(3, 4, 20))
+    a = rng.standard_normal((3, 4, 50)).astype(np.float32)
+    np.testing.assert_array_equal(take_lanes(a, idx), np.take_along_axis(a, idx, 2))
