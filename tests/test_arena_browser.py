@@ -102,7 +102,15 @@ def test_stop_mid_arena_leaves_a_usable_page(browser, default_app_server):
     set_field(page, "max-new-tokens", 4)
     page.click("#arena-run")
     expect(page.locator("#arena-status")).to_contain_text("Done", timeout=300000)
-    assert page.locator("#arena-output-1 textarea").input_value()
+    expect(page.locator("#arena-status")).not_to_contain_text("Measuring", timeout=300000)  # the event's end
+    made = page.locator("#arena-output-1 textarea").input_value()
+    assert made
+    # settings refused before anything runs: one line in the status, the last arena's results stay, unmarked
+    set_field(page, "arena-budgets", "64, lots")
+    page.click("#arena-run")
+    expect(page.locator("#arena-status")).to_contain_text("Not run: budgets are whole numbers", timeout=30000)
+    assert page.locator("#arena-output-1 textarea").input_value() == made
+    expect(page.locator("#arena-output-1")).not_to_contain_text("Error")
     page.close()
 
 

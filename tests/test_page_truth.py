@@ -29,12 +29,26 @@ def _done(outputs):
     return next(o for o in outputs if isinstance(o[2], str) and o[2].startswith(("**Done", "**Stopped")))
 
 
-def test_a_failed_run_keeps_its_message_and_clears_the_old_results(gptoss_dir):
+def test_settings_refused_before_a_run_leave_the_last_results_and_say_so(gptoss_dir):
     _, control = _run(gptoss_dir, max_new=8)
     with pytest.raises(gr.Error):
         _run(gptoss_dir, prompt="   ", control=control)
     out = show_failure(control)
-    assert "The run failed: the prompt is empty" in out[2] and "Nothing below is from this run" in out[2]
+    assert "Not run: the prompt is empty" in out[2] and "from the run before" in out[2]
+    assert all(o == gr.skip() for i, o in enumerate(out[:-1]) if i != 2)  # boxes, table, plots, view: as they were
+
+
+def test_a_run_that_fails_midway_keeps_its_message_and_clears_the_old_results(gptoss_dir, monkeypatch):
+    from triattn.web.ab import Pair
+    _, control = _run(gptoss_dir, max_new=8)
+
+    def broken(self):
+        raise RuntimeError("the quality measurement broke")
+    monkeypatch.setattr(Pair, "measure_quality", broken)
+    with pytest.raises(gr.Error, match="generation failed: RuntimeError: the quality measurement broke"):
+        _run(gptoss_dir, max_new=8, control=control)
+    out = show_failure(control)
+    assert "The run failed: generation failed" in out[2] and "Nothing below is from this run" in out[2]
     assert out[0].value == "" and out[1].value == "" and "failed" in out[0].label
     assert out[4].empty and out[5].visible is False and out[6].visible is False and out[7] == []
 

@@ -8,7 +8,7 @@ import gradio as gr
 
 from ..core.tables import BASELINE
 from .ab import plot_frames
-from .arenaui import SLOTS, VIEWS, run_arena, run_choices
+from .arenaui import N_OUTPUTS, SLOTS, VIEWS, run_arena, run_choices, show_failure
 from .evictview import COLORS
 
 MODES = ("A/B pair", "Arena")
@@ -72,4 +72,6 @@ def wire(catalog, mode, arena_controls, arena_outputs, pair_parts, settings, con
     ev = button.click(functools.partial(run_arena, catalog=catalog),
                       [prompt, model_dd, device_dd, runs, budgets, *rest, control], outs, api_name="arena",
                       concurrency_id="generate", concurrency_limit=1)
+    assert len(outs) == N_OUTPUTS
+    ev.failure(show_failure, control, outs, queue=False, api_name=False)
     return ev

@@ -23,7 +23,7 @@ from ..policies import get_policy, list_policies
 from . import arenareport
 from .arena import MAX_PRUNED, Arena
 
-from .pagetext import precision_label, run_notes, timing_line
+from .pagetext import precision_label, refused_status, run_notes, timing_line
 from .ui import DETAIL_EVERY_S, TEXT_EVERY_S, _open, _plot
 
 SEP = " / "
@@ -75,6 +75,7 @@ def arena_evictions(runs, budgets_text, budget, recent, sinks, interval) -> list
 
 SLOTS = MAX_PRUNED + 1  # output boxes: the baseline, then the pruned runs
 VIEWS = MAX_PRUNED
+N_OUTPUTS = 1 + SLOTS + 3 + VIEWS + 2  # status, boxes, leaderboard, 2 plots, eviction views, 2 downloads
 
 
 def run_arena(prompt, model_value, device, runs, budgets, evict, budget, recent, sinks, interval, max_new,
@@ -86,6 +87,21 @@ def run_arena(prompt, model_value, device, runs, budgets, evict, budget, recent,
                                                temperature, seed)
         yield from _run(prompt, model_value, device, evictions, sampling, max_new_, control, progress, catalog)
     yield from control.guard(outputs, "the arena failed")
+
+
+def show_failure(control) -> tuple:
+    """After a failed arena: its line in the status, every output left as it was (settings refused
+    before anything ran leave the last arena's results; a run that failed midway leaves what its
+    runs made, the status saying which)."""
+    if not control.error:
+        return (gr.skip(),) * N_OUTPUTS
+    if control.refused:
+        status = refused_status(control.error)
+    else:
+        end = "" if control.error.rstrip().endswith((".", "!", "?")) else "."
+        status = (f"❌ **The arena failed: {control.error.rstrip()}{end}** What is below is what its runs made "
+                  f"before it failed; change the settings and press Run arena again.")
+    return (status,) + (gr.skip(),) * (N_OUTPUTS - 1)
 
 
 def _run(prompt, model_value, device, evictions, sampling, max_new, control, progress, catalog):

@@ -82,6 +82,12 @@ def error_status(message: str) -> str:
             f"change the settings and press Generate again.")
 
 
+def refused_status(message: str) -> str:
+    end = "" if message.rstrip().endswith((".", "!", "?")) else "."
+    return (f"❌ **Not run: {message.rstrip()}{end}** What is below, if anything, is from the run before; "
+            f"change the settings and press the button again.")
+
+
 NOT_REPORTED = ("Which tokens OpenVINO GenAI evicted is **not reported**: its pipeline evicts whole blocks "
                 "inside its own cache and does not say which. The KV plot shows how many tokens it held.")
 FAILED_LABELS = ("Baseline (no result: the last run failed)", "Pruned (no result: the last run failed)")

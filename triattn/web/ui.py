@@ -26,7 +26,7 @@ from ..errors import Cancelled, redact
 from ..core.inputs import parse_settings, prompt_ids
 from ..openvino.model import load_model
 from .pagetext import (FAILED_LABELS, NOT_REPORTED, divergence_text, error_status, pair_headline, precision_label,
-                       progress_line, pruned_label, run_notes, timing_line)
+                       progress_line, pruned_label, refused_status, run_notes, timing_line)
 from ..core.text import load_tokenizer
 
 # While generating, text is refreshed often, the table and plots less often (redrawing thousands of
@@ -67,6 +67,7 @@ class RunControl:
         self.idle.set()
         self.runs = 0  # this visitor's comparisons so far: which run starts alternates between them
         self.error = ""
+        self.refused = False  # the last run's settings were refused before it started (see guard)
         self.pair = None  # the running comparison, for Stop to cancel
 
     def request_stop(self):
@@ -90,9 +91,11 @@ class RunControl:
         `error` keeps that line for the status; the run's end is written to the server log."""
         self.stop.clear()
         self.idle.clear()
-        self.error = ""
+        self.error, self.refused = "", True  # refused: the settings stopped it before it yielded anything
         try:
-            yield from outputs()
+            for out in outputs():
+                self.refused = False
+                yield out
         except ValueError as e:
             self.error = redact(str(e))
             raise gr.Error(self.error, print_exception=False) from None  # a user mistake, not a bug
@@ -130,9 +133,12 @@ def compare(prompt, model_value, device, policy, evict, budget, recent_window, s
 
 def show_failure(control: RunControl):
     """After a failed run: its message stays in the status line and nothing older looks like its result.
-    A run ended by Stop or a closed tab has no error: its results stand."""
+    Settings refused before anything ran leave the last run's results, the status line saying so. A
+    run ended by Stop or a closed tab has no error: its results stand."""
     if not control.error:
         return (gr.skip(),) * 9 + (ready_button(),)
+    if control.refused:  # nothing ran: what the page shows is still the last run's, and stays
+        return (gr.skip(), gr.skip(), refused_status(control.error)) + (gr.skip(),) * 6 + (ready_button(),)
     lat, kv = plot_frames({})
     return (gr.Textbox(value="", label=FAILED_LABELS[0]), gr.Textbox(value="", label=FAILED_LABELS[1]),
             error_status(control.error), "", empty_table(),
