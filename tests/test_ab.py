@@ -107,7 +107,7 @@ def test_unequal_lengths_are_compared_over_the_shorter_run_and_said_so():
     text = headline(b, p, f, None)
     assert "The runs made 150 (baseline) and 19 (pruned) tokens: speed and cache are compared over the first 19" \
         in text
-    assert f"({300 + 18} vs {40 + 18} tokens" in text
+    assert f"; {300 + 18} vs {40 + 18} tokens" in text
 
 
 def test_too_few_tokens_to_compare_speed():
@@ -181,12 +181,12 @@ def test_headline_says_why_the_cache_held_more_than_the_budget():
     from triattn.openvino.runners import GenAIRunner
     loop = LoopRunner(None, EvictionConfig(policy="knorm", budget=64, prune_interval=16))
     text = headline(_metrics(), _metrics(prune_events=3), _figures(kv=(1800, 79)), None, held=loop.held(79, {}))
-    assert "(1800 vs 79 tokens: the budget of 64, plus up to 15 new tokens between cuts, one every 16)" in text
+    assert "; 1800 vs 79 tokens: the budget of 64, plus up to 15 new tokens between cuts, one every 16)" in text
     assert loop.held(64, {}) == ""
     used = {"block_size": 32, "max_cache_size": 96, "requested": {"budget": 64}}
     text = headline(_metrics(), _metrics(prune_events=None), _figures(kv=(190, 128)), None,
                     held=GenAIRunner(None, None).held(128, used))
-    assert "(190 vs 128 tokens: whole blocks of 32: the budget of 64 as a cache of 96, plus the block being filled)" \
+    assert "; 190 vs 128 tokens: whole blocks of 32: the budget of 64 as a cache of 96, plus the block being filled)" \
         in text
 
 
@@ -197,7 +197,7 @@ def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
                  prune_events=5, prompt_cut=(1791, 256))
     f = _figures(kv=(1990, 256))
     text = headline(b, p, f, None)
-    assert "87% smaller while decoding (1990 vs 256 tokens)" in text
+    assert "87% smaller while decoding (1.9 KiB vs 0.2 KiB; 1990 vs 256 tokens)" in text
     assert "10%" not in text and "The prompt's 1791 tokens were cut to 256" in text
     p.prompt_cut_in_pieces = True
     assert "read the prompt's 1791 tokens 512 at a time, cutting its cache to the budget before each piece, and " \
@@ -396,3 +396,9 @@ def test_pair_peak_rss_is_the_comparisons_own(gptoss_dir, prompt):
     other = Pair(model, load_tokenizer(gptoss_dir), prompt, cfg, SamplingConfig(), 5)
     list(other.steps())
     assert other.peak_mb is None
+
+
+def test_sizes_are_said_in_the_unit_read_at_a_glance():
+    from triattn.core.tables import size_text
+    assert [size_text(b) for b in (512, 1024, 7200 * 1024, 56160 * 1024, 3 * 2**30)] == [
+        "0.5 KiB", "1.0 KiB", "7.0 MiB", "54.8 MiB", "3.0 GiB"]

@@ -45,6 +45,14 @@ def percent_change(before: float, after: float) -> str:
     return f"{(after - before) / abs(before) * 100:+.1f}%"
 
 
+def size_text(n_bytes: float) -> str:
+    """Bytes in the unit a reader takes in at a glance: KiB below 1 MiB, else MiB, else GiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes / 1024:.1f} KiB"
+
+
 def interval_change(change: Interval | None) -> str:
     """A paired change as a cell: its sign only when its interval excludes 0, with the interval."""
     if change is None:
@@ -161,7 +169,7 @@ def leaderboard_rows(standings) -> list[list[str]]:
     out = []
     for i, s in enumerate(ranked(standings), start=1):
         f = s.figures
-        kv = f"{f.kv_tokens[1]} tokens ({percent_change(*f.kv_tokens)}); {f.kv_bytes[1] / 1024:.1f} KiB"
+        kv = f"{f.kv_tokens[1]} tokens ({percent_change(*f.kv_tokens)}); {size_text(f.kv_bytes[1])}"
         out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), f"{s.agreement:.1%}", s.divergence,
                     interval_change(f.change), kv, _num(None if s.prune_time_s is None else s.prune_time_s * 1000,
                                                         "{:.1f}"), answer_cell(s.answer)])

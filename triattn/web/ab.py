@@ -20,7 +20,8 @@ from ..core.quality import Divergence, Quality, compare, first_divergence, teach
 from ..core.runner import check_runnable, runner_for
 from ..core.runs import RunResult
 from ..core.stats import speed_verdict
-from ..core.tables import BASELINE, DIVERGENCE, PRUNED, describe_divergence, metrics_table, quality_columns
+from ..core.tables import (BASELINE, DIVERGENCE, PRUNED, describe_divergence, metrics_table, quality_columns,
+                           size_text)
 from .runset import BASELINE_EVICTION, RunSet
 
 
@@ -151,8 +152,9 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, div
     same = _same(div, figures.tokens)
     b_kv, p_kv = figures.kv_bytes
     b_tok, p_tok = figures.kv_tokens
-    kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding ({b_tok} vs {p_tok} tokens"
-          f"{': ' + held if held else ''})")
+    # the change is of the bytes each cache held (a block pool counts whole blocks), said beside them
+    kv = (f"KV cache {_change(b_kv, p_kv, 'smaller', 'larger')} while decoding ({size_text(b_kv)} vs "
+          f"{size_text(p_kv)}; {b_tok} vs {p_tok} tokens{': ' + held if held else ''})")
     if why_larger and p_kv > b_kv:
         kv += f", because {why_larger}"
     cut = ""
