@@ -72,7 +72,17 @@ def test_leaderboard_ranks_by_delta_nll_then_agreement_with_paired_tpot_over_the
     assert cells["b"]["ΔNLL (forced)"] == "+0.200" and cells["a"]["ΔNLL (forced)"] == "—"
     assert cells["c"][ANSWER] == "kept" and cells["b"][ANSWER] == "lost" and cells["a"][ANSWER] == ""
     assert cells["c"]["Prune time (ms)"] == "4.0"
-    assert list(leaderboard([_standing("a", 0.1, 1, base, same)]).columns) == LEADERBOARD
+    assert cells["d"]["Token agreement"] == "80.0%"  # no count given: none said
+
+
+def test_leaderboard_gives_agreement_with_its_count_and_a_stopped_run_did_not_reach_the_answer():
+    base = _records(_noisy(30, 10, 1, 0))
+    s = Standing("s", 2 / 7, None, "token #3", pair_figures(base, base, (1024, 1024)), None, False, 7, True)
+    row = dict(zip(LEADERBOARD, leaderboard_rows([s])[0]))
+    assert row["Token agreement"] == "28.6% (2 of 7)"
+    assert row[ANSWER] == "not reached (stopped)"
+    assert dict(zip(LEADERBOARD, leaderboard_rows([_standing("t", None, 0.5, base, base, False)])[0]))[ANSWER] == "lost"
+    assert list(leaderboard([_standing("a", 0.1, 1, base, base)]).columns) == LEADERBOARD
 
 
 def test_leaderboard_says_too_few_tokens_for_a_short_run():
@@ -152,6 +162,8 @@ def test_one_cancel_stops_every_run(gptoss_dir, prompt):
             pass
     assert not any(s.done for s in arena.sides.values())
     assert all(len(s.records) < 500 for s in arena.sides.values())
+    assert all(arena.stopped(n) for n in arena.names)
+    assert "ΔNLL not measured: the runs were stopped" in arena.headline()
 
 
 def test_cli_arena_prints_the_leaderboard_and_writes_both_reports(gptoss_dir, cli, tmp_path):

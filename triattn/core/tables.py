@@ -145,6 +145,14 @@ class Standing:
     figures: PairFigures
     prune_time_s: float | None
     answer: bool | None = None
+    compared: int = 0           # tokens the agreement is over (the longer output)
+    stopped: bool = False       # the run was stopped before it ended (Stop)
+
+    @property
+    def agreement_text(self) -> str:
+        """The share with its count: a quality figure carries the number it is of."""
+        n = self.compared
+        return f"{self.agreement:.1%}" + (f" ({round(self.agreement * n)} of {n})" if n else "")
 
 
 ANSWER = "Expected answer"
@@ -157,8 +165,11 @@ def ranked(standings) -> list:
     return sorted(standings, key=lambda s: (s.delta_nll is None, s.delta_nll or 0.0, -s.agreement))
 
 
-def answer_cell(kept: bool | None) -> str:
-    return "" if kept is None else ("kept" if kept else "lost")
+def answer_cell(kept: bool | None, stopped: bool = False) -> str:
+    """kept / lost; a run stopped before it ended that has not said the answer did not get there."""
+    if kept is None:
+        return ""
+    return "kept" if kept else ("not reached (stopped)" if stopped else "lost")
 
 
 def leaderboard_rows(standings) -> list[list[str]]:
@@ -170,9 +181,9 @@ def leaderboard_rows(standings) -> list[list[str]]:
     for i, s in enumerate(ranked(standings), start=1):
         f = s.figures
         kv = f"{f.kv_tokens[1]} tokens ({percent_change(*f.kv_tokens)}); {size_text(f.kv_bytes[1])}"
-        out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), f"{s.agreement:.1%}", s.divergence,
+        out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), s.agreement_text, s.divergence,
                     interval_change(f.change), kv, _num(None if s.prune_time_s is None else s.prune_time_s * 1000,
-                                                        "{:.1f}"), answer_cell(s.answer)])
+                                                        "{:.1f}"), answer_cell(s.answer, s.stopped)])
     return out
 
 

@@ -106,7 +106,11 @@ class Arena(RunSet):
         m = p.current_metrics()
         return Standing(name, token_agreement(b.token_ids, p.token_ids), None if q is None else q.delta_nll,
                         describe_divergence(div, self.tokenizer, b.done and p.done), f, m.prune_time_s,
-                        self.kept(name))
+                        self.kept(name), max(len(b.token_ids), len(p.token_ids)), self.stopped(name))
+
+    def stopped(self, name: str) -> bool:
+        """Whether Stop ended the run before it did."""
+        return self.cancelled and not self.sides[name].done
 
     def standings(self) -> list[Standing]:
         return [s for s in (self.standing(n) for n in self.pruned_names) if s is not None]
@@ -121,12 +125,15 @@ class Arena(RunSet):
         if not done:
             return ""
         best = ranked(done)[0]
+        unmeasured = "; ΔNLL not measured: the runs were stopped" if self.cancelled and not self.quality else ""
         lead = (f"Least quality cost: {best.label}" +
                 (f" (ΔNLL {best.delta_nll:+.3f})" if best.delta_nll is not None else
-                 f" ({best.agreement:.0%} token agreement)"))
+                 f" ({best.agreement_text} token agreement{unmeasured})"))
         if not self.expected:
             return lead + "."
         want = " and ".join(f"“{e}”" for e in self.expected)
         kept = [n for n in self.names if self.kept(n)]
         said = ", ".join(kept) if kept else "no run"
-        return f"Expected answer {want}: kept by {said} ({len(kept)} of {len(self.names)} runs). {lead}."
+        short = [n for n in self.names if not self.kept(n) and self.stopped(n)]
+        cut = f"; stopped before they said it: {', '.join(short)}" if short else ""
+        return f"Expected answer {want}: kept by {said} ({len(kept)} of {len(self.names)} runs{cut}). {lead}."

@@ -50,7 +50,8 @@ def record(arena, prompt: str, settings: dict | None = None) -> dict:
         q = arena.quality.get(name)
         run = {"name": name, "eviction": side.eviction.as_dict(), "text": side.text, "tokens": len(side.token_ids),
                "done": side.done, "metrics": None if m is None else m.as_dict(),
-               "quality": None if q is None else q.as_dict(), "expected_answer_kept": arena.kept(name)}
+               "quality": None if q is None else q.as_dict(), "expected_answer_kept": arena.kept(name),
+               "stopped": arena.stopped(name)}
         spans = eviction_spans(arena, name)
         if spans is not None:
             run["eviction_view"] = spans

@@ -17,7 +17,7 @@ import gradio as gr
 from ..core.answers import expected_for
 from ..core.config import EvictionConfig, MECHANISMS
 from ..core.inputs import parse_settings, prompt_ids
-from ..core.tables import leaderboard
+from ..core.tables import answer_cell, leaderboard
 from ..errors import Cancelled
 from ..policies import get_policy, list_policies
 from . import arenareport
@@ -153,7 +153,8 @@ def _outputs(arena: Arena, status: str, detail: bool, final: str | None = None):
         names = arena.names
         if i < len(names):
             side = arena.sides[names[i]]
-            kept = {True: " · expected answer kept", False: " · expected answer lost"}.get(arena.kept(names[i]), "")
+            cell = answer_cell(arena.kept(names[i]), arena.stopped(names[i]))
+            kept = f" · expected answer {cell}" if cell else ""
             what = "full KV cache" if i == 0 else f"{side.eviction.policy}, {side.eviction.evict}, budget " \
                                                   f"{side.eviction.budget}"
             boxes.append(gr.Textbox(value=side.text, label=f"{names[i]}: {what}{kept if final else ''}",
