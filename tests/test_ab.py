@@ -200,8 +200,9 @@ def test_headline_on_a_long_prompt_is_about_the_cache_while_decoding():
     assert "87% smaller while decoding (1.9 KiB vs 0.2 KiB; 1990 vs 256 tokens)" in text
     assert "10%" not in text and "The prompt's 1791 tokens were cut to 256" in text
     p.prompt_cut_in_pieces = True
-    assert "read the prompt's 1791 tokens 512 at a time, cutting its cache to the budget before each piece, and " \
-           "decoded from 256" in headline(b, p, f, None, chunk=512)
+    assert "read the prompt's 1791 tokens 512 at a time, cutting its cache to the budget before each piece " \
+           "(together one prune event, within its time to first token), and decoded from 256" \
+        in headline(b, p, f, None, chunk=512)
 
 
 def test_headline_says_when_nothing_was_pruned():

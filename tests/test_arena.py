@@ -144,7 +144,7 @@ def test_arena_runs_each_run_as_it_runs_alone(gptoss_dir, prompt):
     nll = [arena.quality[r[1]].delta_nll for r in rows]
     assert nll == sorted(nll)
     for r in rows:
-        assert r[-1] == ("kept" if "def" in arena.sides[r[1]].text.lower() else "lost")
+        assert dict(zip(LEADERBOARD, r))[ANSWER] == ("kept" if "def" in arena.sides[r[1]].text.lower() else "lost")
     lat, kv = arena.plots()
     assert list(dict.fromkeys(kv.dropna()["run"])) == names
     assert "Expected answer" in arena.headline()
@@ -177,7 +177,7 @@ def test_cli_arena_prints_the_leaderboard_and_writes_both_reports(gptoss_dir, cl
     rec = json.loads((tmp_path / "r.json").read_text())
     assert [run["name"] for run in rec["runs"]] == ["baseline", "knorm/hard@20", "streaming/hard@20", "random/hard@20"]
     assert len(rec["leaderboard"]["rows"]) == 3 and rec["versions"]["openvino"]
-    nll = [float(row[2]) for row in rec["leaderboard"]["rows"]]
+    nll = [float(row[LEADERBOARD.index("ΔNLL (forced)")]) for row in rec["leaderboard"]["rows"]]
     assert nll == sorted(nll)
     assert set(rec["kv_tokens"]) == {run["name"] for run in rec["runs"]}
     r = cli(*base, "--policy", "knorm", "streaming", "--report", tmp_path / "r.html")

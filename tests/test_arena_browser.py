@@ -59,12 +59,12 @@ def test_arena_of_four_on_the_lighthouse_and_its_report_offline(browser, default
     assert list(outputs)[0] == "baseline" and len(outputs) == 5
     board = _grid(page.locator("#arena-leaderboard"))
     head, rows = board[0], board[1:]
-    assert len(rows) == 4 and head[:2] == ["Rank", "Run"] and head[-1] == "Expected answer"
+    assert len(rows) == 4 and head[:3] == ["Rank", "Run", "Expected answer"]  # the answer beside the run's name
     assert sorted(r[1] for r in rows) == sorted(f"{r.split(' / ')[0]}/hard@128" for r in RUNS)
-    nll = [float(r[2]) for r in rows]
+    nll = [float(r[3]) for r in rows]
     assert nll == sorted(nll)  # ranked by quality cost
     for r in rows:  # the expected-answer column, checked against each run's own output
-        assert r[-1] == ("kept" if "pepper" in outputs[r[1]].lower() else "lost")
+        assert r[2] == ("kept" if "pepper" in outputs[r[1]].lower() else "lost")
     kept = [n for n, text in outputs.items() if "pepper" in text.lower()]
     assert f"kept by {', '.join(kept) if kept else 'no run'}" in status
     for plot in ("arena-latency-plot", "arena-kv-plot"):

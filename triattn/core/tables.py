@@ -156,8 +156,8 @@ class Standing:
 
 
 ANSWER = "Expected answer"
-LEADERBOARD = ["Rank", "Run", "ΔNLL (forced)", "Token agreement", DIVERGENCE, "TPOT change vs baseline",
-               "KV while decoding", "Prune time (ms)", ANSWER]
+LEADERBOARD = ["Rank", "Run", ANSWER, "ΔNLL (forced)", "Token agreement", DIVERGENCE, "TPOT change vs baseline",
+               "KV while decoding", "Prune time (ms)"]
 
 
 def ranked(standings) -> list:
@@ -181,9 +181,9 @@ def leaderboard_rows(standings) -> list[list[str]]:
     for i, s in enumerate(ranked(standings), start=1):
         f = s.figures
         kv = f"{f.kv_tokens[1]} tokens ({percent_change(*f.kv_tokens)}); {size_text(f.kv_bytes[1])}"
-        out.append([str(i), s.label, _num(s.delta_nll, "{:+.3f}"), s.agreement_text, s.divergence,
-                    interval_change(f.change), kv, _num(None if s.prune_time_s is None else s.prune_time_s * 1000,
-                                                        "{:.1f}"), answer_cell(s.answer, s.stopped)])
+        out.append([str(i), s.label, answer_cell(s.answer, s.stopped), _num(s.delta_nll, "{:+.3f}"),
+                    s.agreement_text, s.divergence, interval_change(f.change), kv,
+                    _num(None if s.prune_time_s is None else s.prune_time_s * 1000, "{:.1f}")])
     return out
 
 

@@ -160,7 +160,8 @@ def headline(baseline: RunMetrics, pruned: RunMetrics, figures: PairFigures, div
     cut = ""
     if pruned.prompt_cut is not None and pruned.prompt_cut_in_pieces and chunk:
         cut = (f" The pruned run read the prompt's {pruned.prompt_cut[0]} tokens {chunk} at a time, cutting its "
-               f"cache to the budget before each piece, and decoded from {pruned.prompt_cut[1]}.")
+               f"cache to the budget before each piece (together one prune event, within its time to first token), "
+               f"and decoded from {pruned.prompt_cut[1]}.")
     elif pruned.prompt_cut is not None:
         cut = f" The prompt's {pruned.prompt_cut[0]} tokens were cut to {pruned.prompt_cut[1]} before decoding."
     lengths = _lengths(baseline, pruned, figures)

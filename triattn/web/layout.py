@@ -80,7 +80,8 @@ def build(catalog: Catalog, device: str = "CPU") -> gr.Blocks:
             divergence = gr.Markdown(elem_id="divergence")
             # Run, the card's metrics, then the pair columns: divergence and the four quality figures.
             # Columns as wide as their words (pagetext.CSS: no word is broken); the table scrolls sideways.
-            table = gr.Dataframe(empty_table(), label="Results", interactive=False, elem_id="metrics", wrap=True)
+            table = gr.Dataframe(empty_table(), label="Results (the table scrolls sideways: speed and cache on the right)",
+                                 interactive=False, elem_id="metrics", wrap=True)
             with gr.Accordion("What the numbers mean", open=False):
                 gr.Markdown(GLOSSARY)
             with gr.Row():

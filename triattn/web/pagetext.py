@@ -39,9 +39,10 @@ the baseline's tokens (negative log-likelihood, pruned minus baseline; 0 = no co
 # Table cells and headers break only between words; the eviction view scrolls inside a box of its own
 # (a long run marks thousands of tokens, which would otherwise make the page several screens tall).
 CSS = """
-#metrics th, #metrics td, #metrics th *, #metrics td * { word-break: normal !important;
+#metrics th, #metrics td, #metrics th *, #metrics td *, #arena-leaderboard th, #arena-leaderboard td,
+#arena-leaderboard th *, #arena-leaderboard td * { word-break: normal !important;
   overflow-wrap: normal !important; hyphens: none !important; }
-#metrics td, #metrics td * { white-space: nowrap !important; }
+#metrics td, #metrics td *, #arena-leaderboard td, #arena-leaderboard td * { white-space: nowrap !important; }
 #eviction-view { max-height: 420px; overflow-y: auto !important; }
 """
 
