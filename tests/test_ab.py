@@ -346,7 +346,10 @@ def test_pair_quality_columns(gptoss_dir, prompt, budget, identical):
     assert pair.table().loc[2, "Token agreement"] == ""  # blank until measured
     q = pair.measure_quality()
     row = pair.table().loc[2]
-    assert row["Token agreement"] == f"{q.agreement:.1%}" and row["ΔNLL (forced)"] == f"{q.delta_nll:+.3f}"
+    n = max(len(pair.baseline.token_ids), len(pair.pruned.token_ids))  # the count beside the share
+    assert row["Token agreement"] == f"{q.agreement:.1%} ({round(q.agreement * n)} of {n})"
+    assert row["ΔNLL (forced)"] == f"{q.delta_nll:+.3f}"
+    assert row["Top-1 agreement (forced)"].endswith(f" of {len(pair.baseline.token_ids)})")
     if identical:
         assert (q.agreement, q.delta_nll, q.forced_top1_agreement) == (1.0, 0.0, 1.0)
     else:
@@ -365,7 +368,7 @@ def test_pair_runs_ov_genai_in_the_pruned_pane(llama_dir, prompt):
     q = pair.measure_quality()
     assert q.agreement == 1.0 and q.delta_nll is None
     row = pair.table().loc[2]
-    assert row["Token agreement"] == "100.0%" and row["ΔNLL (forced)"] == ""
+    assert row["Token agreement"] == "100.0% (20 of 20)" and row["ΔNLL (forced)"] == ""
 
 
 def test_page_and_cli_tables_share_one_change_rule():

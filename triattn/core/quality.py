@@ -31,6 +31,8 @@ class Quality:
     delta_nll: float | None              # None: the policy cannot be teacher-forced
     ppl_ratio: float | None
     forced_top1_agreement: float | None
+    compared: int = 0                    # tokens `agreement` is over (the longer output)
+    forced: int = 0                      # baseline tokens the forced figures are over
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -81,14 +83,16 @@ def compare(session, prompt_ids, baseline_tokens, pruned_tokens, eviction: Evict
     agreement = token_agreement(baseline_tokens, pruned_tokens)
     d = first_divergence(baseline_tokens, pruned_tokens)
     first, div = (None, None) if d is None else (d.index, (d.baseline, d.pruned))
+    n = max(len(baseline_tokens), len(pruned_tokens))
     if not can_force(eviction):
-        return Quality(agreement, first, div, None, None, None)
+        return Quality(agreement, first, div, None, None, None, n)
     if not baseline_tokens:
-        return Quality(agreement, first, div, 0.0, 1.0, 1.0)
+        return Quality(agreement, first, div, 0.0, 1.0, 1.0, n)
     if full_forced is None:
         full_forced = teacher_forced(session, prompt_ids, baseline_tokens, full_cache())
     pruned_forced = teacher_forced(session, prompt_ids, baseline_tokens, eviction, calibration)
     nll_full, top_full = forced_scores(full_forced)
     nll_pruned, top_pruned = forced_scores(pruned_forced)
     delta = float(nll_pruned.mean() - nll_full.mean())
-    return Quality(agreement, first, div, delta, math.exp(delta), float((top_full == top_pruned).mean()))
+    return Quality(agreement, first, div, delta, math.exp(delta), float((top_full == top_pruned).mean()), n,
+                   len(top_full))

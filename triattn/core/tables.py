@@ -27,10 +27,17 @@ BASELINE, PRUNED, CHANGE = "baseline", "pruned", "Change"
 UNSEEN = "—"  # a runtime that evicts out of sight (ov-genai) reports no prune events
 NOT_COMPARED = "not compared"
 DIVERGENCE = "Outputs diverge at"
-QUALITY_COLUMNS = {"Token agreement": lambda q: f"{q.agreement:.1%}",
+
+
+def share(x: float, n: int) -> str:
+    """A share with the count it is of: a quality figure carries the number of tokens behind it."""
+    return f"{x:.1%}" + (f" ({round(x * n)} of {n})" if n else "")
+
+
+QUALITY_COLUMNS = {"Token agreement": lambda q: share(q.agreement, q.compared),
                    "ΔNLL (forced)": lambda q: f"{q.delta_nll:+.3f}",
                    "PPL ratio": lambda q: f"{q.ppl_ratio:.3f}",
-                   "Top-1 agreement (forced)": lambda q: f"{q.forced_top1_agreement:.1%}"}
+                   "Top-1 agreement (forced)": lambda q: share(q.forced_top1_agreement, q.forced)}
 RUN_HEADERS = ["Tokens", "TTFT (ms)", "TPOT (ms)", "Throughput (tok/s)", "Latency (s)", "KV tokens",
                "KV size (KiB)", "Prune events", "Prune time (ms)"]
 PEAK = "Peak RSS (MB)"
@@ -150,9 +157,7 @@ class Standing:
 
     @property
     def agreement_text(self) -> str:
-        """The share with its count: a quality figure carries the number it is of."""
-        n = self.compared
-        return f"{self.agreement:.1%}" + (f" ({round(self.agreement * n)} of {n})" if n else "")
+        return share(self.agreement, self.compared)
 
 
 ANSWER = "Expected answer"

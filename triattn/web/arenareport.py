@@ -27,8 +27,8 @@ def versions() -> dict:
     for p in PACKAGES:
         try:
             out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = "not installed"
+        except metadata.PackageNotFoundError:  # triattn itself, run from a checkout
+            out[p] = "run from a checkout, not installed" if p == "triattn" else "not installed"
     return out
 
 
