@@ -31,7 +31,7 @@ difference (±x%)", the most the noise allows. Timings on a shared or busy machi
 
 After both runs the pruned cache re-reads the baseline's own tokens ("forced"), so both runs are scored
 on the same text. **Token agreement**: the share of new tokens where the two outputs have the same token
-at the same place. **ΔNLL (forced)**: how much less likely, on average per token, the pruned cache finds
+at the same place, with the count behind it (2 of 7: over few tokens a share says little). **ΔNLL (forced)**: how much less likely, on average per token, the pruned cache finds
 the baseline's tokens (negative log-likelihood, pruned minus baseline; 0 = no cost, higher = worse).
 **PPL ratio**: the same as a perplexity ratio, pruned / baseline (1.000 = no cost). **Top-1 agreement
 (forced)**: how often the pruned cache's most likely next token is the baseline's token."""
