@@ -1,5 +1,7 @@
 """The web app through its API (gradio_client), launched as `python app.py --model-dir ...`: streaming,
 cancelling and the queue. Bad input, concurrency and safety are in test_app_reliability.py."""
+import re
+
 import pytest
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -33,7 +35,8 @@ def test_streamed_compare_fills_both_panes_and_the_table(client, app_server, gpt
     assert int(rows["pruned"]["Prune events"]) > 0 and rows["baseline"]["Prune events"] == "0"
     assert int(rows["pruned"]["KV tokens"]) < int(rows["baseline"]["KV tokens"])
     assert rows["Change"]["KV tokens"].startswith("-")
-    assert rows["Change"]["Token agreement"].endswith("%") and rows["Change"]["ΔNLL (forced)"][0] in "+-"
+    assert re.fullmatch(r"\d+\.\d% \(\d+ of \d+\)", rows["Change"]["Token agreement"])  # a share and its count
+    assert rows["Change"]["ΔNLL (forced)"][0] in "+-"
     for plot in final[5:7]:  # both runs have points on both plots, which are shown once they have points
         assert plot["visible"] is True
         assert {r[1] for r in plot["value"]["data"] if r[2] is not None} == {"baseline", "pruned"}
