@@ -44,13 +44,14 @@ def in_turns(settings: dict, order: list[str], turn: int) -> dict:
 
     `settings` maps a name to (steps iterator, measured run's name, its records, baseline's records);
     a turn ends after `turn` steps of the measured run. Returns, per setting, the record indices that
-    open a turn (for the measured run and the baseline), which the timing leaves out."""
-    opened = {name: set() for name in settings}
+    open a turn ({"run": ..., "baseline": ...}), which the timing leaves out."""
+    opened = {name: {"run": set(), "baseline": set()} for name in settings}
     live = list(order)
     while live:
         for name in list(live):
             steps, measured, recs, base = settings[name]
-            opened[name].update({("run", len(recs)), ("baseline", len(base))})
+            opened[name]["run"].add(len(recs))  # the index of the next record: the turn's first step
+            opened[name]["baseline"].add(len(base))
             done = 0
             while done < turn:
                 who = next(steps, None)
@@ -82,8 +83,8 @@ def one_repeat(model, tok, prompt_ids, cfgs, sampling, max_new: int, arena_first
             s[0].close()
     out = {}
     for k, (run, base) in sides.items():
-        out[k] = _tpot_ms(run.records, {i for w, i in opened[k] if w == "run"})
-        out[f"{k}_baseline"] = _tpot_ms(base.records, {i for w, i in opened[k] if w == "baseline"})
+        out[k] = _tpot_ms(run.records, opened[k]["run"])
+        out[f"{k}_baseline"] = _tpot_ms(base.records, opened[k]["baseline"])
     return out
 
 
@@ -101,7 +102,8 @@ def run(model, tok, prompt_ids, cfgs, max_new: int, repeats: int, progress=print
                  f"{r['pair']:.2f} ms in the pair (ratio {r['arena'] / r['pair']:.3f})")
     ratio = median_interval([r["arena"] / r["pair"] for r in rows])
     base = median_interval([r["arena_baseline"] / r["pair_baseline"] for r in rows])
-    return {"run": label(cfgs[0]), "turn": TURN, "repeats": rows, "ratio": ratio.as_dict(), "baseline_ratio": base.as_dict(),
+    return {"run": label(cfgs[0]), "turn": TURN, "repeats": rows, "ratio": ratio.as_dict(),
+            "baseline_ratio": base.as_dict(),
             "met": 1 - TARGET <= ratio.lo and ratio.hi <= 1 + TARGET}
 
 

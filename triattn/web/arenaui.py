@@ -83,9 +83,9 @@ def run_arena(prompt, model_value, device, runs, budgets, evict, budget, recent,
     """Stream the arena: (status, SLOTS boxes, leaderboard, 2 plots, VIEWS eviction views, HTML, JSON)."""
     def outputs():
         evictions = arena_evictions(runs, budgets, budget, recent, sinks, interval)
-        _, sampling, max_new_ = parse_settings("knorm", evict, budget, recent, sinks, interval, max_new,
-                                               temperature, seed)
-        yield from _run(prompt, model_value, device, evictions, sampling, max_new_, control, progress, catalog)
+        _, sampling, limit = parse_settings("knorm", evict, budget, recent, sinks, interval, max_new,
+                                            temperature, seed)  # the sampling and new-token settings, checked
+        yield from _run(prompt, model_value, device, evictions, sampling, limit, control, progress, catalog)
     yield from control.guard(outputs, "the arena failed")
 
 
